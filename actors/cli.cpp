@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: MIT
+#include "actors/cli.hpp"
+
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "net/config.hpp"
+
+namespace networkd {
+
+namespace {
+
+struct flag_spec {
+  const char* name;
+  const char* help;
+  // Exactly one of these is set.
+  std::string options::*text = nullptr;
+  bool options::*toggle = nullptr;
+};
+
+const std::vector<flag_spec>& flags() {
+  static const std::vector<flag_spec> all = {
+    {"etcd.endpoint", "etcd members, comma-separated (http://h:p or h:p)",
+     &options::etcd_endpoint},
+    {"lainlet.endpoint", "lainlet address host:port",
+     &options::lainlet_endpoint},
+    {"docker.endpoint", "Docker Engine API socket", &options::docker_endpoint},
+    {"net.interface", "interface that carries the VIPs",
+     &options::net_interface},
+    {"net.address", "node IPv4 address (default: the interface's first)",
+     &options::net_address},
+    {"hostname", "node name (default: the machine's hostname)",
+     &options::hostname},
+    {"domain", "cluster domain, e.g. lain.local", &options::domain},
+    {"godns.addr", "DNS listen addresses ip:port, comma-separated",
+     &options::godns_addr},
+    {"api.addr", "admin HTTP listen address ip:port", &options::api_addr},
+    {"lock.filename", "lock file: a second instance refuses to start",
+     &options::lock_filename},
+    {"tinydns", "publish tinydns endpoints (leader)", nullptr,
+     &options::tinydns},
+    {"swarm", "publish swarm.lain (leader)", nullptr, &options::swarm},
+    {"webrouter", "publish webrouter.lain (leader)", nullptr,
+     &options::webrouter},
+    {"deployd", "publish deployd.lain (leader)", nullptr, &options::deployd},
+    {"streamrouter", "publish streamrouter VIPs (leader)", nullptr,
+     &options::streamrouter},
+    {"acl", "manage the lain-ENTRY/lain-INPUT ACL chains", nullptr,
+     &options::acl},
+    {"libnetwork", "accepted for compatibility; ignored", nullptr,
+     &options::libnetwork},
+    {"verbose", "debug logging", nullptr, &options::verbose},
+    {"version", "print the version and exit", nullptr, &options::version},
+    {"help", "print this help and exit", nullptr, &options::help},
+    {"resolv-conf", "resolv.conf file to guard", &options::resolv_conf},
+    {"hosts-file", "hosts file served by the DNS server",
+     &options::hosts_file},
+    {"etcd-ca", "CA bundle for etcd TLS", &options::etcd_ca},
+    {"etcd-cert", "client certificate for etcd TLS", &options::etcd_cert},
+    {"etcd-key", "client key for etcd TLS", &options::etcd_key},
+    {"etcd-user", "etcd user name (auth)", &options::etcd_user},
+    {"etcd-password", "etcd password (auth)", &options::etcd_password},
+  };
+  return all;
+}
+
+const flag_spec* find_flag(const std::string& name) {
+  for (auto& f : flags())
+    if (name == f.name)
+      return &f;
+  return nullptr;
+}
+
+result<bool> parse_bool(const std::string& flag, const std::string& v) {
+  if (v == "true" || v == "1" || v == "t" || v == "T" || v == "TRUE"
+      || v == "True")
+    return true;
+  if (v == "false" || v == "0" || v == "f" || v == "F" || v == "FALSE"
+      || v == "False")
+    return false;
+  return make_failure("bad_flag", "-" + flag + ": invalid boolean \"" + v
+                                    + "\"");
+}
+
+result<unit> check_addr_list(const std::string& flag, const std::string& v) {
+  std::stringstream ss(v);
+  std::string item;
+  bool any = false;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty())
+      continue;
+    any = true;
+    auto hp = split_host_port(item);
+    if (!hp)
+      return make_failure("bad_flag", "-" + flag + ": " + hp.error().message);
+    if (!config::is_ipv4(hp->first))
+      return make_failure("bad_flag", "-" + flag + ": \"" + item
+                                        + "\" is not an IPv4 ip:port");
+  }
+  if (!any)
+    return make_failure("bad_flag", "-" + flag + ": empty address list");
+  return unit{};
+}
+
+} // namespace
+
+result<std::pair<std::string, uint16_t>> split_host_port(
+  const std::string& text) {
+  auto pos = text.rfind(':');
+  if (pos == std::string::npos)
+    return make_failure("bad_addr", "\"" + text + "\" has no :port");
+  auto port = config::parse_port(text.substr(pos + 1));
+  if (!port)
+    return make_failure("bad_addr", "\"" + text + "\": bad port");
+  return std::make_pair(text.substr(0, pos), *port);
+}
+
+result<options> parse_options(const std::vector<std::string>& args) {
+  options opts;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& arg = args[i];
+    if (arg.size() < 2 || arg[0] != '-')
+      return make_failure("bad_flag", "unexpected argument \"" + arg + "\"");
+    auto name = arg.substr(arg[1] == '-' ? 2 : 1);
+    std::string value;
+    bool has_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    if (name == "h")
+      name = "help";
+    auto spec = find_flag(name);
+    if (spec == nullptr)
+      return make_failure("bad_flag", "unknown flag -" + name);
+    if (spec->toggle != nullptr) {
+      // Like Go's flag package: a boolean takes a value only with "=".
+      bool on = true;
+      if (has_value) {
+        auto b = parse_bool(name, value);
+        if (!b)
+          return b.error();
+        on = *b;
+      }
+      opts.*(spec->toggle) = on;
+      if (name == "libnetwork")
+        opts.ignored.push_back("-libnetwork");
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size())
+        return make_failure("bad_flag", "-" + name + " needs a value");
+      value = args[++i];
+    }
+    opts.*(spec->text) = value;
+  }
+  if (opts.help || opts.version)
+    return opts;
+  if (auto r = check_addr_list("godns.addr", opts.godns_addr); !r)
+    return r.error();
+  auto api = split_host_port(opts.api_addr);
+  if (!api || !config::is_ipv4(api->first))
+    return make_failure("bad_flag", "-api.addr: \"" + opts.api_addr
+                                      + "\" is not an IPv4 ip:port");
+  if (!opts.net_address.empty() && !config::is_ipv4(opts.net_address))
+    return make_failure("bad_flag", "-net.address: \"" + opts.net_address
+                                      + "\" is not an IPv4 address");
+  if (opts.etcd_endpoint.empty())
+    return make_failure("bad_flag", "-etcd.endpoint: empty");
+  if (opts.etcd_cert.empty() != opts.etcd_key.empty())
+    return make_failure("bad_flag",
+                        "--etcd-cert and --etcd-key go together");
+  if (opts.lock_filename.empty())
+    return make_failure("bad_flag", "-lock.filename: empty");
+  return opts;
+}
+
+std::string usage() {
+  std::ostringstream out;
+  out << "usage: networkd [flags]\n"
+      << "Flags take one or two dashes, as -flag=value or -flag value;\n"
+      << "booleans as -flag or -flag=false.\n\n";
+  options defaults;
+  for (auto& f : flags()) {
+    out << "  -" << f.name;
+    if (f.text != nullptr) {
+      out << " string";
+      auto& def = defaults.*(f.text);
+      out << "\n      " << f.help;
+      if (!def.empty())
+        out << " (default \"" << def << "\")";
+    } else {
+      out << "\n      " << f.help;
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+} // namespace networkd

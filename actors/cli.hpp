@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+// Command line: the original daemon's flags (one or two dashes, "-f=v" or
+// "-f v") plus networkd's own. Pure parsing; main() acts on the result.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "net/result.hpp"
+
+namespace networkd {
+
+struct options {
+  std::string etcd_endpoint = "http://127.0.0.1:4001";
+  std::string lainlet_endpoint = "127.0.0.1:9001";
+  std::string docker_endpoint = "unix:///var/run/docker.sock";
+  std::string net_interface = "eth0";
+  std::string net_address; ///< empty: the interface's first IPv4 address
+  std::string hostname;    ///< empty: the machine's hostname
+  std::string domain;      ///< cluster domain (e.g. "lain.local")
+  std::string godns_addr = "127.0.0.1:53";
+  std::string api_addr = "127.0.0.1:3000";
+  std::string lock_filename = "/var/run/lain-networkd.pid";
+  bool tinydns = false;
+  bool swarm = false;
+  bool webrouter = false;
+  bool deployd = false;
+  bool streamrouter = false;
+  bool acl = false;
+  bool libnetwork = false; ///< accepted for compatibility, ignored
+  bool verbose = false;
+  bool version = false;
+  bool help = false;
+  std::string resolv_conf = "/etc/resolv.conf";
+  std::string hosts_file = "/etc/hosts";
+  std::string etcd_ca;
+  std::string etcd_cert;
+  std::string etcd_key;
+  std::string etcd_user;
+  std::string etcd_password;
+  /// Flags seen that are accepted but ignored, for a warning at start.
+  std::vector<std::string> ignored;
+};
+
+/// Parses argv (without argv[0]). A failure names the flag and the reason;
+/// main() prints it in one line and exits with code 2.
+result<options> parse_options(const std::vector<std::string>& args);
+
+/// The --help text: every flag with its default.
+std::string usage();
+
+/// Splits "host:port" (port 1..65535); host may be empty for "any".
+result<std::pair<std::string, uint16_t>> split_host_port(
+  const std::string& text);
+
+} // namespace networkd

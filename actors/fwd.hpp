@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+// Forward declarations, atoms and the type-ID block of every message type.
+#pragma once
+
+#include <caf/config.hpp>
+#include <caf/fwd.hpp>
+#include <caf/type_id.hpp>
+
+#include <string>
+#include <vector>
+
+#include "net/config.hpp"
+
+static_assert(CAF_VERSION >= 1706 && CAF_VERSION < 1800,
+              "networkd is written against CAF 0.17.6");
+
+namespace networkd {
+
+struct key_change;
+struct key_batch;
+struct watch_report;
+struct lease_info;
+struct keepalive_info;
+
+} // namespace networkd
+
+CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::port_mapping))
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::vip_config))
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::domain_config))
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::upstream))
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::domain_servers_config))
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::leader_addr))
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::knob))
+  CAF_ADD_TYPE_ID(networkd, (networkd::key_change))
+  CAF_ADD_TYPE_ID(networkd, (networkd::key_batch))
+  CAF_ADD_TYPE_ID(networkd, (networkd::watch_report))
+  CAF_ADD_TYPE_ID(networkd, (networkd::lease_info))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keepalive_info))
+  CAF_ADD_TYPE_ID(networkd, (std::vector<std::string>))
+
+  CAF_ADD_ATOM(networkd, networkd::atom, status, "status")
+  CAF_ADD_ATOM(networkd, networkd::atom, ready, "ready")
+  CAF_ADD_ATOM(networkd, networkd::atom, grant, "grant")
+  CAF_ADD_ATOM(networkd, networkd::atom, keepalive, "keepalive")
+  CAF_ADD_ATOM(networkd, networkd::atom, revoke, "revoke")
+  CAF_ADD_ATOM(networkd, networkd::atom, tick, "tick")
+  CAF_ADD_ATOM(networkd, networkd::atom, restart, "restart")
+  CAF_ADD_ATOM(networkd, networkd::atom, shutdown, "shutdown")
+  CAF_ADD_ATOM(networkd, networkd::atom, subscribe, "subscribe")
+
+CAF_END_TYPE_ID_BLOCK(networkd)

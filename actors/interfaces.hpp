@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// Every actor interface of networkd.
+#pragma once
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <string>
+
+#include "actors/fwd.hpp"
+#include "actors/messages.hpp"
+
+namespace networkd {
+
+/// What every actor answers: its state as one JSON object.
+using status_client_actor = caf::typed_actor<
+  // Renders name, state, last error and counters as JSON.
+  caf::replies_to<atom::status>::with<std::string>>;
+
+/// One per /lain/config/vips/{key}: owns the life of that VIP.
+using vip_holder_actor = status_client_actor::extend<
+  // A new validated config for this key.
+  caf::reacts_to<config::vip_config>>;
+
+/// Receives the non-VIP key changes the supervisor routes (domains, domain
+/// servers, leaders, vippool, knobs).
+using config_listener_actor = status_client_actor::extend<
+  // One parsed (or deleted) key.
+  caf::reacts_to<key_change>>;
+
+/// Runs the session's blocking etcd lease calls on its own thread.
+using session_worker_actor = caf::typed_actor<
+  // Grants a lease with the TTL in seconds.
+  caf::replies_to<atom::grant, int64_t>::with<lease_info>,
+  // One keep-alive round trip for the lease id.
+  caf::replies_to<atom::keepalive, int64_t>::with<keepalive_info>,
+  // Revokes the lease id (releases every key bound to it).
+  caf::replies_to<atom::revoke, int64_t>::with<bool>>;
+
+/// Owns the etcd session and the watches; routes typed key events.
+using supervisor_actor = status_client_actor::extend<
+  // True once every watch delivered its first full read.
+  caf::replies_to<atom::ready>::with<bool>,
+  // Prometheus text of the supervisor's counters.
+  caf::replies_to<atom::tick, atom::status>::with<std::string>,
+  // Parsed keys from one watch (sent by the watcher threads).
+  caf::reacts_to<key_batch>,
+  // A watcher's phase changed.
+  caf::reacts_to<watch_report>,
+  // Keep-alive timer.
+  caf::reacts_to<atom::tick>,
+  // Restart the crashed child of this key (backoff timer).
+  caf::reacts_to<atom::restart, std::string>,
+  // Release everything (revoke the lease), stop the children, quit.
+  caf::replies_to<atom::shutdown>::with<bool>>;
+
+} // namespace networkd

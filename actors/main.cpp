@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+// networkd: parses flags, takes the lock file, starts the actor system, the
+// supervisor and the admin endpoint, and stops them on SIGTERM/SIGINT.
+#include <caf/all.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "actors/admin.hpp"
+#include "actors/cli.hpp"
+#include "actors/errors.hpp"
+#include "actors/supervisor.hpp"
+#include "actors/vip_holder.hpp"
+#include "net/etcd.hpp"
+#include "net/log.hpp"
+
+using namespace networkd;
+
+namespace {
+
+constexpr const char* who = "main";
+
+/// The first IPv4 address of `ifname`, or "" when it has none.
+std::string interface_address(const std::string& ifname) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0)
+    return {};
+  std::string found;
+  for (auto* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET)
+      continue;
+    if (ifname != i->ifa_name)
+      continue;
+    char buf[INET_ADDRSTRLEN];
+    auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+    inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
+    found = buf;
+    break;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+/// Holds an exclusive flock on the lock file for the process's life.
+int take_lock(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    std::fprintf(stderr, "networkd: cannot open lock file %s: %s\n",
+                 path.c_str(), std::strerror(errno));
+    return -1;
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    std::fprintf(stderr,
+                 "networkd: another networkd holds the lock file %s; "
+                 "refusing to start\n",
+                 path.c_str());
+    ::close(fd);
+    return -1;
+  }
+  auto pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) == 0 && ::write(fd, pid.data(), pid.size()) < 0)
+    NWD_LOG_WARN(who, "cannot write pid to {}", path);
+  return fd;
+}
+
+class system_config : public caf::actor_system_config {
+public:
+  system_config() {
+    register_networkd(*this);
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = parse_options(args);
+  if (!parsed) {
+    std::fprintf(stderr, "networkd: %s (see --help)\n",
+                 parsed.error().message.c_str());
+    return 2;
+  }
+  auto opts = std::move(*parsed);
+  if (opts.help) {
+    std::cout << usage();
+    return 0;
+  }
+  if (opts.version) {
+    std::cout << "networkd Version: " << NETWORKD_VERSION << "\n";
+    return 0;
+  }
+  auto endpoints = etcd::parse_endpoints(opts.etcd_endpoint);
+  if (!endpoints) {
+    std::fprintf(stderr, "networkd: -etcd.endpoint: %s\n",
+                 endpoints.error().message.c_str());
+    return 2;
+  }
+  auto api = split_host_port(opts.api_addr);
+  log::init(opts.verbose);
+  for (auto& f : opts.ignored)
+    NWD_LOG_WARN(who, "flag {} is accepted for compatibility and ignored", f);
+  int lock_fd = take_lock(opts.lock_filename);
+  if (lock_fd < 0)
+    return 1;
+  if (opts.hostname.empty()) {
+    char buf[256] = {};
+    ::gethostname(buf, sizeof(buf) - 1);
+    opts.hostname = buf;
+  }
+  if (opts.net_address.empty()) {
+    opts.net_address = interface_address(opts.net_interface);
+    if (opts.net_address.empty())
+      NWD_LOG_WARN(who,
+                   "interface {} has no IPv4 address and -net.address is "
+                   "not set: node-typed names and port-only VIPs have no "
+                   "address",
+                   opts.net_interface);
+  }
+
+  // Signals are taken by sigwait in this thread; every other thread
+  // inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  NWD_LOG_INFO(who, "networkd {} starting: hostname {}, address {}, etcd {}",
+               NETWORKD_VERSION, opts.hostname, opts.net_address,
+               opts.etcd_endpoint);
+
+  etcd::client_config ecfg;
+  ecfg.endpoints = *endpoints;
+  ecfg.ca_file = opts.etcd_ca;
+  ecfg.cert_file = opts.etcd_cert;
+  ecfg.key_file = opts.etcd_key;
+  ecfg.user = opts.etcd_user;
+  ecfg.password = opts.etcd_password;
+  auto client = std::make_shared<etcd::client>(ecfg);
+
+  int rc = 0;
+  {
+    system_config cfg;
+    caf::actor_system sys{cfg};
+    supervisor_config scfg;
+    scfg.client = client;
+    scfg.hostname = opts.hostname;
+    scfg.prefixes = default_prefixes();
+    scfg.log_level = opts.verbose ? "debug" : "info";
+    scfg.make_vip = [](caf::actor_system& s, const std::string& key) {
+      return s.spawn(vip_holder, key);
+    };
+    auto sup = sys.spawn(supervisor, scfg);
+
+    admin_server admin{sys, sup};
+    if (auto r = admin.start(api->first, api->second); !r) {
+      NWD_LOG_ERROR(who, "{}", r.error().message);
+      caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+      return 1;
+    }
+    sd_notify(0, "READY=1");
+
+    // Watchdog: ping only while the supervisor answers.
+    std::atomic<bool> running{true};
+    std::mutex mtx;
+    std::condition_variable cv;
+    uint64_t wd_usec = 0;
+    std::thread watchdog;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+      watchdog = std::thread([&] {
+        auto period = std::chrono::microseconds(wd_usec / 2);
+        std::unique_lock<std::mutex> lk{mtx};
+        while (running) {
+          cv.wait_for(lk, period);
+          if (!running)
+            break;
+          caf::scoped_actor self{sys};
+          bool alive = false;
+          self->request(sup, std::chrono::seconds(2), atom::ready_v)
+            .receive([&](bool) { alive = true; }, [&](caf::error&) {});
+          if (alive)
+            sd_notify(0, "WATCHDOG=1");
+        }
+      });
+    }
+
+    for (;;) {
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      if (sig == SIGHUP) {
+        NWD_LOG_INFO(who, "SIGHUP ignored (configuration comes from etcd)");
+        continue;
+      }
+      NWD_LOG_INFO(who, "{}: releasing everything and stopping",
+                   strsignal(sig));
+      break;
+    }
+    sd_notify(0, "STOPPING=1");
+    {
+      caf::scoped_actor self{sys};
+      self->request(sup, std::chrono::seconds(5), atom::shutdown_v)
+        .receive([](bool) {}, [](caf::error&) {});
+      caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+      self->wait_for(sup);
+    }
+    running = false;
+    cv.notify_all();
+    if (watchdog.joinable())
+      watchdog.join();
+    admin.stop();
+  }
+  ::close(lock_fd);
+  NWD_LOG_INFO(who, "stopped");
+  return rc;
+}

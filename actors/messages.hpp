@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+// Plain message structs and their CAF inspect overloads. Only parsed,
+// validated values travel: no JSON, no protobuf, no gRPC handles.
+#pragma once
+
+#include <caf/meta/type_name.hpp>
+#include <caf/optional.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/fwd.hpp"
+#include "net/config.hpp"
+
+namespace networkd {
+
+/// One key of the contract changed: parsed value, deletion, or rejection.
+struct key_change {
+  std::string key; ///< full etcd key
+  config::family fam = config::family::unknown;
+  bool deleted = false;
+  int64_t revision = 0; ///< mod revision of the put, or the delete's revision
+  std::string error_code; ///< non-empty: the value was rejected
+  std::string error;      ///< why, naming the key
+  caf::optional<config::vip_config> vip;
+  caf::optional<config::domain_config> domain;
+  caf::optional<config::domain_servers_config> servers;
+  caf::optional<config::leader_addr> leader;
+  caf::optional<std::vector<std::string>> vippool;
+  caf::optional<config::knob> knob;
+
+  bool rejected() const { return !error_code.empty(); }
+};
+
+/// What one watch delivered at once (see etcd::watch_batch).
+struct key_batch {
+  std::string prefix;
+  int64_t revision = 0;
+  bool snapshot = false;
+  std::vector<key_change> changes;
+};
+
+/// A watcher's phase change, for the admin state.
+struct watch_report {
+  std::string prefix;
+  std::string phase;
+  int64_t revision = 0;
+  std::string last_error;
+  uint64_t reconnects = 0;
+  uint64_t resyncs = 0;
+};
+
+/// A granted lease.
+struct lease_info {
+  int64_t id = 0;
+  int64_t ttl = 0; ///< seconds
+};
+
+/// A keep-alive answer: the lease lives on the server at least until
+/// sent_at + ttl (sent_at in steady-clock nanoseconds since its epoch).
+struct keepalive_info {
+  int64_t id = 0;
+  int64_t ttl = 0;
+  int64_t sent_at_ns = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, key_change& x) {
+  return f(caf::meta::type_name("key_change"), x.key, x.fam, x.deleted,
+           x.revision, x.error_code, x.error, x.vip, x.domain, x.servers,
+           x.leader, x.vippool, x.knob);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, key_batch& x) {
+  return f(caf::meta::type_name("key_batch"), x.prefix, x.revision,
+           x.snapshot, x.changes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, watch_report& x) {
+  return f(caf::meta::type_name("watch_report"), x.prefix, x.phase,
+           x.revision, x.last_error, x.reconnects, x.resyncs);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lease_info& x) {
+  return f(caf::meta::type_name("lease_info"), x.id, x.ttl);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, keepalive_info& x) {
+  return f(caf::meta::type_name("keepalive_info"), x.id, x.ttl, x.sent_at_ns);
+}
+
+} // namespace networkd
+
+namespace networkd::config {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, port_mapping& x) {
+  return f(caf::meta::type_name("port_mapping"), x.src, x.protocol, x.dest);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, vip_config& x) {
+  return f(caf::meta::type_name("vip_config"), x.key, x.ip, x.key_port, x.app,
+           x.proc, x.ports, x.excluded_nodes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, domain_config& x) {
+  return f(caf::meta::type_name("domain_config"), x.name, x.wildcard,
+           x.suffix, x.type, x.ips);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upstream& x) {
+  return f(caf::meta::type_name("upstream"), x.ip, x.port);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        domain_servers_config& x) {
+  return f(caf::meta::type_name("domain_servers_config"), x.domain,
+           x.servers);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, leader_addr& x) {
+  return f(caf::meta::type_name("leader_addr"), x.ip, x.port);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, knob& x) {
+  return f(caf::meta::type_name("knob"), x.name, x.number, x.text);
+}
+
+} // namespace networkd::config

@@ -1,0 +1,645 @@
+// SPDX-License-Identifier: MIT
+#include "actors/supervisor.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/all.hpp>
+
+#include <sstream>
+
+#include "actors/errors.hpp"
+#include "actors/json.hpp"
+#include "net/log.hpp"
+
+namespace networkd {
+
+namespace {
+
+constexpr const char* who = "supervisor";
+
+std::string describe(const config::vip_config& v) {
+  std::ostringstream out;
+  out << "vip " << v.key << " app=" << v.app << " proc=" << v.proc
+      << " ports=";
+  for (size_t i = 0; i < v.ports.size(); ++i) {
+    auto& p = v.ports[i];
+    out << (i ? "," : "") << p.src << "/" << config::to_string(p.protocol)
+        << "->" << p.dest;
+  }
+  return out.str();
+}
+
+key_change parse_change(const etcd::watch_event& ev) {
+  key_change c;
+  c.key = ev.kv.key;
+  c.revision = ev.kv.mod_revision;
+  auto cls = config::classify(ev.kv.key);
+  c.fam = cls.fam;
+  if (ev.what == etcd::watch_event::kind::erase) {
+    c.deleted = true;
+    return c;
+  }
+  auto fail = [&c](const failure& f) {
+    c.error_code = f.code;
+    c.error = f.message;
+  };
+  const auto& v = ev.kv.value;
+  switch (cls.fam) {
+    case config::family::vip:
+      if (auto r = config::parse_vip(cls.suffix, v))
+        c.vip = std::move(*r);
+      else
+        fail(r.error());
+      break;
+    case config::family::domain:
+      if (auto r = config::parse_domain(cls.suffix, v))
+        c.domain = std::move(*r);
+      else
+        fail(r.error());
+      break;
+    case config::family::domain_servers:
+      if (auto r = config::parse_domain_servers(cls.suffix, v))
+        c.servers = std::move(*r);
+      else
+        fail(r.error());
+      break;
+    case config::family::swarm_leader:
+    case config::family::deployd_leader:
+      if (auto r = config::parse_leader(c.key, v))
+        c.leader = std::move(*r);
+      else
+        fail(r.error());
+      break;
+    case config::family::vippool:
+      if (auto r = config::parse_vippool(v))
+        c.vippool = std::move(*r);
+      else
+        fail(r.error());
+      break;
+    case config::family::knob:
+      if (auto r = config::parse_knob(cls.suffix, v))
+        c.knob = std::move(*r);
+      else
+        fail(r.error());
+      break;
+    case config::family::unknown:
+      c.error_code = "bad_key";
+      c.error = c.key + ": not a key networkd understands";
+      break;
+  }
+  return c;
+}
+
+} // namespace
+
+std::vector<std::string> default_prefixes() {
+  return {std::string{config::vips_prefix},
+          std::string{config::domains_prefix},
+          std::string{config::domain_servers_prefix},
+          std::string{config::vippool_key},
+          std::string{config::swarm_leader_key},
+          std::string{config::deployd_leader_key},
+          std::string{config::knobs_prefix}};
+}
+
+key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b) {
+  key_batch out;
+  out.prefix = prefix;
+  out.revision = b.revision;
+  out.snapshot = b.snapshot;
+  out.changes.reserve(b.events.size());
+  for (auto& ev : b.events) {
+    // An exact-key watch is a prefix watch: drop longer keys it also sees.
+    auto cls = config::classify(ev.kv.key);
+    if (cls.fam == config::family::unknown && ev.kv.key != prefix
+        && ev.kv.key.size() > prefix.size() && prefix.back() != '/')
+      continue;
+    out.changes.push_back(parse_change(ev));
+  }
+  return out;
+}
+
+// -- state --------------------------------------------------------------------
+
+bool supervisor_state::ready() const {
+  if (!cfg.client)
+    return true;
+  return synced.size() >= cfg.prefixes.size();
+}
+
+bool supervisor_state::reject(const key_change& c) {
+  auto& e = rejected[c.key];
+  bool changed = e.reason != c.error || e.code != c.error_code;
+  e.code = c.error_code;
+  e.reason = c.error;
+  e.revision = c.revision;
+  return changed;
+}
+
+void supervisor_state::accept(const std::string& key) {
+  rejected.erase(key);
+}
+
+std::chrono::milliseconds supervisor_state::backoff(uint64_t n) const {
+  auto d = cfg.restart_backoff_min;
+  for (uint64_t i = 0; i < n && d < cfg.restart_backoff_max; ++i)
+    d *= 2;
+  return std::min(d, cfg.restart_backoff_max);
+}
+
+std::string supervisor_state::render(
+  const std::vector<std::string>& child_states,
+  std::chrono::steady_clock::time_point now) const {
+  json_writer j;
+  j.begin_object();
+  j.kv("name", "supervisor");
+  j.kv("state", shutting_down ? "stopping" : (ready() ? "running" : "syncing"));
+  j.kv("hostname", cfg.hostname);
+  j.kv("ready", ready());
+  j.object("lease");
+  j.kv("id", lease.id());
+  j.kv("ttl", lease.ttl());
+  j.kv("state", lease_state);
+  j.kv("expires_in_ms",
+       static_cast<int64_t>(lease.remaining(now).count()));
+  j.kv("renewals", lease.renewals());
+  j.kv("keepalive_failures", keepalive_failures);
+  j.kv("last_error", lease_error);
+  j.end_object();
+  j.begin_array("watches");
+  for (auto& [prefix, w] : watches) {
+    j.begin_object();
+    j.kv("prefix", prefix);
+    j.kv("phase", w.phase);
+    j.kv("revision", w.revision);
+    j.kv("synced", synced.count(prefix) > 0);
+    j.kv("last_error", w.last_error);
+    j.kv("reconnects", w.reconnects);
+    j.kv("resyncs", w.resyncs);
+    j.end_object();
+  }
+  j.end_array();
+  j.begin_array("rejected");
+  for (auto& [key, r] : rejected) {
+    j.begin_object();
+    j.kv("key", key);
+    j.kv("code", r.code);
+    j.kv("reason", r.reason);
+    j.kv("revision", r.revision);
+    j.end_object();
+  }
+  j.end_array();
+  j.object("keys");
+  for (auto& [fam, n] : family_keys)
+    j.kv(fam.c_str(), n);
+  j.end_object();
+  j.object("knobs");
+  for (auto& [name, k] : knobs) {
+    if (k.text.empty())
+      j.kv(name.c_str(), k.number);
+    else
+      j.kv(name.c_str(), k.text);
+  }
+  j.end_object();
+  j.object("counters");
+  j.kv("events", events);
+  j.kv("rejected", static_cast<uint64_t>(rejected.size()));
+  j.kv("children", static_cast<uint64_t>(children.size()));
+  j.kv("restarts", restarts);
+  j.end_object();
+  j.begin_array("children");
+  for (auto& s : child_states)
+    j.raw(s);
+  j.end_array();
+  j.end_object();
+  return j.str();
+}
+
+std::string supervisor_state::metrics(
+  std::chrono::steady_clock::time_point now) const {
+  std::ostringstream out;
+  out << "# HELP networkd_ready 1 once the first full etcd read is applied\n"
+      << "# TYPE networkd_ready gauge\n"
+      << "networkd_ready " << (ready() ? 1 : 0) << "\n"
+      << "# HELP networkd_etcd_events_total Key events applied\n"
+      << "# TYPE networkd_etcd_events_total counter\n"
+      << "networkd_etcd_events_total " << events << "\n"
+      << "# HELP networkd_rejected_keys Keys whose value was rejected\n"
+      << "# TYPE networkd_rejected_keys gauge\n"
+      << "networkd_rejected_keys " << rejected.size() << "\n"
+      << "# HELP networkd_child_restarts_total Crashed children restarted\n"
+      << "# TYPE networkd_child_restarts_total counter\n"
+      << "networkd_child_restarts_total " << restarts << "\n"
+      << "# HELP networkd_lease_remaining_seconds Time before the local "
+         "lease deadline\n"
+      << "# TYPE networkd_lease_remaining_seconds gauge\n"
+      << "networkd_lease_remaining_seconds "
+      << static_cast<double>(lease.remaining(now).count()) / 1000.0 << "\n"
+      << "# HELP networkd_lease_keepalive_failures_total Failed keep-alives\n"
+      << "# TYPE networkd_lease_keepalive_failures_total counter\n"
+      << "networkd_lease_keepalive_failures_total " << keepalive_failures
+      << "\n"
+      << "# HELP networkd_watch_revision Last revision applied per watch\n"
+      << "# TYPE networkd_watch_revision gauge\n";
+  for (auto& [prefix, w] : watches)
+    out << "networkd_watch_revision{prefix=\"" << prefix << "\"} "
+        << w.revision << "\n";
+  return out.str();
+}
+
+// -- behavior -----------------------------------------------------------------
+
+namespace {
+
+void spawn_child(supervisor_pointer self, const std::string& key) {
+  auto& st = self->state;
+  auto& e = st.children[key];
+  e.handle = st.cfg.make_vip(self->system(), key);
+  self->monitor(e.handle);
+  e.restart_pending = false;
+  e.last_event = describe(e.config);
+  self->send(e.handle, e.config);
+}
+
+void route_vip(supervisor_pointer self, const key_change& c) {
+  auto& st = self->state;
+  if (c.deleted) {
+    st.accept(c.key);
+    auto i = st.children.find(c.key);
+    if (i == st.children.end())
+      return;
+    NWD_LOG_INFO(who, "vip key {} deleted: stopping its holder", c.key);
+    auto h = i->second.handle;
+    st.children.erase(i);
+    if (h)
+      self->send_exit(h, caf::exit_reason::user_shutdown);
+    return;
+  }
+  auto i = st.children.find(c.key);
+  if (i == st.children.end()) {
+    NWD_LOG_INFO(who, "new vip key {}: spawning its holder", c.key);
+    st.children[c.key].config = *c.vip;
+    spawn_child(self, c.key);
+    return;
+  }
+  i->second.config = *c.vip;
+  if (i->second.restart_pending)
+    return; // the restart sends the newest config
+  i->second.last_event = describe(*c.vip);
+  self->send(i->second.handle, *c.vip);
+}
+
+void apply_knob(supervisor_pointer self, const key_change& c) {
+  auto& st = self->state;
+  auto name = c.key.substr(config::knobs_prefix.size());
+  if (c.deleted) {
+    st.knobs.erase(name);
+    if (name == "log_level")
+      log::set_level(st.cfg.log_level);
+    return;
+  }
+  st.knobs[name] = *c.knob;
+  NWD_LOG_INFO(who, "knob {} = {}", name,
+               c.knob->text.empty() ? std::to_string(c.knob->number)
+                                    : c.knob->text);
+  if (name == "log_level")
+    log::set_level(c.knob->text);
+  else if (name == "lease_ttl")
+    st.cfg.lease_ttl = c.knob->number; // used by the next grant
+}
+
+void apply_change(supervisor_pointer self, const key_change& c) {
+  auto& st = self->state;
+  ++st.events;
+  auto fam = config::to_string(c.fam);
+  if (c.rejected()) {
+    if (st.reject(c))
+      NWD_LOG_WARN(who, "rejected key: {} (kept last good value)", c.error);
+    return;
+  }
+  st.accept(c.key);
+  if (c.fam == config::family::vip) {
+    route_vip(self, c);
+  } else {
+    if (c.fam == config::family::knob)
+      apply_knob(self, c);
+    for (auto& l : st.cfg.listeners)
+      self->send(l, c);
+  }
+  (void) fam;
+}
+
+void count_keys(supervisor_pointer self, const key_batch& b,
+                std::map<std::string, std::set<std::string>>& live) {
+  (void) self;
+  for (auto& c : b.changes) {
+    auto& keys = live[config::to_string(c.fam)];
+    if (c.deleted)
+      keys.erase(c.key);
+    else
+      keys.insert(c.key);
+  }
+}
+
+void grant_lease(supervisor_pointer self);
+
+void schedule_keepalive(supervisor_pointer self, bool failed) {
+  self->delayed_send(self, self->state.lease.next_keepalive(failed),
+                     atom::tick_v);
+}
+
+void grant_lease(supervisor_pointer self) {
+  auto& st = self->state;
+  if (st.shutting_down)
+    return;
+  st.lease_state = "granting";
+  auto sent_at = std::chrono::steady_clock::now();
+  self
+    ->request(st.worker, std::chrono::seconds(5), atom::grant_v,
+              st.cfg.lease_ttl)
+    .then(
+      [self, sent_at](lease_info& li) {
+        auto& st = self->state;
+        st.lease.renewed(li.id, li.ttl, sent_at);
+        st.lease_state = "alive";
+        st.lease_error.clear();
+        NWD_LOG_INFO(who, "lease {:x} granted, ttl {}s", li.id, li.ttl);
+        schedule_keepalive(self, false);
+      },
+      [self](caf::error& err) {
+        auto& st = self->state;
+        auto text = self->system().render(err);
+        if (st.lease_error != text)
+          NWD_LOG_WARN(who, "lease grant failed: {} (retrying)", text);
+        st.lease_error = text;
+        st.lease_state = "none";
+        self->delayed_send(self, std::chrono::milliseconds(500),
+                           atom::tick_v);
+      });
+}
+
+void keepalive(supervisor_pointer self) {
+  auto& st = self->state;
+  if (st.shutting_down || st.keepalive_in_flight)
+    return;
+  auto now = std::chrono::steady_clock::now();
+  if (st.lease.id() == 0 || st.lease_state == "lost"
+      || st.lease_state == "none") {
+    grant_lease(self);
+    return;
+  }
+  if (!st.lease.alive(now)) {
+    NWD_LOG_ERROR(who, "lease {:x} passed its local deadline: treated as lost",
+                  st.lease.id());
+    st.lease.lost();
+    st.lease_state = "lost";
+    grant_lease(self);
+    return;
+  }
+  st.keepalive_in_flight = true;
+  auto ttl = std::chrono::seconds(std::max<int64_t>(st.lease.ttl(), 1));
+  self->request(st.worker, ttl, atom::keepalive_v, st.lease.id())
+    .then(
+      [self](keepalive_info& k) {
+        auto& st = self->state;
+        st.keepalive_in_flight = false;
+        if (k.ttl <= 0) {
+          NWD_LOG_ERROR(who, "lease {:x} is gone on the server", k.id);
+          st.lease.lost();
+          st.lease_state = "lost";
+          grant_lease(self);
+          return;
+        }
+        auto sent = std::chrono::steady_clock::time_point(
+          std::chrono::nanoseconds(k.sent_at_ns));
+        st.lease.renewed(k.id, k.ttl, sent);
+        if (st.keepalive_failures > 0 && !st.lease_error.empty())
+          NWD_LOG_INFO(who, "lease {:x} renewed again", k.id);
+        st.lease_error.clear();
+        st.lease_state = "alive";
+        schedule_keepalive(self, false);
+      },
+      [self](caf::error& err) {
+        auto& st = self->state;
+        st.keepalive_in_flight = false;
+        ++st.keepalive_failures;
+        auto text = self->system().render(err);
+        if (st.lease_error.empty())
+          NWD_LOG_WARN(who, "lease keep-alive failed: {}", text);
+        st.lease_error = text;
+        schedule_keepalive(self, true);
+      });
+}
+
+void start_watches(supervisor_pointer self) {
+  auto& st = self->state;
+  auto hdl = caf::actor_cast<supervisor_actor>(self);
+  for (auto& prefix : st.cfg.prefixes) {
+    st.watches[prefix].prefix = prefix;
+    st.watches[prefix].phase = "connecting";
+    st.watchers.push_back(std::make_unique<etcd::watcher>(
+      *st.cfg.client, prefix,
+      [hdl, prefix](etcd::watch_batch b) {
+        caf::anon_send(hdl, to_key_batch(prefix, b));
+      },
+      [hdl, prefix](const etcd::watch_status& s) {
+        static const char* names[] = {"connecting", "syncing", "watching",
+                                      "retrying"};
+        watch_report r;
+        r.prefix = prefix;
+        r.phase = names[static_cast<int>(s.state)];
+        r.revision = s.revision;
+        r.last_error = s.last_error;
+        r.reconnects = s.reconnects;
+        r.resyncs = s.resyncs;
+        caf::anon_send(hdl, std::move(r));
+      }));
+  }
+}
+
+} // namespace
+
+supervisor_actor::behavior_type supervisor(supervisor_pointer self,
+                                           supervisor_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.lease = lease_tracker{st.cfg.fencing_margin};
+  auto live = std::make_shared<std::map<std::string, std::set<std::string>>>();
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto& [key, e] : st.children) {
+      if (e.handle.address() != dm.source)
+        continue;
+      ++e.restarts;
+      ++st.restarts;
+      auto delay = st.backoff(e.restarts - 1);
+      NWD_LOG_ERROR(who,
+                    "holder of {} crashed ({}); last event: {}; restart #{} "
+                    "in {} ms",
+                    key, self->system().render(dm.reason), e.last_event,
+                    e.restarts, delay.count());
+      e.handle = nullptr;
+      e.restart_pending = true;
+      self->delayed_send(self, delay, atom::restart_v, key);
+      return;
+    }
+  });
+  if (st.cfg.client) {
+    st.worker = self->system().spawn<caf::detached>(session_worker,
+                                                    st.cfg.client);
+    self->link_to(st.worker);
+    grant_lease(self);
+    start_watches(self);
+  }
+  return {
+    [self](atom::status) -> caf::result<std::string> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<std::string>();
+      auto pending = std::make_shared<size_t>(st.children.size());
+      auto states = std::make_shared<std::vector<std::string>>();
+      if (*pending == 0) {
+        rp.deliver(st.render({}, std::chrono::steady_clock::now()));
+        return rp;
+      }
+      for (auto& [key, e] : st.children) {
+        auto finish = [self, rp, pending, states]() mutable {
+          if (--*pending == 0)
+            rp.deliver(self->state.render(*states,
+                                          std::chrono::steady_clock::now()));
+        };
+        if (!e.handle) {
+          json_writer j;
+          j.begin_object().kv("name", "vip-holder").kv("key", key);
+          j.kv("state", "restarting").end_object();
+          states->push_back(j.str());
+          finish();
+          continue;
+        }
+        auto k = key;
+        self->request(e.handle, std::chrono::seconds(1), atom::status_v)
+          .then(
+            [states, finish](std::string& s) mutable {
+              states->push_back(std::move(s));
+              finish();
+            },
+            [self, states, finish, k](caf::error& err) mutable {
+              json_writer j;
+              j.begin_object().kv("name", "vip-holder").kv("key", k);
+              j.kv("state", "unreachable");
+              j.kv("last_error", self->system().render(err)).end_object();
+              states->push_back(j.str());
+              finish();
+            });
+      }
+      return rp;
+    },
+    [self](atom::ready) { return self->state.ready(); },
+    [self](atom::tick, atom::status) {
+      return self->state.metrics(std::chrono::steady_clock::now());
+    },
+    [self, live](key_batch& b) {
+      auto& st = self->state;
+      for (auto& c : b.changes)
+        apply_change(self, c);
+      count_keys(self, b, *live);
+      st.family_keys.clear();
+      for (auto& [fam, keys] : *live)
+        st.family_keys[fam] = static_cast<int64_t>(keys.size());
+      auto& w = st.watches[b.prefix];
+      w.prefix = b.prefix;
+      w.revision = std::max(w.revision, b.revision);
+      if (b.snapshot && st.synced.insert(b.prefix).second) {
+        NWD_LOG_INFO(who, "watch {} synced at revision {} ({} keys)",
+                     b.prefix, b.revision, b.changes.size());
+        if (st.ready() && st.cfg.client)
+          NWD_LOG_INFO(who, "first full read applied: ready");
+      }
+    },
+    [self](watch_report& r) {
+      auto& w = self->state.watches[r.prefix];
+      if (w.phase != r.phase)
+        NWD_LOG_INFO(who, "watch {}: {}{}", r.prefix, r.phase,
+                     r.last_error.empty() ? "" : " (" + r.last_error + ")");
+      auto rev = std::max(w.revision, r.revision);
+      w = std::move(r);
+      w.revision = rev;
+    },
+    [self](atom::tick) { keepalive(self); },
+    [self](atom::restart, const std::string& key) {
+      auto& st = self->state;
+      auto i = st.children.find(key);
+      if (i == st.children.end() || !i->second.restart_pending)
+        return;
+      NWD_LOG_INFO(who, "restarting holder of {}", key);
+      spawn_child(self, key);
+    },
+    [self](atom::shutdown) -> caf::result<bool> {
+      auto& st = self->state;
+      st.shutting_down = true;
+      NWD_LOG_INFO(who, "shutting down: stopping {} children",
+                   st.children.size());
+      for (auto& [key, e] : st.children)
+        if (e.handle)
+          self->send_exit(e.handle, caf::exit_reason::user_shutdown);
+      st.children.clear();
+      if (!st.cfg.client || st.lease.id() == 0) {
+        self->quit();
+        return true;
+      }
+      auto rp = self->make_response_promise<bool>();
+      self
+        ->request(st.worker, std::chrono::seconds(3), atom::revoke_v,
+                  st.lease.id())
+        .then(
+          [self, rp](bool) mutable {
+            NWD_LOG_INFO(who, "lease revoked");
+            rp.deliver(true);
+            self->quit();
+          },
+          [self, rp](caf::error& err) mutable {
+            NWD_LOG_WARN(who, "lease revoke failed: {}",
+                         self->system().render(err));
+            rp.deliver(false);
+            self->quit();
+          });
+      return rp;
+    },
+  };
+}
+
+session_worker_actor::behavior_type
+session_worker(session_worker_actor::pointer self,
+               std::shared_ptr<etcd::client> client) {
+  (void) self;
+  auto to_error = [](const failure& f) {
+    return caf::make_error(from_failure_code(f.code), f.to_string());
+  };
+  return {
+    [client, to_error](atom::grant, int64_t ttl) -> caf::result<lease_info> {
+      auto r = client->lease_grant(ttl);
+      if (!r)
+        return to_error(r.error());
+      return lease_info{r->id, r->ttl};
+    },
+    [client, to_error](atom::keepalive,
+                       int64_t id) -> caf::result<keepalive_info> {
+      auto r = client->lease_keepalive(id);
+      if (!r)
+        return to_error(r.error());
+      keepalive_info k;
+      k.id = id;
+      k.ttl = r->ttl;
+      k.sent_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       r->sent_at.time_since_epoch())
+                       .count();
+      return k;
+    },
+    [client, to_error](atom::revoke, int64_t id) -> caf::result<bool> {
+      auto r = client->lease_revoke(id);
+      if (!r)
+        return to_error(r.error());
+      return true;
+    },
+  };
+}
+
+} // namespace networkd

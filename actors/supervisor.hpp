@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+// The supervisor: owns the etcd session (one lease) and one watch per key
+// family, turns key events into typed messages and routes them.
+#pragma once
+
+#include <caf/fwd.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+#include "net/etcd.hpp"
+#include "net/lease.hpp"
+
+namespace networkd {
+
+/// Spawns the child for one VIP key (the supervisor monitors it).
+using vip_factory
+  = std::function<vip_holder_actor(caf::actor_system&, const std::string&)>;
+
+struct supervisor_config {
+  /// etcd client; null runs without a session and without watches (tests
+  /// then feed key_batch messages directly).
+  std::shared_ptr<etcd::client> client;
+  std::string hostname;
+  /// Key prefixes to watch, one watcher each.
+  std::vector<std::string> prefixes;
+  vip_factory make_vip;
+  /// Receive every non-VIP key change.
+  std::vector<config_listener_actor> listeners;
+  int64_t lease_ttl = 6; ///< seconds; the lease_ttl knob overrides it
+  /// Log level to return to when the log_level knob is deleted.
+  std::string log_level = "info";
+  std::chrono::milliseconds fencing_margin{1000};
+  std::chrono::milliseconds restart_backoff_min{100};
+  std::chrono::milliseconds restart_backoff_max{30000};
+};
+
+/// The key prefixes of the contract that the supervisor watches.
+std::vector<std::string> default_prefixes();
+
+/// Parses what one watch delivered into typed key changes (runs on the
+/// watcher's thread: parsing stays off the scheduler).
+key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b);
+
+struct child_entry {
+  vip_holder_actor handle;
+  config::vip_config config;   ///< last good config, re-sent on restart
+  std::string last_event;      ///< what was last sent to it, for crash logs
+  uint64_t restarts = 0;
+  bool restart_pending = false;
+};
+
+struct rejected_entry {
+  std::string code;
+  std::string reason;
+  int64_t revision = 0;
+};
+
+struct supervisor_state {
+  static inline const char* name = "supervisor";
+
+  supervisor_config cfg;
+  session_worker_actor worker;
+  lease_tracker lease;
+  std::string lease_state = "none"; ///< none, granting, alive, lost
+  std::string lease_error;
+  uint64_t keepalive_failures = 0;
+  bool keepalive_in_flight = false;
+  bool shutting_down = false;
+
+  std::vector<std::unique_ptr<etcd::watcher>> watchers;
+  std::map<std::string, watch_report> watches; ///< by prefix
+  std::set<std::string> synced;                ///< prefixes with a snapshot
+
+  std::map<std::string, child_entry> children; ///< by full VIP key
+  std::map<std::string, rejected_entry> rejected; ///< by full key
+  std::map<std::string, config::knob> knobs;
+  std::map<std::string, int64_t> family_keys; ///< family → live keys
+
+  uint64_t events = 0;
+  uint64_t restarts = 0;
+
+  bool ready() const;
+  /// Records a rejection; true when it is new or its reason changed (log it).
+  bool reject(const key_change& c);
+  /// Forgets a rejection of this key (a good value or a delete arrived).
+  void accept(const std::string& key);
+  std::chrono::milliseconds backoff(uint64_t restarts) const;
+  std::string render(const std::vector<std::string>& child_states,
+                     std::chrono::steady_clock::time_point now) const;
+  std::string metrics(std::chrono::steady_clock::time_point now) const;
+};
+
+using supervisor_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
+
+supervisor_actor::behavior_type supervisor(supervisor_pointer self,
+                                           supervisor_config cfg);
+
+/// Blocking etcd lease calls on a detached actor.
+session_worker_actor::behavior_type
+session_worker(session_worker_actor::pointer self,
+               std::shared_ptr<etcd::client> client);
+
+} // namespace networkd

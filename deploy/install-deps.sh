@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs every Debian 12 package networkd needs to build, test and run.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libcaf-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
+  protobuf-compiler-grpc rapidjson-dev libc-ares-dev catch2 libmnl-dev
+  libcpp-httplib-dev libspdlog-dev libfmt-dev libsystemd-dev libknot-dev
+  libssl-dev zlib1g-dev
+  etcd-server etcd-client iptables iproute2 iputils-arping iputils-ping
+  dnsutils dnsperf dnsmasq-base unbound procps curl python3 netcat-openbsd
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+    || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The unbound package enables a system service; networkd's tests start their
+# own instances, so keep the packaged one from holding port 53.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now unbound 2>/dev/null || true
+fi

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs the packages, builds networkd with ASan+UBSan and runs the whole
+# suite (unit, actor, integration, fuzz smoke). NETWORKD_BUILD=release runs
+# the suite against a Release build instead.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/deploy/install-deps.sh"
+case "${NETWORKD_BUILD:-asan}" in
+  release) dir="$top/build-release"; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
+  *) dir="$top/build-asan"
+     flags=(-DCMAKE_BUILD_TYPE=Debug -DNETWORKD_SANITIZE=ON) ;;
+esac
+cmake -S "$top" -B "$dir" "${flags[@]}"
+cmake --build "$dir" -j"$(nproc)"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ctest --test-dir "$dir" --output-on-failure -j2 --timeout 300
+if [ -x "$top/fuzz/run.sh" ]; then
+  "$top/fuzz/run.sh"
+fi

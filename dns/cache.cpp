@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: MIT
+// Sharded LRU cache of upstream answers, with RFC 2308 negative caching.
+#include "dns/cache.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "dns/wire.hpp"
+
+namespace networkd::dns {
+
+namespace {
+
+/// Offset just past the (possibly compressed) name at pos. The body was
+/// written by libknot just before, so it is well formed; libknot has no call
+/// that returns a compressed name's length on the wire.
+size_t skip_name(const uint8_t* wire, size_t pos, size_t size) {
+  while (pos < size) {
+    uint8_t len = wire[pos];
+    if (len == 0)
+      return pos + 1;
+    if ((len & 0xc0) == 0xc0)
+      return pos + 2;
+    pos += len + 1;
+  }
+  return size;
+}
+
+} // namespace
+
+std::string cache_key(std::string_view lower_wire_name, uint16_t qtype,
+                      uint16_t qclass, bool dnssec_ok,
+                      bool checking_disabled) {
+  std::string key;
+  key.reserve(lower_wire_name.size() + 5);
+  key.append(lower_wire_name);
+  key.push_back(static_cast<char>(qtype >> 8));
+  key.push_back(static_cast<char>(qtype & 0xff));
+  key.push_back(static_cast<char>(qclass >> 8));
+  key.push_back(static_cast<char>(qclass & 0xff));
+  key.push_back(static_cast<char>((dnssec_ok ? 1 : 0)
+                                  | (checking_disabled ? 2 : 0)));
+  return key;
+}
+
+std::shared_ptr<const cache_entry>
+make_cache_entry(std::string_view lower_wire_name, uint16_t qtype,
+                 uint16_t qclass, const uint8_t* wire, size_t len,
+                 uint64_t now_ms, const cache_options& opts) {
+  if (wire == nullptr || len < KNOT_WIRE_HEADER_SIZE || len > 65535)
+    return nullptr;
+  std::vector<uint8_t> copy(wire, wire + len);
+  pkt_ptr resp{knot_pkt_new(copy.data(), static_cast<uint16_t>(len), nullptr)};
+  if (!resp)
+    return nullptr;
+  int ret = knot_pkt_parse(resp.get(), 0);
+  if (ret != KNOT_EOK && ret != KNOT_ETRAIL)
+    return nullptr;
+  if (!knot_wire_get_qr(resp->wire) || knot_wire_get_opcode(resp->wire) != 0
+      || knot_wire_get_qdcount(resp->wire) != 1)
+    return nullptr;
+  auto qn = knot_pkt_qname(resp.get());
+  if (qn == nullptr || knot_dname_size(qn) != lower_wire_name.size()
+      || std::memcmp(qn, lower_wire_name.data(), lower_wire_name.size()) != 0
+      || knot_pkt_qtype(resp.get()) != qtype
+      || knot_pkt_qclass(resp.get()) != qclass)
+    return nullptr;
+  uint16_t rcode = knot_wire_get_rcode(resp->wire);
+  if (rcode != KNOT_RCODE_NOERROR && rcode != KNOT_RCODE_NXDOMAIN)
+    return make_failure_entry(lower_wire_name, qtype, qclass, now_ms, opts);
+  auto answers = knot_pkt_section(resp.get(), KNOT_ANSWER);
+  auto authority = knot_pkt_section(resp.get(), KNOT_AUTHORITY);
+  bool negative = rcode == KNOT_RCODE_NXDOMAIN || answers->count == 0;
+  // Lifetime: positive answers live as long as their shortest capped TTL;
+  // negative ones min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5), and are
+  // not kept at all without an SOA.
+  uint32_t lifetime = std::numeric_limits<uint32_t>::max();
+  if (negative) {
+    lifetime = 0;
+    for (uint16_t i = 0; i < authority->count; ++i) {
+      auto rr = knot_pkt_rr(authority, i);
+      if (rr->type == KNOT_RRTYPE_SOA && rr->rrs.count > 0) {
+        lifetime = std::min(rr->ttl, knot_soa_minimum(rr->rrs.rdata));
+        lifetime = std::min(lifetime, opts.max_negative_ttl);
+        break;
+      }
+    }
+  }
+  pkt_ptr body{knot_pkt_new(nullptr, 65535, nullptr)};
+  if (!body)
+    return nullptr;
+  auto lower = reinterpret_cast<const knot_dname_t*>(lower_wire_name.data());
+  if (knot_pkt_put_question(body.get(), lower, qclass, qtype) != KNOT_EOK)
+    return nullptr;
+  knot_wire_set_flags1(body->wire, knot_wire_get_flags1(resp->wire));
+  knot_wire_set_flags2(body->wire, knot_wire_get_flags2(resp->wire));
+  knot_wire_clear_tc(body->wire);
+  knot_wire_set_id(body->wire, 0);
+  std::vector<uint16_t> rr_starts;
+  for (int s = KNOT_ANSWER; s <= KNOT_ADDITIONAL; ++s) {
+    auto sec = knot_pkt_section(resp.get(), static_cast<knot_section_t>(s));
+    if (knot_pkt_begin(body.get(), static_cast<knot_section_t>(s)) != KNOT_EOK)
+      return nullptr;
+    for (uint16_t i = 0; i < sec->count; ++i) {
+      knot_rrset_t rr = *knot_pkt_rr(sec, i);
+      if (rr.type == KNOT_RRTYPE_OPT || rr.type == KNOT_RRTYPE_TSIG)
+        continue;
+      uint32_t ttl = std::clamp(rr.ttl, opts.min_ttl, opts.max_ttl);
+      if (negative)
+        ttl = std::min(rr.ttl, lifetime);
+      else
+        lifetime = std::min(lifetime, ttl);
+      rr.ttl = ttl;
+      auto start = body->size;
+      if (knot_pkt_put(body.get(), KNOT_COMPR_HINT_NONE, &rr, KNOT_PF_NOTRUNC)
+          != KNOT_EOK)
+        return nullptr;
+      // Each parsed RR is its own rrset; remember where every RR starts.
+      auto pos = start;
+      for (uint16_t k = 0; k < rr.rrs.count && pos < body->size; ++k) {
+        rr_starts.push_back(static_cast<uint16_t>(pos));
+        pos = skip_name(body->wire, pos, body->size);
+        if (pos + 10 > body->size)
+          return nullptr;
+        uint16_t rdlen = knot_wire_read_u16(body->wire + pos + 8);
+        pos += 10 + rdlen;
+      }
+    }
+  }
+  if (lifetime == std::numeric_limits<uint32_t>::max())
+    lifetime = opts.max_ttl; // NOERROR with answers: cannot happen
+  auto entry = std::make_shared<cache_entry>();
+  entry->name = std::string(lower_wire_name);
+  entry->body.assign(body->wire, body->wire + body->size);
+  for (auto start : rr_starts)
+    entry->ttl_offsets.push_back(static_cast<uint16_t>(
+      skip_name(entry->body.data(), start, entry->body.size()) + 4));
+  entry->stored_ms = now_ms;
+  entry->expires_ms = now_ms + uint64_t{lifetime} * 1000;
+  entry->rcode = rcode;
+  entry->negative = negative;
+  return entry;
+}
+
+std::shared_ptr<const cache_entry>
+make_failure_entry(std::string_view lower_wire_name, uint16_t qtype,
+                   uint16_t qclass, uint64_t now_ms,
+                   const cache_options& opts) {
+  pkt_ptr body{knot_pkt_new(nullptr, KNOT_WIRE_HEADER_SIZE + 260, nullptr)};
+  auto lower = reinterpret_cast<const knot_dname_t*>(lower_wire_name.data());
+  if (!body || knot_pkt_put_question(body.get(), lower, qclass, qtype)
+                 != KNOT_EOK)
+    return nullptr;
+  knot_wire_set_qr(body->wire);
+  knot_wire_set_ra(body->wire);
+  knot_wire_set_rcode(body->wire, KNOT_RCODE_SERVFAIL);
+  auto entry = std::make_shared<cache_entry>();
+  entry->name = std::string(lower_wire_name);
+  entry->body.assign(body->wire, body->wire + body->size);
+  entry->stored_ms = now_ms;
+  entry->expires_ms = now_ms + uint64_t{opts.failure_ttl} * 1000;
+  entry->rcode = KNOT_RCODE_SERVFAIL;
+  entry->failure = true;
+  return entry;
+}
+
+cache::cache(cache_options opts) : opts_(opts) {
+  if (opts_.shards == 0)
+    opts_.shards = 1;
+  if (opts_.capacity < opts_.shards)
+    opts_.shards = std::max<size_t>(1, opts_.capacity);
+  per_shard_ = std::max<size_t>(1, (opts_.capacity + opts_.shards - 1)
+                                     / opts_.shards);
+  for (size_t i = 0; i < opts_.shards; ++i)
+    shards_.push_back(std::make_unique<shard>());
+}
+
+cache::shard& cache::shard_for(const std::string& key) {
+  return *shards_[std::hash<std::string>{}(key) % shards_.size()];
+}
+
+std::shared_ptr<const cache_entry> cache::find(const std::string& key,
+                                               uint64_t now_ms) {
+  auto& s = shard_for(key);
+  std::lock_guard<std::mutex> guard{s.mtx};
+  auto i = s.index.find(key);
+  if (i == s.index.end()) {
+    ++s.misses;
+    return nullptr;
+  }
+  if (i->second->entry->expires_ms <= now_ms) {
+    s.lru.erase(i->second);
+    s.index.erase(i);
+    ++s.misses;
+    return nullptr;
+  }
+  s.lru.splice(s.lru.begin(), s.lru, i->second);
+  ++s.hits;
+  return i->second->entry;
+}
+
+void cache::put(const std::string& key,
+                std::shared_ptr<const cache_entry> entry) {
+  if (!entry || entry->expires_ms <= entry->stored_ms)
+    return;
+  auto& s = shard_for(key);
+  std::lock_guard<std::mutex> guard{s.mtx};
+  ++s.inserts;
+  if (auto i = s.index.find(key); i != s.index.end()) {
+    i->second->entry = std::move(entry);
+    s.lru.splice(s.lru.begin(), s.lru, i->second);
+    return;
+  }
+  s.lru.push_front(node{key, std::move(entry)});
+  s.index.emplace(key, s.lru.begin());
+  while (s.lru.size() > per_shard_) {
+    s.index.erase(s.lru.back().key);
+    s.lru.pop_back();
+    ++s.evictions;
+  }
+}
+
+size_t cache::drop_if(const std::function<bool(std::string_view)>& pred) {
+  size_t dropped = 0;
+  for (auto& sp : shards_) {
+    std::lock_guard<std::mutex> guard{sp->mtx};
+    for (auto i = sp->lru.begin(); i != sp->lru.end();) {
+      if (pred(i->entry->name)) {
+        sp->index.erase(i->key);
+        i = sp->lru.erase(i);
+        ++dropped;
+      } else {
+        ++i;
+      }
+    }
+  }
+  return dropped;
+}
+
+void cache::clear() {
+  for (auto& sp : shards_) {
+    std::lock_guard<std::mutex> guard{sp->mtx};
+    sp->lru.clear();
+    sp->index.clear();
+  }
+}
+
+cache::counters cache::stats() const {
+  counters c;
+  for (auto& sp : shards_) {
+    std::lock_guard<std::mutex> guard{sp->mtx};
+    c.size += sp->lru.size();
+    c.hits += sp->hits;
+    c.misses += sp->misses;
+    c.evictions += sp->evictions;
+    c.inserts += sp->inserts;
+  }
+  return c;
+}
+
+} // namespace networkd::dns

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+// Lease bookkeeping for the node's etcd session: when to send the next
+// keep-alive and the latest moment the lease may still be alive on the
+// server. Pure logic; the caller passes the time in.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+namespace networkd {
+
+class lease_tracker {
+public:
+  using clock = std::chrono::steady_clock;
+  using time_point = clock::time_point;
+  using duration = std::chrono::milliseconds;
+
+  /// `margin` is subtracted from every deadline: the node treats its lease
+  /// as gone that much before the server could expire it.
+  explicit lease_tracker(duration margin = duration{500}) : margin_(margin) {}
+
+  /// A grant (or keep-alive) sent at `sent_at` came back with `ttl_s`
+  /// seconds: the server keeps the lease at least until sent_at + ttl.
+  void renewed(int64_t id, int64_t ttl_s, time_point sent_at) {
+    id_ = id;
+    ttl_s_ = ttl_s;
+    auto until = sent_at + std::chrono::seconds(ttl_s) - margin_;
+    // A late answer to an older request never shortens the deadline.
+    if (!alive_ || until > deadline_)
+      deadline_ = until;
+    alive_ = ttl_s > 0;
+    ++renewals_;
+  }
+
+  /// The lease is known to be gone (revoked, TTL 0, or past the deadline).
+  void lost() {
+    alive_ = false;
+    id_ = 0;
+  }
+
+  bool alive(time_point now) const { return alive_ && now < deadline_; }
+  int64_t id() const { return id_; }
+  int64_t ttl() const { return ttl_s_; }
+  time_point deadline() const { return deadline_; }
+  uint64_t renewals() const { return renewals_; }
+
+  /// Time left before the local deadline (zero when past or dead).
+  duration remaining(time_point now) const {
+    if (!alive_ || now >= deadline_)
+      return duration{0};
+    return std::chrono::duration_cast<duration>(deadline_ - now);
+  }
+
+  /// Delay until the next keep-alive: TTL/3 normally; after a failure,
+  /// retry sooner (a tenth of the TTL, at least 100 ms) so one lost round
+  /// trip does not eat the margin.
+  duration next_keepalive(bool last_failed) const {
+    auto ttl = std::chrono::duration_cast<duration>(
+      std::chrono::seconds(std::max<int64_t>(ttl_s_, 1)));
+    if (last_failed)
+      return std::max(duration{100}, ttl / 10);
+    return std::max(duration{100}, ttl / 3);
+  }
+
+private:
+  duration margin_;
+  int64_t id_ = 0;
+  int64_t ttl_s_ = 0;
+  bool alive_ = false;
+  time_point deadline_{};
+  uint64_t renewals_ = 0;
+};
+
+} // namespace networkd

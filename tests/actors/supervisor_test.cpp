@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: MIT
+// The supervisor without etcd (deterministic scheduler): routing of typed
+// key events, spawn on first sight, stop on delete, rejected keys, restart
+// of a crashing child with backoff, fan-out to listeners.
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <memory>
+
+#include "actors/supervisor.hpp"
+#include "actors/vip_holder.hpp"
+#include "tests/support/actor_fixture.hpp"
+
+using namespace networkd;
+using namespace std::chrono_literals;
+
+namespace {
+
+etcd::watch_event put(const std::string& key, const std::string& value,
+                      int64_t rev) {
+  etcd::watch_event ev;
+  ev.what = etcd::watch_event::kind::put;
+  ev.kv.key = key;
+  ev.kv.value = value;
+  ev.kv.mod_revision = rev;
+  return ev;
+}
+
+etcd::watch_event del(const std::string& key, int64_t rev) {
+  etcd::watch_event ev;
+  ev.what = etcd::watch_event::kind::erase;
+  ev.kv.key = key;
+  ev.kv.mod_revision = rev;
+  return ev;
+}
+
+key_batch batch(const std::string& prefix,
+                std::vector<etcd::watch_event> events, bool snapshot = false) {
+  etcd::watch_batch b;
+  b.snapshot = snapshot;
+  for (auto& e : events)
+    b.revision = std::max(b.revision, e.kv.mod_revision);
+  b.events = std::move(events);
+  return to_key_batch(prefix, b);
+}
+
+const std::string vips = "/lain/config/vips/";
+const std::string good_vip
+  = R"({"app":"web","proc":"main","ports":[{"src":"80"}]})";
+
+/// A holder that quits with an error when told to serve app "crash".
+struct crashy_state {
+  static inline const char* name = "crashy-holder";
+  std::string key;
+  std::string app;
+};
+
+vip_holder_actor::behavior_type
+crashy_holder(vip_holder_actor::stateful_pointer<crashy_state> self,
+              std::string key) {
+  self->state.key = std::move(key);
+  return {
+    [self](atom::status) {
+      return "{\"name\":\"crashy\",\"key\":\"" + self->state.key
+             + "\",\"app\":\"" + self->state.app + "\"}";
+    },
+    [self](config::vip_config& cfg) {
+      self->state.app = cfg.app;
+      if (cfg.app == "crash")
+        self->quit(caf::make_error(errc::child_crashed, "told to crash"));
+    },
+  };
+}
+
+struct listener_state {
+  static inline const char* name = "test-listener";
+  std::vector<key_change> seen;
+};
+
+config_listener_actor::behavior_type
+listener(config_listener_actor::stateful_pointer<listener_state> self,
+         std::shared_ptr<std::vector<key_change>> out) {
+  return {
+    [self](atom::status) { return std::string{"{}"}; },
+    [out](key_change& c) { out->push_back(std::move(c)); },
+  };
+}
+
+struct fixture : test::actor_fixture {
+  std::shared_ptr<std::atomic<int>> spawned
+    = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<std::vector<key_change>> heard
+    = std::make_shared<std::vector<key_change>>();
+  supervisor_actor sup;
+
+  fixture() {
+    supervisor_config sc;
+    sc.hostname = "node1";
+    auto counter = spawned;
+    sc.make_vip = [counter](caf::actor_system& s, const std::string& key) {
+      ++*counter;
+      return s.spawn(crashy_holder, key);
+    };
+    sc.listeners.push_back(sys.spawn(listener, heard));
+    sup = sys.spawn(supervisor, sc);
+    run();
+  }
+
+  ~fixture() {
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  rapidjson::Document status() {
+    self->send(sup, atom::status_v);
+    run();
+    rapidjson::Document doc;
+    self->receive([&](std::string& s) { doc.Parse(s.c_str()); });
+    REQUIRE(doc.IsObject());
+    return doc;
+  }
+
+  size_t children() {
+    auto doc = status();
+    return doc["children"].GetArray().Size();
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "a VIP key spawns its holder on first sight only",
+                 "[supervisor]") {
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 5)}, true));
+  run();
+  CHECK(*spawned == 1);
+  CHECK(children() == 1);
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 6)}));
+  self->send(sup, batch(vips, {put(vips + "10.0.0.6", good_vip, 7)}));
+  run();
+  CHECK(*spawned == 2);
+  auto doc = status();
+  REQUIRE(doc["children"].GetArray().Size() == 2);
+  CHECK(std::string{doc["children"][0]["app"].GetString()} == "web");
+  CHECK(doc["counters"]["events"].GetUint64() == 3);
+}
+
+TEST_CASE_METHOD(fixture, "deleting a VIP key stops its holder",
+                 "[supervisor]") {
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 5),
+                               put(vips + "10.0.0.6", good_vip, 6)}));
+  run();
+  REQUIRE(children() == 2);
+  self->send(sup, batch(vips, {del(vips + "10.0.0.5", 7)}));
+  run();
+  auto doc = status();
+  REQUIRE(doc["children"].GetArray().Size() == 1);
+  CHECK(std::string{doc["children"][0]["key"].GetString()}
+        == vips + "10.0.0.6");
+  CHECK(doc["counters"]["restarts"].GetUint64() == 0);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a bad value is rejected with its reason and the rest flows",
+                 "[supervisor]") {
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", "{broken", 5),
+                               put(vips + "10.0.0.6", good_vip, 6),
+                               put(vips + "1.2.3.4:5:6", good_vip, 7)}));
+  run();
+  auto doc = status();
+  CHECK(doc["children"].GetArray().Size() == 1);
+  auto& rej = doc["rejected"];
+  REQUIRE(rej.GetArray().Size() == 2);
+  CHECK(std::string{rej[0]["key"].GetString()} == vips + "1.2.3.4:5:6");
+  CHECK(std::string{rej[0]["code"].GetString()} == "bad_key");
+  CHECK(std::string{rej[1]["key"].GetString()} == vips + "10.0.0.5");
+  CHECK(std::string{rej[1]["code"].GetString()} == "bad_json");
+  CHECK(std::string{rej[1]["reason"].GetString()}.find("10.0.0.5")
+        != std::string::npos);
+  // A good value for the rejected key clears the rejection.
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 8)}));
+  run();
+  doc = status();
+  CHECK(doc["rejected"].GetArray().Size() == 1);
+  CHECK(doc["children"].GetArray().Size() == 2);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a bad value for a served key keeps its last good config",
+                 "[supervisor]") {
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 5)}));
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5",
+                                   R"({"app":"web","proc":"main",
+                                       "ports":[{"src":"0"}]})",
+                                   6)}));
+  run();
+  auto doc = status();
+  REQUIRE(doc["children"].GetArray().Size() == 1);
+  CHECK(std::string{doc["children"][0]["app"].GetString()} == "web");
+  REQUIRE(doc["rejected"].GetArray().Size() == 1);
+  CHECK(*spawned == 1);
+}
+
+TEST_CASE_METHOD(fixture, "a crashing holder is restarted with backoff",
+                 "[supervisor]") {
+  const std::string crash
+    = R"({"app":"crash","proc":"main","ports":[{"src":"80"}]})";
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", crash, 5)}));
+  run();
+  CHECK(*spawned == 1);
+  auto doc = status();
+  CHECK(doc["counters"]["restarts"].GetUint64() == 1);
+  CHECK(std::string{doc["children"][0]["state"].GetString()} == "restarting");
+  // First backoff is 100 ms: nothing before, a respawn after.
+  advance(50ms);
+  CHECK(*spawned == 1);
+  advance(60ms);
+  CHECK(*spawned == 2);
+  // It crashes again (same config): the next delay doubles.
+  CHECK(status()["counters"]["restarts"].GetUint64() == 2);
+  // A good config while the restart is pending is what the new child gets.
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 6)}));
+  run();
+  advance(150ms);
+  CHECK(*spawned == 2);
+  advance(60ms);
+  CHECK(*spawned == 3);
+  doc = status();
+  CHECK(std::string{doc["children"][0]["app"].GetString()} == "web");
+  CHECK(doc["counters"]["restarts"].GetUint64() == 2);
+}
+
+TEST_CASE_METHOD(fixture, "other key families go to the listeners typed",
+                 "[supervisor]") {
+  const std::string domains = "/lain/config/domains/";
+  self->send(sup,
+             batch(domains,
+                   {put(domains + "*.lain", R"({"ips":["10.1.1.1"]})", 3),
+                    put(domains + "bad.lain", R"({"ips":["300.1.1.1"]})", 4),
+                    put(std::string{config::swarm_leader_key},
+                        "10.2.2.2:2376", 5),
+                    put("/lain/networkd/config/dns_ttl", "30", 6),
+                    del(domains + "old.lain", 7)}));
+  run();
+  REQUIRE(heard->size() == 4);
+  CHECK((*heard)[0].fam == config::family::domain);
+  REQUIRE((*heard)[0].domain);
+  CHECK((*heard)[0].domain->wildcard);
+  CHECK((*heard)[0].domain->ips == std::vector<std::string>{"10.1.1.1"});
+  CHECK((*heard)[1].fam == config::family::swarm_leader);
+  REQUIRE((*heard)[1].leader);
+  CHECK((*heard)[1].leader->ip == "10.2.2.2");
+  CHECK((*heard)[2].fam == config::family::knob);
+  REQUIRE((*heard)[2].knob);
+  CHECK((*heard)[2].knob->number == 30);
+  CHECK((*heard)[3].deleted);
+  auto doc = status();
+  CHECK(doc["rejected"].GetArray().Size() == 1);
+  CHECK(doc["knobs"]["dns_ttl"].GetInt64() == 30);
+}
+
+TEST_CASE("watch events are parsed into typed key changes", "[supervisor]") {
+  auto b = batch(vips, {put(vips + "10.0.0.9:8080",
+                            R"({"app":"a","proc":"p","ports":[{}]})", 9),
+                        put(vips + "not-an-ip", good_vip, 10),
+                        del(vips + "10.0.0.1", 11)},
+                 true);
+  CHECK(b.snapshot);
+  CHECK(b.revision == 11);
+  REQUIRE(b.changes.size() == 3);
+  REQUIRE(b.changes[0].vip);
+  CHECK(b.changes[0].vip->port_only());
+  REQUIRE(b.changes[0].vip->ports.size() == 1);
+  CHECK(b.changes[0].vip->ports[0].src == 8080);
+  CHECK(b.changes[0].vip->ports[0].dest == 8080);
+  CHECK(b.changes[1].rejected());
+  CHECK(b.changes[1].error_code == "bad_key");
+  CHECK(b.changes[2].deleted);
+  CHECK_FALSE(b.changes[2].vip);
+}

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+// The networkd binary against a real etcd: command line, lock file, admin
+// endpoints, watches with revisions, a rejected key while it keeps running,
+// graceful stop releasing the lease.
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "tests/support/daemon.hpp"
+#include "tests/support/etcd_fixture.hpp"
+
+using namespace networkd::test;
+
+namespace {
+
+rapidjson::Document state_of(const daemon_process& d) {
+  rapidjson::Document doc;
+  auto r = d.get("/v1/state");
+  doc.Parse(r.body.c_str());
+  return doc;
+}
+
+/// The supervisor's JSON object inside /v1/state (or null).
+const rapidjson::Value* supervisor_of(const rapidjson::Document& doc) {
+  if (!doc.IsObject() || !doc.HasMember("actors"))
+    return nullptr;
+  for (auto& a : doc["actors"].GetArray())
+    if (a.HasMember("name") && std::string{a["name"].GetString()}
+                                 == "supervisor")
+      return &a;
+  return nullptr;
+}
+
+int run_networkd(const std::string& args, std::string* out = nullptr) {
+  return sh(std::string{NETWORKD_BINARY} + " " + args + " 2>&1", out);
+}
+
+} // namespace
+
+TEST_CASE("bad flags exit 2 with a one-line message naming the flag",
+          "[daemon]") {
+  std::string out;
+  CHECK(run_networkd("-no.such.flag", &out) == 2);
+  CHECK(out.find("-no.such.flag") != std::string::npos);
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+  CHECK(run_networkd("-godns.addr=127.0.0.1:99999", &out) == 2);
+  CHECK(out.find("godns.addr") != std::string::npos);
+  CHECK(run_networkd("-etcd.endpoint=http://", &out) == 2);
+  CHECK(run_networkd("--help", &out) == 0);
+  CHECK(out.find("-etcd.endpoint") != std::string::npos);
+  CHECK(run_networkd("-version", &out) == 0);
+  CHECK(out.find("networkd Version") != std::string::npos);
+}
+
+TEST_CASE("networkd serves its state and becomes ready after the first read",
+          "[daemon]") {
+  etcd_server etcd;
+  REQUIRE(etcd.etcdctl("put /lain/config/vips/10.0.0.5 "
+                       "'{\"app\":\"web\",\"proc\":\"main\",\"ports\":"
+                       "[{\"src\":\"80\"}]}'")
+          == 0);
+  daemon_process d{etcd.endpoint()};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  auto doc = state_of(d);
+  auto sup = supervisor_of(doc);
+  REQUIRE(sup != nullptr);
+  CHECK(std::string{(*sup)["lease"]["state"].GetString()} == "alive");
+  auto& watches = (*sup)["watches"];
+  REQUIRE(watches.GetArray().Size() == 7);
+  for (auto& w : watches.GetArray()) {
+    CHECK(w["synced"].GetBool());
+    CHECK(w["revision"].GetInt64() >= 2);
+  }
+  REQUIRE((*sup)["children"].GetArray().Size() == 1);
+  CHECK(std::string{(*sup)["children"][0]["app"].GetString()} == "web");
+  auto metrics = d.get("/metrics");
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("networkd_ready 1") != std::string::npos);
+}
+
+TEST_CASE("a bad value shows as a rejected key while networkd keeps going",
+          "[daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  REQUIRE(etcd.etcdctl("put /lain/config/vips/10.0.0.7 '{\"app\":'") == 0);
+  REQUIRE(etcd.etcdctl("put /lain/config/vips/10.0.0.8 "
+                       "'{\"app\":\"a\",\"proc\":\"p\",\"ports\":"
+                       "[{\"src\":\"8080\",\"proto\":\"udp\"}]}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] {
+      auto doc = state_of(d);
+      auto sup = supervisor_of(doc);
+      return sup != nullptr && (*sup)["rejected"].GetArray().Size() == 1
+             && (*sup)["children"].GetArray().Size() == 1;
+    },
+    5s));
+  auto doc = state_of(d);
+  auto& rej = (*supervisor_of(doc))["rejected"][0];
+  CHECK(std::string{rej["key"].GetString()} == "/lain/config/vips/10.0.0.7");
+  CHECK(std::string{rej["code"].GetString()} == "bad_json");
+  CHECK(d.proc().running());
+  // The watch revision follows etcd's.
+  std::string out;
+  etcd.etcdctl("put /lain/networkd/config/log_level debug");
+  REQUIRE(wait_until(
+    [&] {
+      auto doc = state_of(d);
+      auto sup = supervisor_of(doc);
+      return sup != nullptr && (*sup)["knobs"].HasMember("log_level");
+    },
+    5s));
+}
+
+TEST_CASE("a second instance with the same lock file refuses to start",
+          "[daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  std::string args;
+  for (size_t i = 1; i < d.argv().size(); ++i)
+    args += "'" + d.argv()[i] + "' ";
+  std::string out;
+  CHECK(run_networkd(args, &out) == 1);
+  CHECK(out.find("lock file") != std::string::npos);
+  CHECK(d.proc().running());
+}
+
+TEST_CASE("SIGTERM revokes the lease and exits cleanly", "[daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  std::string leases;
+  REQUIRE(wait_until(
+    [&] {
+      etcd.etcdctl("lease list", &leases);
+      return leases.find("found 1 leases") != std::string::npos;
+    },
+    5s));
+  d.proc().signal(SIGTERM);
+  auto st = d.proc().wait(10s);
+  REQUIRE(st != -1);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  etcd.etcdctl("lease list", &leases);
+  CHECK(leases.find("found 0 leases") != std::string::npos);
+}

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+// Real etcd servers for tests: one member, or a three-member cluster, on
+// free loopback ports in a temp dir; always killed and removed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "net/etcd.hpp"
+#include "tests/support/util.hpp"
+
+namespace networkd::test {
+
+/// One etcd member's command line and process; used by both fixtures.
+class etcd_member {
+public:
+  etcd_member(std::string name, std::string dir, uint16_t client_port,
+              uint16_t peer_port, std::string initial_cluster);
+  ~etcd_member();
+  etcd_member(const etcd_member&) = delete;
+  etcd_member& operator=(const etcd_member&) = delete;
+
+  /// Starts the process (no-op when running); does not wait.
+  void launch();
+  /// Waits until the member answers a health check (it has a leader).
+  bool wait_healthy(std::chrono::milliseconds deadline = 15s);
+  /// SIGKILL: acknowledged writes are in the WAL already.
+  void kill();
+  bool running();
+  std::string endpoint() const;
+  std::string log() const;
+
+private:
+  std::string name_;
+  std::string dir_;
+  uint16_t client_port_;
+  uint16_t peer_port_;
+  std::string initial_cluster_;
+  std::unique_ptr<process> proc_;
+};
+
+/// Runs `etcdctl --endpoints=<endpoints> <args>`; returns the exit code and
+/// puts stdout and stderr into *out when given.
+int etcdctl(const std::string& endpoints, const std::string& args,
+            std::string* out = nullptr);
+
+/// A single-member etcd, started by the constructor (throws when it does not
+/// come up within 15 s).
+class etcd_server {
+public:
+  etcd_server();
+  ~etcd_server();
+  etcd_server(const etcd_server&) = delete;
+  etcd_server& operator=(const etcd_server&) = delete;
+
+  /// "127.0.0.1:PORT"
+  std::string endpoint() const;
+  /// Kills the process; ports and data stay.
+  void stop();
+  /// Restarts on the same ports and data dir and waits until it serves.
+  void start();
+  bool running();
+  int etcdctl(const std::string& args, std::string* out = nullptr) const;
+  std::string log() const;
+
+private:
+  temp_dir dir_;
+  std::unique_ptr<etcd_member> member_;
+};
+
+/// A three-member etcd cluster on loopback.
+class etcd_cluster {
+public:
+  static constexpr size_t size = 3;
+
+  etcd_cluster();
+  ~etcd_cluster();
+  etcd_cluster(const etcd_cluster&) = delete;
+  etcd_cluster& operator=(const etcd_cluster&) = delete;
+
+  std::vector<std::string> endpoints() const;
+  /// The endpoints joined with commas, for etcdctl and the client flag.
+  std::string endpoint_list() const;
+  std::string endpoint(size_t i) const;
+  /// Index of the member serving "127.0.0.1:PORT"; size when unknown.
+  size_t index_of(const std::string& endpoint) const;
+  void stop(size_t i);
+  /// Restarts member i and waits until it is healthy again.
+  void start(size_t i);
+  bool running(size_t i);
+  int etcdctl(const std::string& args, std::string* out = nullptr) const;
+
+private:
+  temp_dir dir_;
+  std::vector<std::unique_ptr<etcd_member>> members_;
+};
+
+/// Collects what an etcd::watcher delivers and checks it.
+class watch_recorder {
+public:
+  /// The batch handler to give the watcher; *this must outlive it.
+  etcd::watcher::batch_handler handler();
+
+  std::vector<etcd::watch_batch> batches() const;
+  size_t batch_count() const;
+  /// Key -> value after applying every batch in order.
+  std::map<std::string, std::string> state() const;
+  /// Revision of the last batch (0 before the first).
+  int64_t revision() const;
+  /// How many times (key, mod_revision) was delivered as an event.
+  size_t times_delivered(const std::string& key, int64_t mod_revision) const;
+  /// Empty when nothing was delivered twice and batch revisions only grow;
+  /// otherwise what is wrong.
+  std::string check() const;
+
+private:
+  mutable std::mutex mtx_;
+  std::vector<etcd::watch_batch> batches_;
+  std::map<std::string, std::string> state_;
+};
+
+/// Key -> value of everything under prefix, read with c.
+std::map<std::string, std::string> store_state(etcd::client& c,
+                                               const std::string& prefix);
+
+} // namespace networkd::test

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+#include <catch2/catch.hpp>
+
+#include "net/lease.hpp"
+
+using namespace networkd;
+using namespace std::chrono_literals;
+
+TEST_CASE("the lease deadline is the send time plus TTL minus the margin",
+          "[lease]") {
+  lease_tracker t{500ms};
+  lease_tracker::time_point t0{10s};
+  CHECK_FALSE(t.alive(t0));
+  t.renewed(7, 6, t0);
+  CHECK(t.alive(t0));
+  CHECK(t.deadline() == t0 + 6s - 500ms);
+  CHECK(t.remaining(t0 + 1s) == 4500ms);
+  CHECK(t.alive(t0 + 5499ms));
+  CHECK_FALSE(t.alive(t0 + 5500ms));
+  CHECK(t.remaining(t0 + 7s) == 0ms);
+}
+
+TEST_CASE("a late answer to an older keep-alive never shortens the deadline",
+          "[lease]") {
+  lease_tracker t{1s};
+  lease_tracker::time_point t0{100s};
+  t.renewed(1, 10, t0 + 5s);
+  auto d = t.deadline();
+  t.renewed(1, 10, t0 + 2s);
+  CHECK(t.deadline() == d);
+  CHECK(t.renewals() == 2);
+}
+
+TEST_CASE("keep-alives go at a third of the TTL, sooner after a failure",
+          "[lease]") {
+  lease_tracker t;
+  t.renewed(1, 6, lease_tracker::time_point{});
+  CHECK(t.next_keepalive(false) == 2000ms);
+  CHECK(t.next_keepalive(true) == 600ms);
+  t.renewed(1, 1, lease_tracker::time_point{});
+  CHECK(t.next_keepalive(true) == 100ms);
+}
+
+TEST_CASE("a lost lease is not alive whatever the clock says", "[lease]") {
+  lease_tracker t;
+  lease_tracker::time_point t0{1s};
+  t.renewed(3, 60, t0);
+  t.lost();
+  CHECK_FALSE(t.alive(t0));
+  CHECK(t.id() == 0);
+  CHECK(t.remaining(t0) == 0ms);
+  t.renewed(4, 0, t0);
+  CHECK_FALSE(t.alive(t0));
+}
