@@ -34,6 +34,9 @@ struct options {
   bool help = false;
   std::string resolv_conf = "/etc/resolv.conf";
   std::string hosts_file = "/etc/hosts";
+  /// Extra networks (CIDRs, comma-separated) whose clients may query DNS;
+  /// loopback and the networks of the listen addresses always may.
+  std::string dns_allow;
   std::string etcd_ca;
   std::string etcd_cert;
   std::string etcd_key;

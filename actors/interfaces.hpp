@@ -29,6 +29,24 @@ using config_listener_actor = status_client_actor::extend<
   // One parsed (or deleted) key.
   caf::reacts_to<key_change>>;
 
+/// Builds the DNS record tables and publishes them to the DNS workers.
+using dns_responder_actor = config_listener_actor::extend<
+  // Default upstreams from resolv.conf, in file order.
+  caf::reacts_to<atom::upstream, std::vector<config::upstream>>,
+  // The hosts file changed: read it again.
+  caf::reacts_to<atom::reload>,
+  // Build and publish a table now (coalesces bursts of changes).
+  caf::reacts_to<atom::publish>,
+  // A dynamic name (swarm.lain, ...) and its addresses; empty removes it.
+  caf::reacts_to<atom::dynamic, std::string, std::vector<std::string>>,
+  // The webrouter VIPs, which "webrouter"-typed domains answer.
+  caf::reacts_to<atom::webrouter, std::vector<std::string>>>;
+
+/// Keeps resolv.conf pointing at networkd; feeds the upstreams.
+using resolv_guardian_actor = status_client_actor::extend<
+  // The file changed (or a back-off ended): check it again.
+  caf::reacts_to<atom::reload>>;
+
 /// Runs the session's blocking etcd lease calls on its own thread.
 using session_worker_actor = caf::typed_actor<
   // Grants a lease with the TTL in seconds.

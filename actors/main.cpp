@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -22,6 +23,8 @@
 
 #include "actors/admin.hpp"
 #include "actors/cli.hpp"
+#include "actors/dns_responder.hpp"
+#include "actors/resolv_guardian.hpp"
 #include "actors/errors.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/vip_holder.hpp"
@@ -53,6 +56,49 @@ std::string interface_address(const std::string& ifname) {
   }
   freeifaddrs(list);
   return found;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find(',', start);
+    if (end == std::string::npos)
+      end = text.size();
+    if (end > start)
+      out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+/// The connected IPv4 networks (CIDR) of the interfaces that carry `ips`,
+/// loopback excluded (always allowed).
+std::vector<std::string> networks_of(const std::vector<std::string>& ips) {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0)
+    return out;
+  for (auto* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_netmask == nullptr
+        || i->ifa_addr->sa_family != AF_INET)
+      continue;
+    auto addr = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
+    auto mask
+      = reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &addr, buf, sizeof(buf));
+    if (std::find(ips.begin(), ips.end(), buf) == ips.end())
+      continue;
+    if ((ntohl(addr) >> 24) == 127)
+      continue;
+    in_addr net{addr & mask};
+    inet_ntop(AF_INET, &net, buf, sizeof(buf));
+    out.push_back(std::string{buf} + "/"
+                  + std::to_string(__builtin_popcount(ntohl(mask))));
+  }
+  freeifaddrs(list);
+  return out;
 }
 
 /// Holds an exclusive flock on the lock file for the process's life.
@@ -146,6 +192,22 @@ int main(int argc, char** argv) {
                NETWORKD_VERSION, opts.hostname, opts.net_address,
                opts.etcd_endpoint);
 
+  // DNS first: a port that cannot be bound is a start-up failure.
+  auto listen = split_list(opts.godns_addr);
+  std::vector<std::string> own_ips;
+  for (auto& l : listen)
+    own_ips.push_back(split_host_port(l)->first);
+  dns::server_options dopts;
+  dopts.listen = listen;
+  dopts.allowed_networks = split_list(opts.dns_allow);
+  for (auto& n : networks_of(own_ips))
+    dopts.allowed_networks.push_back(n);
+  auto dns_server = std::make_shared<dns::server>(dopts);
+  if (auto r = dns_server->start(); !r) {
+    NWD_LOG_ERROR(who, "DNS server: {}", r.error().message);
+    return r.error().code == "bad_option" ? 2 : 1;
+  }
+
   etcd::client_config ecfg;
   ecfg.endpoints = *endpoints;
   ecfg.ca_file = opts.etcd_ca;
@@ -167,12 +229,31 @@ int main(int argc, char** argv) {
     scfg.make_vip = [](caf::actor_system& s, const std::string& key) {
       return s.spawn(vip_holder, key);
     };
+    dns_responder_config rcfg;
+    rcfg.server = dns_server;
+    rcfg.node_ip = opts.net_address;
+    rcfg.hosts_file = opts.hosts_file;
+    auto responder = sys.spawn(dns_responder, rcfg);
+    resolv_guardian_config gcfg;
+    gcfg.path = opts.resolv_conf;
+    gcfg.our_ip = own_ips.front();
+    gcfg.own_ips = own_ips;
+    gcfg.responder = responder;
+    auto guardian = sys.spawn(resolv_guardian, gcfg);
+    scfg.listeners.push_back(responder);
     auto sup = sys.spawn(supervisor, scfg);
 
     admin_server admin{sys, sup};
+    admin.add_actor(responder);
+    admin.add_actor(guardian);
+    admin.add_metrics([dns_server] { return dns_metrics(dns_server->stats()); });
+    admin.add_route({"/v1/dns/config",
+                     [dns_server] { return dns_server->config_text(); }});
     if (auto r = admin.start(api->first, api->second); !r) {
       NWD_LOG_ERROR(who, "{}", r.error().message);
       caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
       return 1;
     }
     sd_notify(0, "READY=1");
@@ -218,8 +299,11 @@ int main(int argc, char** argv) {
       self->request(sup, std::chrono::seconds(5), atom::shutdown_v)
         .receive([](bool) {}, [](caf::error&) {});
       caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
-      self->wait_for(sup);
+      caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
+      self->wait_for(sup, guardian, responder);
     }
+    dns_server->stop();
     running = false;
     cv.notify_all();
     if (watchdog.joinable())

@@ -312,8 +312,11 @@ void apply_change(supervisor_pointer self, const key_change& c) {
   ++st.events;
   auto fam = config::to_string(c.fam);
   if (c.rejected()) {
-    if (st.reject(c))
-      NWD_LOG_WARN(who, "rejected key: {} (kept last good value)", c.error);
+    if (st.reject(c)) {
+      bool kept = c.fam == config::family::vip && st.children.count(c.key);
+      NWD_LOG_WARN(who, "rejected key: {}{}", c.error,
+                   kept ? " (its last good value stays in force)" : "");
+    }
     return;
   }
   st.accept(c.key);
@@ -556,9 +559,15 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
     },
     [self](watch_report& r) {
       auto& w = self->state.watches[r.prefix];
-      if (w.phase != r.phase)
-        NWD_LOG_INFO(who, "watch {}: {}{}", r.prefix, r.phase,
-                     r.last_error.empty() ? "" : " (" + r.last_error + ")");
+      if (w.phase != r.phase) {
+        if (r.phase == "retrying")
+          NWD_LOG_WARN(who, "watch {}: retrying ({})", r.prefix, r.last_error);
+        else if (w.phase == "retrying" && r.phase == "watching")
+          NWD_LOG_INFO(who, "watch {}: watching again from revision {}",
+                       r.prefix, r.revision);
+        else
+          NWD_LOG_DEBUG(who, "watch {}: {}", r.prefix, r.phase);
+      }
       auto rev = std::max(w.revision, r.revision);
       w = std::move(r);
       w.revision = rev;

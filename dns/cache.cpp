@@ -96,6 +96,7 @@ make_cache_entry(std::string_view lower_wire_name, uint16_t qtype,
   knot_wire_set_flags1(body->wire, knot_wire_get_flags1(resp->wire));
   knot_wire_set_flags2(body->wire, knot_wire_get_flags2(resp->wire));
   knot_wire_clear_tc(body->wire);
+  knot_wire_clear_aa(body->wire); // we are not authoritative for it
   knot_wire_set_id(body->wire, 0);
   std::vector<uint16_t> rr_starts;
   for (int s = KNOT_ANSWER; s <= KNOT_ADDITIONAL; ++s) {

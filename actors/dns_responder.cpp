@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: MIT
+#include "actors/dns_responder.hpp"
+
+#include <caf/all.hpp>
+
+#include <sstream>
+
+#include "actors/json.hpp"
+#include "dns/hosts.hpp"
+#include "net/log.hpp"
+
+namespace networkd {
+
+namespace {
+
+constexpr const char* who = "dns-responder";
+
+void schedule_publish(
+  dns_responder_actor::stateful_pointer<dns_responder_state> self) {
+  if (self->state.publish_pending)
+    return;
+  self->state.publish_pending = true;
+  // Queued behind the changes already in the mailbox: a burst of key
+  // events yields one table, with no timer in the way.
+  self->send(self, atom::publish_v);
+}
+
+std::string read_all(const std::string& path, bool& ok) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  ok = f != nullptr;
+  if (!f)
+    return {};
+  std::string text;
+  char buf[8192];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0)
+    text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
+} // namespace
+
+dns::table_input dns_responder_state::input() const {
+  dns::table_input in;
+  for (auto& [name, d] : domains)
+    in.domains.push_back(d);
+  in.node_ip = cfg.node_ip;
+  in.webrouter_ips = webrouter_ips;
+  in.hosts = hosts;
+  in.dynamic_names = dynamic_names;
+  in.ttl = cfg.ttl;
+  for (auto& [name, s] : servers)
+    in.domain_servers.push_back(s);
+  in.upstreams = upstreams;
+  return in;
+}
+
+void dns_responder_state::read_hosts() {
+  if (cfg.hosts_file.empty())
+    return;
+  bool ok = false;
+  auto text = read_all(cfg.hosts_file, ok);
+  ++hosts_reloads;
+  if (!ok) {
+    auto err = "cannot read " + cfg.hosts_file + ": " + std::strerror(errno);
+    if (err != hosts_error)
+      NWD_LOG_WARN(who, "{} (keeping {} entries)", err, hosts.size());
+    hosts_error = err;
+    return;
+  }
+  hosts_error.clear();
+  hosts = dns::parse_hosts(text);
+  NWD_LOG_DEBUG(who, "hosts file {}: {} entries", cfg.hosts_file,
+                hosts.size());
+}
+
+std::string dns_responder_state::render() const {
+  auto st = cfg.server ? cfg.server->stats() : dns::server_stats{};
+  auto tbl = cfg.server ? cfg.server->current() : nullptr;
+  json_writer j;
+  j.begin_object();
+  j.kv("name", "dns-responder");
+  j.kv("state", hosts_error.empty() ? "serving" : "degraded");
+  j.kv("last_error", hosts_error);
+  j.kv("listen", cfg.server ? cfg.server->options().listen
+                            : std::vector<std::string>{});
+  j.object("table");
+  j.kv("names", static_cast<uint64_t>(tbl ? tbl->size() : 0));
+  j.kv("serial", static_cast<uint64_t>(tbl ? tbl->serial() : 0));
+  j.kv("ttl", static_cast<uint64_t>(cfg.ttl));
+  j.kv("domains", static_cast<uint64_t>(domains.size()));
+  j.kv("domain_servers", static_cast<uint64_t>(servers.size()));
+  j.kv("hosts_entries", static_cast<uint64_t>(hosts.size()));
+  j.kv("dynamic_names", static_cast<uint64_t>(dynamic_names.size()));
+  j.kv("webrouter_ips", webrouter_ips);
+  j.kv("warnings", warnings);
+  j.end_object();
+  j.begin_array("upstreams");
+  for (auto& u : upstreams)
+    j.value(u.ip + "#" + std::to_string(u.port));
+  j.end_array();
+  j.object("counters");
+  j.kv("queries", st.queries);
+  j.kv("local", st.local);
+  j.kv("cached", st.cached);
+  j.kv("forwarded", st.forwarded);
+  j.kv("refused", st.refused);
+  j.kv("errors", st.errors);
+  j.kv("dropped", st.dropped);
+  j.kv("publishes", publishes);
+  j.kv("hosts_reloads", hosts_reloads);
+  j.object("by_type");
+  for (auto& [t, n] : st.by_type)
+    j.kv(t.c_str(), n);
+  j.end_object();
+  j.object("by_rcode");
+  for (auto& [r, n] : st.by_rcode)
+    j.kv(r.c_str(), n);
+  j.end_object();
+  j.end_object();
+  j.object("cache");
+  j.kv("size", static_cast<uint64_t>(st.cache_stats.size));
+  j.kv("hits", st.cache_stats.hits);
+  j.kv("misses", st.cache_stats.misses);
+  j.kv("evictions", st.cache_stats.evictions);
+  j.end_object();
+  j.object("upstream");
+  j.kv("sent", st.upstream.sent);
+  j.kv("coalesced", st.upstream.coalesced);
+  j.kv("answered", st.upstream.answered);
+  j.kv("failed", st.upstream.failed);
+  j.kv("latency_avg_us",
+       st.upstream.answered ? st.upstream.latency_us_sum / st.upstream.answered
+                            : uint64_t{0});
+  j.end_object();
+  j.object("tcp");
+  j.kv("connections", st.tcp_connections);
+  j.kv("rejected", st.tcp_rejected);
+  j.end_object();
+  j.end_object();
+  return j.str();
+}
+
+std::string dns_metrics(const dns::server_stats& s) {
+  std::ostringstream out;
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name
+        << " counter\n"
+        << name << " " << v << "\n";
+  };
+  out << "# HELP networkd_dns_queries_total DNS queries by type\n"
+      << "# TYPE networkd_dns_queries_total counter\n";
+  for (auto& [t, n] : s.by_type)
+    out << "networkd_dns_queries_total{type=\"" << t << "\"} " << n << "\n";
+  out << "# HELP networkd_dns_responses_total DNS responses by rcode\n"
+      << "# TYPE networkd_dns_responses_total counter\n";
+  for (auto& [r, n] : s.by_rcode)
+    out << "networkd_dns_responses_total{rcode=\"" << r << "\"} " << n
+        << "\n";
+  out << "# HELP networkd_dns_answers_total Queries by how they were "
+         "answered\n"
+      << "# TYPE networkd_dns_answers_total counter\n"
+      << "networkd_dns_answers_total{source=\"local\"} " << s.local << "\n"
+      << "networkd_dns_answers_total{source=\"cache\"} " << s.cached << "\n"
+      << "networkd_dns_answers_total{source=\"forward\"} " << s.forwarded
+      << "\n";
+  counter("networkd_dns_refused_clients_total",
+          "Queries refused because of the source ACL", s.refused);
+  counter("networkd_dns_errors_total", "FORMERR/NOTIMP/BADVERS answers",
+          s.errors);
+  counter("networkd_dns_dropped_total", "Packets not answered", s.dropped);
+  out << "# HELP networkd_dns_cache_entries Entries in the answer cache\n"
+      << "# TYPE networkd_dns_cache_entries gauge\n"
+      << "networkd_dns_cache_entries " << s.cache_stats.size << "\n";
+  counter("networkd_dns_cache_hits_total", "Cache hits", s.cache_stats.hits);
+  counter("networkd_dns_cache_misses_total", "Cache misses", s.cache_stats.misses);
+  counter("networkd_dns_cache_evictions_total", "LRU evictions",
+          s.cache_stats.evictions);
+  counter("networkd_dns_upstream_queries_total", "Upstream exchanges",
+          s.upstream.sent);
+  counter("networkd_dns_upstream_coalesced_total",
+          "Queries joined to one in flight", s.upstream.coalesced);
+  counter("networkd_dns_upstream_failures_total",
+          "Upstream exchanges without a usable answer", s.upstream.failed);
+  out << "# HELP networkd_dns_upstream_latency_seconds Upstream answer "
+         "latency\n"
+      << "# TYPE networkd_dns_upstream_latency_seconds summary\n"
+      << "networkd_dns_upstream_latency_seconds_sum "
+      << static_cast<double>(s.upstream.latency_us_sum) / 1e6 << "\n"
+      << "networkd_dns_upstream_latency_seconds_count " << s.upstream.answered
+      << "\n";
+  return out.str();
+}
+
+dns_responder_actor::behavior_type
+dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
+              dns_responder_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  if (!st.cfg.hosts_file.empty()) {
+    auto hdl = caf::actor_cast<dns_responder_actor>(self);
+    st.hosts_watch = std::make_unique<file_watch>(
+      st.cfg.hosts_file, [hdl] { caf::anon_send(hdl, atom::reload_v); });
+    if (!st.hosts_watch->started())
+      NWD_LOG_WARN(who, "cannot watch {}: {}", st.cfg.hosts_file,
+                   st.hosts_watch->started().error().message);
+  }
+  st.read_hosts();
+  schedule_publish(self);
+  return {
+    [self](atom::status) { return self->state.render(); },
+    [self](key_change& c) {
+      auto& st = self->state;
+      auto name = c.key.substr(c.key.rfind('/') + 1);
+      switch (c.fam) {
+        case config::family::domain:
+          if (c.deleted) {
+            // The key's name as written; domain names are stored lower-case.
+            for (auto& ch : name)
+              ch = static_cast<char>(std::tolower(ch));
+            if (!name.empty() && name.back() == '.')
+              name.pop_back();
+            st.domains.erase(name);
+          } else {
+            st.domains[c.domain->name] = *c.domain;
+          }
+          break;
+        case config::family::domain_servers:
+          if (c.deleted) {
+            for (auto& ch : name)
+              ch = static_cast<char>(std::tolower(ch));
+            st.servers.erase(name);
+          } else {
+            st.servers[c.servers->domain] = *c.servers;
+          }
+          break;
+        case config::family::knob:
+          if (name == "dns_ttl") {
+            st.cfg.ttl = c.deleted ? 60 : static_cast<uint32_t>(c.knob->number);
+            break;
+          }
+          return;
+        default:
+          return;
+      }
+      schedule_publish(self);
+    },
+    [self](atom::upstream, std::vector<config::upstream>& ups) {
+      if (ups == self->state.upstreams)
+        return;
+      NWD_LOG_INFO(who, "upstreams from resolv.conf: {}", ups.size());
+      self->state.upstreams = std::move(ups);
+      schedule_publish(self);
+    },
+    [self](atom::reload) {
+      self->state.read_hosts();
+      schedule_publish(self);
+    },
+    [self](atom::publish) {
+      auto& st = self->state;
+      st.publish_pending = false;
+      st.warnings.clear();
+      auto tbl = dns::table::build(st.input(), &st.warnings);
+      for (auto& w : st.warnings)
+        NWD_LOG_DEBUG(who, "table: {}", w);
+      if (st.cfg.server)
+        st.cfg.server->publish(tbl);
+      ++st.publishes;
+      NWD_LOG_DEBUG(who, "published table serial {} ({} names)",
+                    tbl->serial(), tbl->size());
+    },
+    [self](atom::dynamic, std::string& name, std::vector<std::string>& ips) {
+      auto& st = self->state;
+      if (ips.empty())
+        st.dynamic_names.erase(name);
+      else
+        st.dynamic_names[name] = std::move(ips);
+      schedule_publish(self);
+    },
+    [self](atom::webrouter, std::vector<std::string>& ips) {
+      self->state.webrouter_ips = std::move(ips);
+      schedule_publish(self);
+    },
+  };
+}
+
+} // namespace networkd

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+// The dns responder: keeps every input of the DNS record table (etcd
+// domains and domain servers, the hosts file, dynamic names, webrouter
+// VIPs, upstreams, TTL) and publishes a new immutable table to the DNS
+// server's workers whenever one changes. Queries never pass through here.
+#pragma once
+
+#include <caf/stateful_actor.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+#include "dns/server.hpp"
+#include "net/file_watch.hpp"
+
+namespace networkd {
+
+struct dns_responder_config {
+  std::shared_ptr<dns::server> server; ///< started by the caller
+  std::string node_ip;
+  std::string hosts_file; ///< empty: none
+  uint32_t ttl = 60;
+};
+
+struct dns_responder_state {
+  static inline const char* name = "dns-responder";
+
+  dns_responder_config cfg;
+  std::map<std::string, config::domain_config> domains; ///< by name
+  std::map<std::string, config::domain_servers_config> servers;
+  std::map<std::string, std::vector<std::string>> dynamic_names;
+  std::vector<std::string> webrouter_ips;
+  std::vector<config::upstream> upstreams;
+  std::vector<dns::hosts_entry> hosts;
+  std::string hosts_error;
+  std::unique_ptr<file_watch> hosts_watch;
+  std::vector<std::string> warnings; ///< from the last table build
+  bool publish_pending = false;
+  uint64_t publishes = 0;
+  uint64_t hosts_reloads = 0;
+
+  dns::table_input input() const;
+  void read_hosts();
+  std::string render() const;
+};
+
+dns_responder_actor::behavior_type
+dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
+              dns_responder_config cfg);
+
+/// Prometheus text of the DNS server's counters.
+std::string dns_metrics(const dns::server_stats& s);
+
+} // namespace networkd

@@ -1,0 +1,744 @@
+// SPDX-License-Identifier: MIT
+// Sockets and threads of the DNS server.
+#include "dns/server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "dns/acl.hpp"
+#include "dns/engine.hpp"
+#include "net/log.hpp"
+
+namespace networkd::dns {
+
+namespace {
+
+constexpr const char* component = "dns-server";
+constexpr size_t batch_size = 32;
+constexpr size_t udp_buffer = 4096;
+
+uint64_t steady_ms() {
+  return static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch())
+      .count());
+}
+
+struct endpoint {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string ip;
+  uint16_t port = 0;
+};
+
+result<endpoint> parse_endpoint(const std::string& text) {
+  std::string host;
+  std::string port_text;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size()
+        || text[close + 1] != ':')
+      return make_failure("bad_option", "bad listen address '" + text + "'");
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos)
+      return make_failure("bad_option", "listen address '" + text
+                                          + "' has no port");
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  int port = -1;
+  auto [end, ec] = std::from_chars(port_text.data(),
+                                   port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || end != port_text.data() + port_text.size()
+      || port < 1 || port > 65535)
+    return make_failure("bad_option", "bad port in '" + text + "'");
+  auto addr = parse_ip(host);
+  if (!addr)
+    return make_failure("bad_option", "bad address in '" + text + "'");
+  endpoint ep;
+  ep.ip = to_string(*addr);
+  ep.port = static_cast<uint16_t>(port);
+  if (addr->family == AF_INET) {
+    auto sin = reinterpret_cast<sockaddr_in*>(&ep.addr);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(ep.port);
+    std::memcpy(&sin->sin_addr, addr->bytes.data(), 4);
+    ep.len = sizeof(sockaddr_in);
+  } else {
+    auto sin6 = reinterpret_cast<sockaddr_in6*>(&ep.addr);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(ep.port);
+    std::memcpy(&sin6->sin6_addr, addr->bytes.data(), 16);
+    ep.len = sizeof(sockaddr_in6);
+  }
+  return ep;
+}
+
+/// Counters owned by one thread (relaxed atomics: one writer, readers in
+/// stats()).
+struct alignas(64) thread_counters {
+  std::array<std::atomic<uint64_t>, 257> types{}; // [256] = other
+  std::array<std::atomic<uint64_t>, 25> rcodes{}; // [24] = other
+  std::atomic<uint64_t> queries{0}, local{0}, cached{0}, forwarded{0},
+    refused{0}, errors{0}, dropped{0};
+  static void bump(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void count_query(uint16_t qtype) {
+    bump(queries);
+    bump(types[qtype < 256 ? qtype : 256]);
+  }
+  void count_rcode(uint16_t rcode) { bump(rcodes[rcode < 24 ? rcode : 24]); }
+  void count(const query_result& r) {
+    count_query(r.qtype);
+    switch (r.what) {
+      case disposition::local: bump(local); break;
+      case disposition::cached: bump(cached); break;
+      case disposition::error: bump(errors); break;
+      case disposition::refused: bump(refused); break;
+      case disposition::forward: bump(forwarded); break;
+      case disposition::drop: bump(dropped); break;
+    }
+    if (r.what != disposition::forward && r.what != disposition::drop)
+      count_rcode(r.rcode);
+  }
+};
+
+int make_socket(const endpoint& ep, int type, bool reuseport,
+                std::string& error) {
+  int fd = ::socket(ep.addr.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  if (reuseport)
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (type == SOCK_STREAM)
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (ep.addr.ss_family == AF_INET6)
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.len) != 0) {
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  if (type == SOCK_STREAM && ::listen(fd, 128) != 0) {
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void wake(int fd) {
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
+}
+
+} // namespace
+
+struct server::impl {
+  server_options opts;
+  std::vector<endpoint> endpoints;
+  acl access;
+  cache answers;
+  forwarder fwd;
+  std::shared_ptr<const table> tbl = table::build(table_input{});
+  std::atomic<uint64_t> generation{0};
+  std::atomic<bool> stopping{false};
+  int stop_fd = -1;
+
+  std::vector<std::vector<int>> udp_socks; // [worker][endpoint]
+  std::vector<int> tcp_listeners;
+  std::vector<std::thread> threads;
+  std::deque<thread_counters> counters; // workers..., tcp, forwarder
+
+  // TCP answers coming back from the forwarder.
+  std::mutex tcp_mtx;
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> tcp_mailbox;
+  int tcp_wake = -1;
+  std::atomic<uint64_t> tcp_open{0}, tcp_rejected{0};
+
+  explicit impl(const server_options& o)
+    : opts(o), answers(o.cache), fwd(o.upstream) {}
+
+  thread_counters& forwarder_counters() { return counters.back(); }
+  thread_counters& tcp_counters() { return counters[counters.size() - 2]; }
+
+  std::vector<config::upstream>
+  filter(const std::vector<config::upstream>& list) const {
+    std::vector<config::upstream> out;
+    for (auto& u : list) {
+      auto addr = parse_ip(u.ip);
+      if (!addr)
+        continue;
+      auto ip = to_string(*addr);
+      bool ours = ip == "127.0.0.53";
+      for (auto& ep : endpoints) {
+        bool wildcard = ep.ip == "0.0.0.0" || ep.ip == "::";
+        bool loopback = addr->family == AF_INET ? addr->bytes[0] == 127
+                                                : ip == "::1";
+        ours = ours
+               || (ep.port == u.port && (ep.ip == ip || (wildcard && loopback)));
+      }
+      if (!ours)
+        out.push_back(config::upstream{ip, u.port});
+    }
+    return out;
+  }
+
+  /// Starts forwarding q; `reply` sends the finished response.
+  void forward(const query& q, const table& t,
+               std::function<void(std::vector<uint8_t>&&)> reply) {
+    auto servers = filter(t.upstreams_for(q.lower));
+    auto wire = upstream_query(q, opts.max_udp_payload);
+    fwd.submit(q.cache_key(), std::move(servers), std::move(wire),
+               [this, q, reply = std::move(reply)](const upstream_answer& a) {
+                 std::vector<uint8_t> out;
+                 auto now = steady_ms();
+                 std::shared_ptr<const cache_entry> e;
+                 if (a.ok)
+                   e = make_cache_entry(q.lower, q.qtype, q.qclass,
+                                        a.wire.data(), a.wire.size(), now,
+                                        answers.options());
+                 if (!e)
+                   e = make_failure_entry(q.lower, q.qtype, q.qclass, now,
+                                          answers.options());
+                 if (!e)
+                   return;
+                 answers.put(q.cache_key(), e);
+                 respond_from_entry(q, *e, now, opts.max_udp_payload, out);
+                 forwarder_counters().count_rcode(e->rcode);
+                 reply(std::move(out));
+               });
+  }
+
+  // -- UDP ------------------------------------------------------------------
+
+  void udp_worker(size_t index) {
+    auto& socks = udp_socks[index];
+    auto& ctr = counters[index];
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = stop_fd;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, stop_fd, &ev);
+    for (int fd : socks) {
+      ev.data.fd = fd;
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    std::vector<std::array<uint8_t, udp_buffer>> bufs(batch_size);
+    std::vector<sockaddr_storage> addrs(batch_size);
+    std::vector<iovec> iov(batch_size);
+    std::vector<mmsghdr> msgs(batch_size);
+    std::vector<std::vector<uint8_t>> outs(batch_size);
+    std::vector<iovec> out_iov(batch_size);
+    std::vector<mmsghdr> out_msgs(batch_size);
+    std::shared_ptr<const table> snapshot = std::atomic_load(&tbl);
+    uint64_t seen = generation.load(std::memory_order_acquire);
+    uint32_t rotation = static_cast<uint32_t>(index * 7919);
+    query q;
+    epoll_event events[8];
+    while (!stopping.load(std::memory_order_relaxed)) {
+      int n = ::epoll_wait(ep, events, 8, 1000);
+      for (int e = 0; e < n; ++e) {
+        int fd = events[e].data.fd;
+        if (fd == stop_fd)
+          continue;
+        for (size_t i = 0; i < batch_size; ++i) {
+          iov[i] = iovec{bufs[i].data(), bufs[i].size()};
+          std::memset(&msgs[i], 0, sizeof(mmsghdr));
+          msgs[i].msg_hdr.msg_name = &addrs[i];
+          msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+          msgs[i].msg_hdr.msg_iov = &iov[i];
+          msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got = ::recvmmsg(fd, msgs.data(), batch_size, MSG_DONTWAIT,
+                             nullptr);
+        if (got <= 0)
+          continue;
+        if (auto g = generation.load(std::memory_order_acquire); g != seen) {
+          snapshot = std::atomic_load(&tbl);
+          seen = g;
+        }
+        query_env env;
+        env.tbl = snapshot.get();
+        env.answers = &answers;
+        env.now_ms = steady_ms();
+        env.via = transport::udp;
+        env.max_udp_payload = opts.max_udp_payload;
+        size_t replies = 0;
+        for (int i = 0; i < got; ++i) {
+          auto sa = reinterpret_cast<const sockaddr*>(&addrs[i]);
+          if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            thread_counters::bump(ctr.dropped);
+            continue;
+          }
+          env.client_allowed = access.allows(sa);
+          env.rotation = rotation++;
+          auto& out = outs[replies];
+          auto r = handle_query(bufs[i].data(), msgs[i].msg_len, env, q, out);
+          ctr.count(r);
+          if (r.what == disposition::forward) {
+            auto client = addrs[i];
+            auto client_len = msgs[i].msg_hdr.msg_namelen;
+            forward(q, *snapshot, [fd, client, client_len](
+                                    std::vector<uint8_t>&& bytes) {
+              ::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT,
+                       reinterpret_cast<const sockaddr*>(&client),
+                       client_len);
+            });
+            continue;
+          }
+          if (out.empty())
+            continue;
+          out_iov[replies] = iovec{out.data(), out.size()};
+          std::memset(&out_msgs[replies], 0, sizeof(mmsghdr));
+          out_msgs[replies].msg_hdr.msg_name = &addrs[i];
+          out_msgs[replies].msg_hdr.msg_namelen = msgs[i].msg_hdr.msg_namelen;
+          out_msgs[replies].msg_hdr.msg_iov = &out_iov[replies];
+          out_msgs[replies].msg_hdr.msg_iovlen = 1;
+          ++replies;
+        }
+        size_t done = 0;
+        while (done < replies) {
+          int sent = ::sendmmsg(fd, out_msgs.data() + done,
+                                static_cast<unsigned>(replies - done),
+                                MSG_DONTWAIT);
+          if (sent <= 0) {
+            ++done; // skip the one that failed (e.g. ICMP error pending)
+            continue;
+          }
+          done += static_cast<size_t>(sent);
+        }
+        // More may be waiting: epoll is level-triggered, so the next
+        // epoll_wait returns at once.
+      }
+    }
+    ::close(ep);
+  }
+
+  // -- TCP ------------------------------------------------------------------
+
+  struct connection {
+    int fd = -1;
+    uint64_t id = 0;
+    std::vector<uint8_t> in;
+    std::vector<uint8_t> out;
+    size_t out_pos = 0;
+    uint64_t last_active_ms = 0;
+    size_t pending = 0;
+    bool eof = false;
+    bool want_write = false;
+    sockaddr_storage peer{};
+  };
+
+  void tcp_thread() {
+    auto& ctr = tcp_counters();
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    // data.u64: 0 = stop, 1 = mailbox, 2.. = listeners, then conn ids.
+    auto add = [&](int fd, uint64_t tag, uint32_t events) {
+      epoll_event ev{};
+      ev.events = events;
+      ev.data.u64 = tag;
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    };
+    add(stop_fd, 0, EPOLLIN);
+    add(tcp_wake, 1, EPOLLIN);
+    const uint64_t first_conn = 2 + tcp_listeners.size();
+    for (size_t i = 0; i < tcp_listeners.size(); ++i)
+      add(tcp_listeners[i], 2 + i, EPOLLIN);
+    std::unordered_map<uint64_t, connection> conns;
+    uint64_t next_id = first_conn;
+    std::shared_ptr<const table> snapshot = std::atomic_load(&tbl);
+    uint64_t seen = generation.load(std::memory_order_acquire);
+    uint32_t rotation = 0;
+    query q;
+    std::vector<uint8_t> out;
+
+    auto close_conn = [&](uint64_t id) {
+      auto i = conns.find(id);
+      if (i == conns.end())
+        return;
+      ::epoll_ctl(ep, EPOLL_CTL_DEL, i->second.fd, nullptr);
+      ::close(i->second.fd);
+      conns.erase(i);
+      tcp_open = conns.size();
+    };
+    auto flush = [&](connection& c) {
+      while (c.out_pos < c.out.size()) {
+        auto n = ::send(c.fd, c.out.data() + c.out_pos,
+                        c.out.size() - c.out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+          return false;
+        }
+        c.out_pos += static_cast<size_t>(n);
+      }
+      if (c.out_pos == c.out.size()) {
+        c.out.clear();
+        c.out_pos = 0;
+      }
+      bool want = !c.out.empty();
+      if (want != c.want_write) {
+        epoll_event ev{};
+        ev.events = want ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
+        ev.data.u64 = c.id;
+        ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+        c.want_write = want;
+      }
+      return true;
+    };
+    auto queue = [](connection& c, const std::vector<uint8_t>& msg) {
+      c.out.push_back(static_cast<uint8_t>(msg.size() >> 8));
+      c.out.push_back(static_cast<uint8_t>(msg.size() & 0xff));
+      c.out.insert(c.out.end(), msg.begin(), msg.end());
+    };
+    auto handle = [&](connection& c, const uint8_t* data, size_t len) {
+      if (auto g = generation.load(std::memory_order_acquire); g != seen) {
+        snapshot = std::atomic_load(&tbl);
+        seen = g;
+      }
+      query_env env;
+      env.tbl = snapshot.get();
+      env.answers = &answers;
+      env.now_ms = steady_ms();
+      env.via = transport::tcp;
+      env.max_udp_payload = opts.max_udp_payload;
+      env.client_allowed = access.allows(
+        reinterpret_cast<const sockaddr*>(&c.peer));
+      env.rotation = rotation++;
+      auto r = handle_query(data, len, env, q, out);
+      ctr.count(r);
+      if (r.what == disposition::forward) {
+        ++c.pending;
+        auto id = c.id;
+        forward(q, *snapshot, [this, id](std::vector<uint8_t>&& bytes) {
+          {
+            std::lock_guard<std::mutex> guard{tcp_mtx};
+            tcp_mailbox.emplace_back(id, std::move(bytes));
+          }
+          wake(tcp_wake);
+        });
+      } else if (!out.empty()) {
+        queue(c, out);
+      }
+    };
+    auto on_readable = [&](connection& c) {
+      uint8_t buf[16384];
+      for (;;) {
+        auto n = ::recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0) {
+          c.eof = true;
+          break;
+        }
+        if (n < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+          return false;
+        }
+        c.in.insert(c.in.end(), buf, buf + n);
+        if (static_cast<size_t>(n) < sizeof(buf))
+          break;
+      }
+      c.last_active_ms = steady_ms();
+      size_t pos = 0;
+      while (c.in.size() - pos >= 2) {
+        size_t len = (size_t{c.in[pos]} << 8) | c.in[pos + 1];
+        if (c.in.size() - pos - 2 < len)
+          break;
+        handle(c, c.in.data() + pos + 2, len);
+        pos += 2 + len;
+      }
+      c.in.erase(c.in.begin(), c.in.begin() + static_cast<long>(pos));
+      return flush(c);
+    };
+
+    epoll_event events[64];
+    uint64_t last_sweep = steady_ms();
+    while (!stopping.load(std::memory_order_relaxed)) {
+      int n = ::epoll_wait(ep, events, 64, 200);
+      for (int e = 0; e < n; ++e) {
+        uint64_t tag = events[e].data.u64;
+        if (tag == 0)
+          continue;
+        if (tag == 1) {
+          uint64_t v;
+          [[maybe_unused]] auto rd = ::read(tcp_wake, &v, sizeof(v));
+          std::vector<std::pair<uint64_t, std::vector<uint8_t>>> batch;
+          {
+            std::lock_guard<std::mutex> guard{tcp_mtx};
+            batch.swap(tcp_mailbox);
+          }
+          for (auto& [id, bytes] : batch) {
+            auto i = conns.find(id);
+            if (i == conns.end())
+              continue;
+            auto& c = i->second;
+            if (c.pending > 0)
+              --c.pending;
+            c.last_active_ms = steady_ms();
+            queue(c, bytes);
+            if (!flush(c))
+              close_conn(id);
+          }
+          continue;
+        }
+        if (tag < first_conn) {
+          int lfd = tcp_listeners[tag - 2];
+          for (;;) {
+            sockaddr_storage peer{};
+            socklen_t plen = sizeof(peer);
+            int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &plen,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+              break;
+            if (conns.size() >= opts.max_tcp_connections) {
+              ::close(fd);
+              ++tcp_rejected;
+              continue;
+            }
+            int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            auto id = next_id++;
+            auto& c = conns[id];
+            c.fd = fd;
+            c.id = id;
+            c.peer = peer;
+            c.last_active_ms = steady_ms();
+            add(fd, id, EPOLLIN);
+            tcp_open = conns.size();
+          }
+          continue;
+        }
+        auto i = conns.find(tag);
+        if (i == conns.end())
+          continue;
+        auto& c = i->second;
+        bool ok = true;
+        if (events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+          ok = on_readable(c);
+        if (ok && (events[e].events & EPOLLOUT))
+          ok = flush(c);
+        if (!ok || (c.eof && c.pending == 0 && c.out.empty()))
+          close_conn(tag);
+      }
+      auto now = steady_ms();
+      if (now - last_sweep >= 200) {
+        last_sweep = now;
+        auto idle = static_cast<uint64_t>(opts.tcp_idle_timeout.count());
+        std::vector<uint64_t> expired;
+        for (auto& [id, c] : conns)
+          if (now - c.last_active_ms >= idle
+              && (c.pending == 0 || now - c.last_active_ms >= 4 * idle))
+            expired.push_back(id);
+        for (auto id : expired)
+          close_conn(id);
+      }
+    }
+    for (auto& [id, c] : conns)
+      ::close(c.fd);
+    conns.clear();
+    tcp_open = 0;
+    ::close(ep);
+  }
+
+  void close_all() {
+    for (auto& socks : udp_socks)
+      for (int fd : socks)
+        ::close(fd);
+    udp_socks.clear();
+    for (int fd : tcp_listeners)
+      ::close(fd);
+    tcp_listeners.clear();
+    if (stop_fd >= 0)
+      ::close(stop_fd);
+    if (tcp_wake >= 0)
+      ::close(tcp_wake);
+    stop_fd = tcp_wake = -1;
+  }
+};
+
+server::server(server_options opts) : opts_(std::move(opts)) {}
+
+server::~server() {
+  stop();
+}
+
+result<unit> server::start() {
+  if (impl_)
+    return make_failure("io", "already started");
+  auto p = std::make_unique<impl>(opts_);
+  std::vector<cidr> nets;
+  for (auto& text : opts_.allowed_networks) {
+    auto c = parse_cidr(text);
+    if (!c)
+      return make_failure("bad_option", c.error().message);
+    nets.push_back(*c);
+  }
+  p->access = acl{std::move(nets), opts_.allow_loopback};
+  if (opts_.listen.empty())
+    return make_failure("bad_option", "no listen address");
+  for (auto& text : opts_.listen) {
+    auto ep = parse_endpoint(text);
+    if (!ep)
+      return ep.error();
+    p->endpoints.push_back(*ep);
+  }
+  unsigned workers = opts_.workers;
+  if (workers == 0)
+    workers = std::max(1u, std::thread::hardware_concurrency());
+  p->stop_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  p->tcp_wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (p->stop_fd < 0 || p->tcp_wake < 0) {
+    p->close_all();
+    return make_failure("io", std::string("eventfd: ") + std::strerror(errno));
+  }
+  // TCP listeners first, without SO_REUSEPORT: a port that is in use (by
+  // anyone, including another networkd) fails here.
+  std::string error;
+  for (auto& ep : p->endpoints) {
+    int fd = make_socket(ep, SOCK_STREAM, false, error);
+    if (fd < 0) {
+      p->close_all();
+      return make_failure("bind", "tcp " + ep.ip + ":"
+                                    + std::to_string(ep.port) + ": " + error);
+    }
+    p->tcp_listeners.push_back(fd);
+  }
+  for (unsigned w = 0; w < workers; ++w) {
+    p->udp_socks.emplace_back();
+    for (auto& ep : p->endpoints) {
+      int fd = make_socket(ep, SOCK_DGRAM, true, error);
+      if (fd < 0) {
+        p->close_all();
+        return make_failure("bind", "udp " + ep.ip + ":"
+                                      + std::to_string(ep.port) + ": "
+                                      + error);
+      }
+      p->udp_socks.back().push_back(fd);
+    }
+  }
+  if (auto r = p->fwd.start(); !r) {
+    p->close_all();
+    return r.error();
+  }
+  for (unsigned w = 0; w < workers + 2; ++w)
+    p->counters.emplace_back();
+  if (initial_)
+    p->tbl = initial_;
+  impl_ = std::move(p);
+  for (unsigned w = 0; w < workers; ++w)
+    impl_->threads.emplace_back([this, w] { impl_->udp_worker(w); });
+  impl_->threads.emplace_back([this] { impl_->tcp_thread(); });
+  std::string where;
+  for (auto& ep : impl_->endpoints)
+    where += " " + ep.ip + ":" + std::to_string(ep.port);
+  NWD_LOG_INFO(component, "listening on{} with {} workers", where, workers);
+  return unit{};
+}
+
+void server::stop() {
+  if (!impl_)
+    return;
+  impl_->stopping = true;
+  wake(impl_->stop_fd);
+  for (auto& t : impl_->threads)
+    t.join();
+  impl_->threads.clear();
+  // Last: its callbacks may still send on the UDP sockets.
+  impl_->fwd.stop();
+  impl_->close_all();
+  impl_.reset();
+}
+
+void server::publish(std::shared_ptr<const table> t) {
+  if (!t)
+    return;
+  if (!impl_) {
+    initial_ = std::move(t);
+    return;
+  }
+  std::atomic_store(&impl_->tbl, t);
+  impl_->generation.fetch_add(1, std::memory_order_acq_rel);
+  auto dropped = impl_->answers.drop_if(
+    [&t](std::string_view name) { return t->is_local(name); });
+  if (dropped > 0)
+    NWD_LOG_DEBUG(component, "dropped {} cached answers for local names",
+                  dropped);
+}
+
+std::shared_ptr<const table> server::current() const {
+  if (!impl_)
+    return nullptr;
+  return std::atomic_load(&impl_->tbl);
+}
+
+std::string server::config_text() const {
+  auto t = current();
+  return t ? t->config_text() : std::string{};
+}
+
+std::vector<config::upstream>
+server::upstreams_for(std::string_view name) const {
+  auto t = current();
+  if (!t)
+    return {};
+  return impl_->filter(t->upstreams_for(wire_name(name)));
+}
+
+server_stats server::stats() const {
+  server_stats s;
+  if (!impl_)
+    return s;
+  std::array<uint64_t, 257> types{};
+  std::array<uint64_t, 25> rcodes{};
+  for (auto& c : impl_->counters) {
+    s.queries += c.queries.load(std::memory_order_relaxed);
+    s.local += c.local.load(std::memory_order_relaxed);
+    s.cached += c.cached.load(std::memory_order_relaxed);
+    s.forwarded += c.forwarded.load(std::memory_order_relaxed);
+    s.refused += c.refused.load(std::memory_order_relaxed);
+    s.errors += c.errors.load(std::memory_order_relaxed);
+    s.dropped += c.dropped.load(std::memory_order_relaxed);
+    for (size_t i = 0; i < types.size(); ++i)
+      types[i] += c.types[i].load(std::memory_order_relaxed);
+    for (size_t i = 0; i < rcodes.size(); ++i)
+      rcodes[i] += c.rcodes[i].load(std::memory_order_relaxed);
+  }
+  for (size_t i = 0; i < types.size(); ++i)
+    if (types[i] > 0)
+      s.by_type[i == 256 ? "OTHER" : type_name(static_cast<uint16_t>(i))]
+        += types[i];
+  for (size_t i = 0; i < rcodes.size(); ++i)
+    if (rcodes[i] > 0)
+      s.by_rcode[i == 24 ? "OTHER" : rcode_name(static_cast<uint16_t>(i))]
+        += rcodes[i];
+  s.cache_stats = impl_->answers.stats();
+  s.upstream = impl_->fwd.stats();
+  s.tcp_connections = impl_->tcp_open.load();
+  s.tcp_rejected = impl_->tcp_rejected.load();
+  return s;
+}
+
+} // namespace networkd::dns

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// The embedded DNS server: UDP and TCP sockets, worker threads, the table
+// snapshot, the answer cache and the upstream forwarder. No CAF.
+//
+// How the daemon uses it (the dns responder actor owns one server):
+//
+//   dns::server_options opts;
+//   opts.listen = {"127.0.0.1:53", "172.17.0.1:53"};   // -godns.addr
+//   opts.allowed_networks = {"172.17.0.0/16"};          // -acl
+//   dns::server srv{opts};
+//   if (auto r = srv.start(); !r) { /* bind failed: r.error() */ }
+//   // Whenever etcd domains, the hosts file, dynamic names or the upstream
+//   // list (from the resolv.conf guardian) change: build a new table from
+//   // the full input and publish it. Upstreams live in the table, so
+//   // "set upstreams" = publish a table with new table_input::upstreams.
+//   dns::table_input in = ...;
+//   srv.publish(dns::table::build(in));
+//   srv.stats();        // counters for /v1/state and /metrics
+//   srv.config_text();  // body of /v1/dns/config
+//   srv.stop();         // joins every thread; also done by the destructor
+//
+// Threads: `workers` UDP threads (one SO_REUSEPORT socket per listen
+// address each, recvmmsg/sendmmsg batches), one TCP thread (all listeners
+// and connections, epoll), one forwarder thread (c-ares). Workers answer
+// local names and cache hits from the current snapshot; publish() swaps it
+// with one atomic store plus a generation counter the workers check per
+// batch. Misses go to the forwarder, whose thread sends the answer (UDP) or
+// hands it back to the TCP thread, so slow upstreams never block anything.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dns/cache.hpp"
+#include "dns/forwarder.hpp"
+#include "dns/table.hpp"
+#include "net/result.hpp"
+
+namespace networkd::dns {
+
+struct server_options {
+  /// "ip:port" or "[ip6]:port"; every address gets UDP and TCP.
+  std::vector<std::string> listen{"127.0.0.1:53"};
+  unsigned workers = 0; ///< UDP threads; 0 = number of cores
+  /// Sources allowed besides loopback (CIDRs); others get REFUSED.
+  std::vector<std::string> allowed_networks;
+  bool allow_loopback = true; ///< tests turn this off to exercise the ACL
+  uint16_t max_udp_payload = 1232; ///< our EDNS payload size
+  cache_options cache;
+  forwarder_options upstream;
+  std::chrono::milliseconds tcp_idle_timeout{10000};
+  size_t max_tcp_connections = 256;
+};
+
+/// A copy of the counters at one moment.
+struct server_stats {
+  uint64_t queries = 0;
+  uint64_t local = 0;     ///< answered from the table
+  uint64_t cached = 0;    ///< answered from the cache
+  uint64_t forwarded = 0; ///< sent to the forwarder
+  uint64_t refused = 0;   ///< clients outside the ACL
+  uint64_t errors = 0;    ///< FORMERR/NOTIMP/BADVERS answers
+  uint64_t dropped = 0;   ///< packets not answered
+  std::map<std::string, uint64_t> by_type;  ///< "A" -> count
+  std::map<std::string, uint64_t> by_rcode; ///< "NOERROR" -> responses
+  cache::counters cache_stats;
+  forwarder::counters upstream;
+  uint64_t tcp_connections = 0; ///< open now
+  uint64_t tcp_rejected = 0;    ///< over the connection cap
+};
+
+class server {
+public:
+  explicit server(server_options opts);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds every socket and starts the threads. Failure codes: "bad_option"
+  /// (listen address or CIDR), "bind" (e.g. address in use), "io".
+  result<unit> start();
+  /// Stops and joins all threads, closes the sockets. Idempotent.
+  void stop();
+
+  /// Makes `t` the table every thread answers from, and drops cached
+  /// answers for names that are local in it. Thread-safe with the query
+  /// threads; call it from one thread (the dns responder). A table
+  /// published before start() is used from the start.
+  void publish(std::shared_ptr<const table> t);
+  std::shared_ptr<const table> current() const;
+
+  server_stats stats() const;
+  /// The /v1/dns/config text of the current table.
+  std::string config_text() const;
+  const server_options& options() const { return opts_; }
+
+  /// The upstreams used for a name after removing our own addresses and
+  /// 127.0.0.53 (exposed for tests and the admin view).
+  std::vector<config::upstream> upstreams_for(std::string_view name) const;
+
+  struct impl;
+
+private:
+  server_options opts_;
+  std::shared_ptr<const table> initial_; ///< published before start()
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace networkd::dns
