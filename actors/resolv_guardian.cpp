@@ -112,7 +112,12 @@ void check(guardian_pointer self) {
     set_mode(self, "managed", "");
     return;
   }
-  if (!st.fights.may_write(now)) {
+  if (!st.fights.try_write(now)) {
+    if (st.fights.started_fight())
+      NWD_LOG_WARN(who,
+                   "{} is rewritten by another program again and again: "
+                   "backing off",
+                   st.cfg.path);
     set_mode(self, "fighting",
              "another program keeps rewriting it; next try in "
                + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
@@ -133,27 +138,26 @@ void check(guardian_pointer self) {
   NWD_LOG_INFO(who, "{} {}: nameserver {} first", missing ? "recreated"
                                                            : "rewrote",
                st.cfg.path, st.cfg.our_ip);
-  if (st.fights.wrote(now))
-    NWD_LOG_WARN(who,
-                 "{} is rewritten by another program again and again: "
-                 "backing off",
-                 st.cfg.path);
   set_mode(self, "managed", "");
 }
 
 } // namespace
 
-bool fight_detector::wrote(time_point now) {
-  writes_.push_back(now);
+bool fight_detector::try_write(time_point now) {
+  if (now < quiet_until_)
+    return false;
   while (!writes_.empty() && now - writes_.front() > window_)
     writes_.pop_front();
-  if (writes_.size() <= max_writes_)
-    return false;
+  if (writes_.size() < max_writes_) {
+    writes_.push_back(now);
+    return true;
+  }
   ++fights_;
+  started_ = true;
   quiet_until_ = now + backoff_;
   backoff_ = std::min(backoff_ * 2, max_backoff_);
   writes_.clear();
-  return true;
+  return false;
 }
 
 void fight_detector::calm(time_point now) {

@@ -33,10 +33,16 @@ public:
     : max_writes_(max_writes), window_(window), first_backoff_(backoff),
       max_backoff_(max_backoff), backoff_(backoff) {}
 
-  /// May we rewrite at `now`?
-  bool may_write(time_point now) const { return now >= quiet_until_; }
-  /// Records a rewrite; true when it started a fight (back off now).
-  bool wrote(time_point now);
+  /// Asks to rewrite at `now`. True: go ahead (the write is counted).
+  /// False: backing off; when this call is the one that found the budget
+  /// spent, a new fight starts and `started_fight()` turns true once.
+  bool try_write(time_point now);
+  /// True once after try_write started a fight (for a single log line).
+  bool started_fight() {
+    bool b = started_;
+    started_ = false;
+    return b;
+  }
   /// The file was found right: a calm period resets the backoff growth.
   void calm(time_point now);
   bool fighting(time_point now) const { return now < quiet_until_; }
@@ -52,6 +58,7 @@ private:
   std::deque<time_point> writes_;
   time_point quiet_until_{};
   uint64_t fights_ = 0;
+  bool started_ = false;
 };
 
 struct resolv_guardian_config {

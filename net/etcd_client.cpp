@@ -342,9 +342,10 @@ struct keepalive_stream {
     void* got = nullptr;
     bool ok = false;
     grpc::Status st;
+    // Cancel first: the pending step (after a timeout) and Finish then
+    // complete at once instead of waiting for the server.
+    ctx.TryCancel();
     if (pending) {
-      // After a timeout: cancel first so the pending step completes.
-      ctx.TryCancel();
       cq.Next(&got, &ok);
       pending = false;
     }
@@ -352,7 +353,6 @@ struct keepalive_stream {
       rw->Finish(&st, tag());
       cq.Next(&got, &ok);
     }
-    ctx.TryCancel();
     cq.Shutdown();
     while (cq.Next(&got, &ok)) {
     }

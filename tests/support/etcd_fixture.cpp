@@ -68,7 +68,9 @@ bool etcd_member::wait_healthy(std::chrono::milliseconds deadline) {
     [&] {
       if (!running())
         return false;
-      return etcdctl(endpoint(), "endpoint health") == 0;
+      // A member serves clients only once it has joined the cluster through
+      // raft; Status needs no auth (unlike "endpoint health").
+      return etcdctl(endpoint(), "endpoint status") == 0;
     },
     deadline, 50ms);
 }

@@ -26,7 +26,7 @@ public:
 
   /// Starts the process (no-op when running); does not wait.
   void launch();
-  /// Waits until the member answers a health check (it has a leader).
+  /// Waits until the member serves clients.
   bool wait_healthy(std::chrono::milliseconds deadline = 15s);
   /// SIGKILL: acknowledged writes are in the WAL already.
   void kill();
