@@ -24,6 +24,26 @@ constexpr const char* who = "resolv-guardian";
 using guardian_pointer
   = resolv_guardian_actor::stateful_pointer<resolv_guardian_state>;
 
+/// Identity of a file's content version: a rewrite in place or by rename
+/// changes at least one of these.
+struct file_version {
+  ino_t inode = 0;
+  off_t size = -1;
+  int64_t mtime_ns = 0;
+  bool operator==(const file_version& o) const {
+    return inode == o.inode && size == o.size && mtime_ns == o.mtime_ns;
+  }
+};
+
+file_version version_of(const std::string& path) {
+  struct stat sb {};
+  if (::stat(path.c_str(), &sb) != 0)
+    return {};
+  return {sb.st_ino, sb.st_size,
+          static_cast<int64_t>(sb.st_mtim.tv_sec) * 1000000000
+            + sb.st_mtim.tv_nsec};
+}
+
 bool read_file(const std::string& path, std::string& out, int& err) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -91,6 +111,7 @@ void check(guardian_pointer self) {
   std::string text;
   int err = 0;
   bool missing = false;
+  auto before = version_of(st.cfg.path);
   if (!read_file(st.cfg.path, text, err)) {
     if (err != ENOENT) {
       set_mode(self, "error", std::string{"cannot read: "}
@@ -128,6 +149,13 @@ void check(guardian_pointer self) {
       st.backoff_timer = true;
       self->delayed_send(self, st.fights.quiet_until() - now, atom::reload_v);
     }
+    return;
+  }
+  if (!missing && !(version_of(st.cfg.path) == before)) {
+    // Someone is writing it right now: look again once they are done (the
+    // watcher reports their write).
+    NWD_LOG_DEBUG(who, "{} changed while being read; checking again",
+                  st.cfg.path);
     return;
   }
   if (auto r = write_atomically(st.cfg.path, fix.text); !r) {

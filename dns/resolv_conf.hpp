@@ -39,6 +39,7 @@ std::vector<std::string> resolv_nameservers(std::string_view text);
 /// The name servers usable as upstreams: file order, duplicates removed,
 /// without `own_ips` and 127.0.0.53.
 std::vector<config::upstream>
-resolv_upstreams(std::string_view text, const std::vector<std::string>& own_ips);
+resolv_upstreams(std::string_view text,
+                 const std::vector<std::string>& own_ips);
 
 } // namespace networkd::dns

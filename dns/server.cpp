@@ -197,8 +197,8 @@ struct server::impl {
         bool wildcard = ep.ip == "0.0.0.0" || ep.ip == "::";
         bool loopback = addr->family == AF_INET ? addr->bytes[0] == 127
                                                 : ip == "::1";
-        ours = ours
-               || (ep.port == u.port && (ep.ip == ip || (wildcard && loopback)));
+        bool same = ep.ip == ip || (wildcard && loopback);
+        ours = ours || (ep.port == u.port && same);
       }
       if (!ours)
         out.push_back(config::upstream{ip, u.port});

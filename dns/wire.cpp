@@ -41,7 +41,8 @@ std::optional<ip_address> parse_ip(std::string_view text) {
     return addr;
   }
   if (inet_pton(AF_INET6, copy.c_str(), addr.bytes.data()) == 1) {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
     if (std::memcmp(addr.bytes.data(), mapped, sizeof(mapped)) == 0) {
       ip_address v4;
       v4.family = AF_INET;

@@ -233,6 +233,7 @@ struct watcher::impl {
     create->set_prev_kv(true);
     create->set_fragment(true);
     auto result = stream_end::failed;
+    bool ended_by_us = false;
     if (stream->Write(req)) {
       etcdserverpb::WatchResponse resp;
       std::vector<mvccpb::Event> pending;
@@ -242,12 +243,14 @@ struct watcher::impl {
                        "{}: revision {} compacted (compact revision {})",
                        prefix, revision + 1, resp.compact_revision());
           result = stream_end::compacted;
+          ended_by_us = true;
           break;
         }
         if (resp.canceled()) {
           error = "watch canceled by " + m.target + ": " + resp.cancel_reason();
           if (resp.cancel_reason().find("compacted") != std::string::npos)
             result = stream_end::compacted;
+          ended_by_us = true;
           break;
         }
         if (resp.created()) {
@@ -273,7 +276,10 @@ struct watcher::impl {
         }
       }
     }
-    ctx.TryCancel();
+    // A stream that broke by itself has its status already; one we leave
+    // open must be cancelled or Finish waits for the server.
+    if (ended_by_us)
+      ctx.TryCancel();
     auto st = stream->Finish();
     if (slot.cancelled())
       return stream_end::stopped;

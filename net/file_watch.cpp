@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 struct file_watch::impl {
   std::string path;
   handler on_change;
+  std::chrono::milliseconds settle{50};
   int ino = -1;
   int stop_fd = -1;
   /// Watch descriptor → file names in that directory we care about.
@@ -95,40 +96,52 @@ struct file_watch::impl {
     return false;
   }
 
+  /// Reads every queued event; true when one concerns our file.
+  bool drain(char* buf, size_t size) {
+    bool changed = false;
+    for (;;) {
+      auto len = ::read(ino, buf, size);
+      if (len <= 0)
+        break;
+      for (char* p = buf; p < buf + len;) {
+        auto* ev = reinterpret_cast<inotify_event*>(p);
+        if (relevant(ev))
+          changed = true;
+        p += sizeof(inotify_event) + ev->len;
+      }
+    }
+    return changed;
+  }
+
   void run() {
     alignas(inotify_event) char buf[16 * (sizeof(inotify_event) + NAME_MAX
                                           + 1)];
     pollfd fds[2] = {{ino, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+    bool pending = false;
     for (;;) {
-      int n = ::poll(fds, 2, -1);
+      // While a change is pending, wait only `settle` for more events.
+      int n = ::poll(fds, 2, pending ? static_cast<int>(settle.count()) : -1);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0 || (fds[1].revents & POLLIN))
         return;
-      bool changed = false;
-      // Drain everything available now: one callback per burst.
-      for (;;) {
-        auto len = ::read(ino, buf, sizeof(buf));
-        if (len <= 0)
-          break;
-        for (char* p = buf; p < buf + len;) {
-          auto* ev = reinterpret_cast<inotify_event*>(p);
-          if (relevant(ev))
-            changed = true;
-          p += sizeof(inotify_event) + ev->len;
-        }
-      }
-      if (changed) {
+      if (n == 0) {
+        pending = false;
         // A symlink may now point elsewhere.
         arm();
         on_change();
+        continue;
       }
+      if (drain(buf, sizeof(buf)))
+        pending = true;
     }
   }
 };
 
-file_watch::file_watch(std::string path, handler on_change)
+file_watch::file_watch(std::string path, handler on_change,
+                       std::chrono::milliseconds settle)
   : impl_(std::make_unique<impl>()) {
+  impl_->settle = settle;
   impl_->path = std::move(path);
   impl_->on_change = std::move(on_change);
   impl_->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

@@ -5,6 +5,7 @@
 // Runs its own thread; the callback runs there.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,8 +19,11 @@ public:
   using handler = std::function<void()>;
 
   /// Starts watching `path`; `on_change` runs once per burst of events
-  /// (created, written, renamed over, deleted, attributes changed).
-  file_watch(std::string path, handler on_change);
+  /// (created, written, renamed over, deleted, attributes changed), once
+  /// the file has been quiet for `settle`: a writer that truncates and then
+  /// writes is not caught half-way.
+  file_watch(std::string path, handler on_change,
+             std::chrono::milliseconds settle = std::chrono::milliseconds{50});
   /// Stops the thread; no callback runs after this returns.
   ~file_watch();
   file_watch(const file_watch&) = delete;

@@ -26,12 +26,14 @@ int etcdctl(const std::string& endpoints, const std::string& args,
 
 etcd_member::etcd_member(std::string name, std::string dir,
                          uint16_t client_port, uint16_t peer_port,
-                         std::string initial_cluster)
+                         std::string initial_cluster,
+                         std::vector<std::string> extra_args)
   : name_(std::move(name)),
     dir_(std::move(dir)),
     client_port_(client_port),
     peer_port_(peer_port),
-    initial_cluster_(std::move(initial_cluster)) {
+    initial_cluster_(std::move(initial_cluster)),
+    extra_args_(std::move(extra_args)) {
   std::filesystem::create_directories(dir_);
 }
 
@@ -60,6 +62,7 @@ void etcd_member::launch() {
     "--log-level=error",
     "--log-outputs=stderr",
   };
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   proc_ = std::make_unique<process>(argv, dir_ + "/etcd.log");
 }
 
@@ -94,12 +97,13 @@ std::string etcd_member::log() const {
 
 // -- etcd_server --------------------------------------------------------------
 
-etcd_server::etcd_server() : dir_("networkd-etcd") {
+etcd_server::etcd_server(std::vector<std::string> extra_args)
+  : dir_("networkd-etcd") {
   auto client_port = free_port();
   auto peer_port = free_port();
   member_ = std::make_unique<etcd_member>(
     "solo", dir_.file("solo"), client_port, peer_port,
-    "solo=" + url(peer_port));
+    "solo=" + url(peer_port), std::move(extra_args));
   start();
 }
 

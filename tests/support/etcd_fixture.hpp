@@ -19,7 +19,8 @@ namespace networkd::test {
 class etcd_member {
 public:
   etcd_member(std::string name, std::string dir, uint16_t client_port,
-              uint16_t peer_port, std::string initial_cluster);
+              uint16_t peer_port, std::string initial_cluster,
+              std::vector<std::string> extra_args = {});
   ~etcd_member();
   etcd_member(const etcd_member&) = delete;
   etcd_member& operator=(const etcd_member&) = delete;
@@ -40,6 +41,7 @@ private:
   uint16_t client_port_;
   uint16_t peer_port_;
   std::string initial_cluster_;
+  std::vector<std::string> extra_args_;
   std::unique_ptr<process> proc_;
 };
 
@@ -49,10 +51,10 @@ int etcdctl(const std::string& endpoints, const std::string& args,
             std::string* out = nullptr);
 
 /// A single-member etcd, started by the constructor (throws when it does not
-/// come up within 15 s).
+/// come up within 15 s). extra_args go to etcd's command line.
 class etcd_server {
 public:
-  etcd_server();
+  explicit etcd_server(std::vector<std::string> extra_args = {});
   ~etcd_server();
   etcd_server(const etcd_server&) = delete;
   etcd_server& operator=(const etcd_server&) = delete;

@@ -145,6 +145,25 @@ std::string veth_pair::mac_b() const {
   return trim(out);
 }
 
+bridge::bridge(const netns& ns, std::string name)
+  : ns_(ns), name_(std::move(name)) {
+  ns_.must("ip link add " + name_ + " type bridge stp_state 0");
+  try {
+    ns_.must("ip link set " + name_ + " up");
+  } catch (...) {
+    ns_.sh("ip link del " + name_);
+    throw;
+  }
+}
+
+bridge::~bridge() {
+  ns_.sh("ip link del " + name_);
+}
+
+void bridge::attach(const std::string& port) const {
+  ns_.must("ip link set " + port + " master " + name_);
+}
+
 name_server::name_server(const netns& ns, kind k, uint16_t port,
                          std::string reply)
   : ns_(ns), reply_(std::move(reply)) {

@@ -97,6 +97,23 @@ private:
   std::string name_b_;
 };
 
+/// A bridge in `ns`, up, without STP (ports forward at once). The
+/// destructor deletes it.
+class bridge {
+public:
+  bridge(const netns& ns, std::string name);
+  ~bridge();
+  bridge(const bridge&) = delete;
+  bridge& operator=(const bridge&) = delete;
+
+  /// Makes `port` (a link in the same namespace) a port of the bridge.
+  void attach(const std::string& port) const;
+
+private:
+  const netns& ns_;
+  std::string name_;
+};
+
 /// A TCP or UDP server on its own thread inside a namespace: every TCP
 /// connection gets `reply` and is closed; every UDP datagram is answered
 /// with `reply`. Stops and joins in the destructor.

@@ -129,7 +129,8 @@ TEST_CASE("local names get the same answers as from unbound") {
                     "6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
                     "0.0.d.f.ip6.arpa"}) {
     INFO(rev);
-    CHECK(ask(port, rev, KNOT_RRTYPE_PTR) == ask(ub_port, rev, KNOT_RRTYPE_PTR));
+    CHECK(ask(port, rev, KNOT_RRTYPE_PTR)
+          == ask(ub_port, rev, KNOT_RRTYPE_PTR));
     ++compared;
   }
   CHECK(compared == 45);

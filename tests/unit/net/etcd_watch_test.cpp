@@ -22,6 +22,12 @@ etcd::client_config config_for(const std::string& endpoint) {
   return cfg;
 }
 
+/// After killing a member: a linearizable read succeeds only once the
+/// others have a leader again (the dead one may have been it).
+bool has_leader(etcd::client& c) {
+  return wait_until([&] { return c.range("/").ok(); }, 10s, 50ms);
+}
+
 bool phase_is(const etcd::watcher& w, etcd::watch_status::phase p) {
   return w.status().state == p;
 }
@@ -139,6 +145,7 @@ TEST_CASE("the watcher resumes on its member from where it stopped") {
     [&] { return phase_is(w, etcd::watch_status::phase::watching); }));
 
   cluster.stop(0);
+  REQUIRE(has_leader(other));
   auto b = other.put("/w/b", "2");
   REQUIRE(b);
   auto a = other.put("/w/a", "1b");
@@ -178,6 +185,7 @@ TEST_CASE("a compaction past the watch revision forces one resync") {
   auto seen = rec.revision();
 
   cluster.stop(0);
+  REQUIRE(has_leader(other));
   REQUIRE(other.put("/w/b", "2"));
   auto b3 = other.put("/w/b", "3");
   REQUIRE(b3);

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+// The DNS side of the running daemon, black-box: etcd domains appear in
+// answers as soon as they are written, the hosts file is reloaded on
+// change, resolv.conf servers become upstreams (a real dnsmasq on a
+// loopback address), per-domain servers from etcd, the admin views.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdio>
+
+#include "tests/support/daemon.hpp"
+#include "tests/support/etcd_fixture.hpp"
+
+using namespace networkd::test;
+
+namespace {
+
+/// `dig +short` against the daemon; one line per answer record.
+std::string dig(const daemon_process& d, const std::string& args) {
+  std::string out;
+  sh("dig @127.0.0.1 -p " + std::to_string(d.dns_port())
+       + " +tries=1 +time=2 " + args,
+     &out);
+  return out;
+}
+
+std::string short_answer(const daemon_process& d, const std::string& name,
+                         const std::string& type = "A") {
+  return dig(d, "+short " + name + " " + type);
+}
+
+/// A dnsmasq upstream on ip:port answering *.name with addr; killed at the
+/// end of the test.
+struct dnsmasq_upstream {
+  temp_dir dir{"networkd-dnsmasq"};
+  std::unique_ptr<process> proc;
+  uint16_t port;
+  dnsmasq_upstream(const std::string& ip, uint16_t port_,
+                   const std::string& domain, const std::string& addr)
+    : port(port_) {
+    proc = std::make_unique<process>(
+      std::vector<std::string>{"dnsmasq", "--keep-in-foreground",
+                               "--no-resolv", "--no-hosts",
+                               "--conf-file=/dev/null", "--bind-interfaces",
+                               "--listen-address=" + ip,
+                               "--port=" + std::to_string(port),
+                               "--user=root", "--pid-file=",
+                               "--address=/" + domain + "/" + addr,
+                               "--local-ttl=300"},
+      dir.file("dnsmasq.log"));
+    std::string out;
+    bool up = wait_until(
+      [&] {
+        sh("dig @" + ip + " -p " + std::to_string(port)
+             + " +short +tries=1 +time=1 probe." + domain,
+           &out);
+        return out.find(addr) != std::string::npos;
+      },
+      10s, 50ms);
+    if (!up)
+      throw std::runtime_error("dnsmasq did not start: " + proc->log());
+  }
+};
+
+} // namespace
+
+TEST_CASE("an etcd domain write is answered at once, a delete removes it",
+          "[dns][daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/fresh.lain "
+                       "'{\"ips\":[\"10.4.4.4\"],\"type\":\"\"}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "fresh.lain") == "10.4.4.4\n"; }, 3s, 1ms));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  WARN("etcd put to answered (incl. etcdctl and dig start-up): "
+       << took.count() << " ms");
+  // Wildcard with the node type answers the node address at any depth.
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/*.svc.lain "
+                       "'{\"ips\":[],\"type\":\"node\"}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "a.b.svc.lain") == "127.0.0.1\n"; }, 3s));
+  CHECK(short_answer(d, "svc.lain") == "127.0.0.1\n");
+  REQUIRE(etcd.etcdctl("del /lain/config/domains/fresh.lain") == 0);
+  REQUIRE(wait_until([&] { return short_answer(d, "fresh.lain").empty(); },
+                     3s));
+  // A bad domain value is rejected; the good ones keep answering.
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/bad.lain "
+                       "'{\"ips\":[\"999.1.1.1\"]}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] {
+      return d.get("/v1/state").body.find("/lain/config/domains/bad.lain")
+             != std::string::npos;
+    },
+    3s));
+  CHECK(short_answer(d, "x.svc.lain") == "127.0.0.1\n");
+}
+
+TEST_CASE("the hosts file is served and reloaded when replaced",
+          "[dns][daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  write_file(d.hosts_file(), "10.6.6.6 alpha alpha.example\n");
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "alpha.example") == "10.6.6.6\n"; }, 3s));
+  write_file(d.dir().file("hosts.new"), "10.6.6.7 alpha\n");
+  REQUIRE(std::rename(d.dir().file("hosts.new").c_str(),
+                      d.hosts_file().c_str())
+          == 0);
+  REQUIRE(
+    wait_until([&] { return short_answer(d, "ALPHA") == "10.6.6.7\n"; }, 3s));
+  CHECK(dig(d, "-x 10.6.6.7 +short") == "alpha.\n");
+}
+
+TEST_CASE("resolv.conf servers and etcd domain servers are the upstreams",
+          "[dns][daemon]") {
+  // Upstreams from resolv.conf always use port 53: a loopback address of
+  // our own keeps it off every real resolver.
+  dnsmasq_upstream general{"127.0.0.77", 53, "ext.test", "10.7.7.7"};
+  dnsmasq_upstream corp{"127.0.0.78", free_port(), "corp", "10.8.8.8"};
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  write_file(d.resolv_conf(), "search example.com\nnameserver 127.0.0.77\n"
+                              "options rotate ndots:2\n");
+  bool fixed = wait_until(
+    [&] {
+      return read_file(d.resolv_conf())
+             == "search example.com\nnameserver 127.0.0.1\n"
+                "nameserver 127.0.0.77\noptions ndots:2\n";
+    },
+    3s);
+  INFO(read_file(d.resolv_conf()) << "\n" << d.log());
+  REQUIRE(fixed);
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "www.ext.test") == "10.7.7.7\n"; }, 5s));
+  // Served from the cache now: the TTL counts down from dnsmasq's 300.
+  auto full = dig(d, "www.ext.test A +noall +answer");
+  CHECK(full.find("10.7.7.7") != std::string::npos);
+  // Per-domain servers from etcd win for names under their domain.
+  CHECK(short_answer(d, "host.corp").empty());
+  REQUIRE(etcd.etcdctl("put /lain/config/domain_servers/corp "
+                       "'{\"servers\":[\"127.0.0.78#"
+                       + std::to_string(corp.port) + "\"]}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "host.corp") == "10.8.8.8\n"; }, 5s));
+  auto state = d.get("/v1/dns/config");
+  CHECK(state.status == 200);
+  CHECK(state.body.find("nameserver 127.0.0.77#53") != std::string::npos);
+  CHECK(state.body.find("server=/corp/127.0.0.78#" + std::to_string(corp.port))
+        != std::string::npos);
+  auto metrics = d.get("/metrics");
+  CHECK(metrics.body.find("networkd_dns_queries_total{type=\"A\"}")
+        != std::string::npos);
+  CHECK(metrics.body.find("networkd_dns_answers_total{source=\"forward\"}")
+        != std::string::npos);
+}
