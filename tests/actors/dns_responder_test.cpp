@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+// The dns responder (deterministic scheduler) in front of a real DNS server:
+// every input kind ends up in the published table, bursts coalesce.
+#include <catch2/catch.hpp>
+
+#include "actors/dns_responder.hpp"
+#include "dns/wire.hpp"
+#include "tests/support/actor_fixture.hpp"
+#include "tests/support/util.hpp"
+
+using namespace networkd;
+
+namespace {
+
+key_change domain(const std::string& name, std::vector<std::string> ips,
+                  config::domain_type type = config::domain_type::fixed) {
+  key_change c;
+  c.key = "/lain/config/domains/" + name;
+  c.fam = config::family::domain;
+  config::domain_config d;
+  d.name = name;
+  d.wildcard = name.rfind("*.", 0) == 0;
+  if (d.wildcard)
+    d.suffix = name.substr(2);
+  d.type = type;
+  d.ips = std::move(ips);
+  c.domain = d;
+  return c;
+}
+
+key_change deleted(const std::string& key, config::family fam) {
+  key_change c;
+  c.key = key;
+  c.fam = fam;
+  c.deleted = true;
+  return c;
+}
+
+struct fixture : test::actor_fixture {
+  std::shared_ptr<dns::server> srv;
+  dns_responder_actor responder;
+
+  fixture() {
+    dns::server_options opts;
+    opts.listen = {"127.0.0.1:" + std::to_string(test::free_port())};
+    opts.workers = 1;
+    srv = std::make_shared<dns::server>(opts);
+    REQUIRE(srv->start());
+    dns_responder_config cfg;
+    cfg.server = srv;
+    cfg.node_ip = "10.0.0.1";
+    responder = sys.spawn(dns_responder, cfg);
+    run();
+  }
+
+  ~fixture() {
+    caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
+    run();
+    srv->stop();
+  }
+
+  uint64_t publishes() {
+    self->send(responder, atom::status_v);
+    run();
+    uint64_t n = 0;
+    self->receive([&](std::string& s) {
+      auto pos = s.find("\"publishes\":");
+      REQUIRE(pos != std::string::npos);
+      n = std::stoull(s.substr(pos + std::string{"\"publishes\":"}.size()));
+    });
+    return n;
+  }
+
+  bool local(const std::string& name) {
+    return srv->current()->is_local(dns::wire_name(name));
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "domains, deletes and the TTL knob reach the table",
+                 "[dns-responder]") {
+  auto publishes0 = publishes();
+  // Parsed names are lower-case; the delete below comes by the raw key.
+  self->send(responder, domain("web.lain", {"10.1.1.1"}));
+  self->send(responder, domain("*.apps.lain", {}, config::domain_type::node));
+  run();
+  CHECK(local("web.lain"));
+  CHECK(local("x.y.apps.lain"));
+  CHECK_FALSE(local("other.lain"));
+  // Two changes sent together were published as one table.
+  CHECK(publishes() == publishes0 + 1);
+  self->send(responder,
+             deleted("/lain/config/domains/WEB.lain.", config::family::domain));
+  key_change ttl;
+  ttl.key = "/lain/networkd/config/dns_ttl";
+  ttl.fam = config::family::knob;
+  ttl.knob = config::knob{"dns_ttl", 5, ""};
+  self->send(responder, ttl);
+  run();
+  CHECK_FALSE(local("web.lain"));
+  CHECK(local("apps.lain"));
+  CHECK(srv->current()->ttl() == 5);
+}
+
+TEST_CASE_METHOD(fixture, "upstreams, domain servers, dynamic names and "
+                          "webrouter VIPs reach the table",
+                 "[dns-responder]") {
+  self->send(responder, atom::upstream_v,
+             std::vector<config::upstream>{{"10.9.9.9", 53}});
+  key_change servers;
+  servers.key = "/lain/config/domain_servers/corp";
+  servers.fam = config::family::domain_servers;
+  servers.servers = config::domain_servers_config{"corp", {{"10.8.8.8", 5353}}};
+  self->send(responder, servers);
+  self->send(responder, atom::dynamic_v, std::string{"swarm.lain"},
+             std::vector<std::string>{"10.2.2.2"});
+  self->send(responder,
+             domain("*.lain", {}, config::domain_type::webrouter));
+  self->send(responder, atom::webrouter_v,
+             std::vector<std::string>{"10.3.3.3", "10.3.3.4"});
+  run();
+  auto t = srv->current();
+  REQUIRE(t->upstreams_for(dns::wire_name("www.example.com")).size() == 1);
+  CHECK(t->upstreams_for(dns::wire_name("www.example.com"))[0].ip
+        == "10.9.9.9");
+  CHECK(t->upstreams_for(dns::wire_name("a.corp"))[0].port == 5353);
+  CHECK(local("swarm.lain"));
+  auto text = t->config_text();
+  CHECK(text.find("address=/lain/10.3.3.3") != std::string::npos);
+  CHECK(text.find("host-record=swarm.lain,10.2.2.2") != std::string::npos);
+  // An empty list removes a dynamic name; the wildcard still answers it.
+  self->send(responder, atom::dynamic_v, std::string{"swarm.lain"},
+             std::vector<std::string>{});
+  run();
+  CHECK(srv->current()->config_text().find("host-record=swarm.lain")
+        == std::string::npos);
+}
