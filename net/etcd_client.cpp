@@ -268,7 +268,7 @@ bool cancel_slot::cancelled() const {
 }
 
 slot_guard::slot_guard(cancel_slot* slot, grpc::ClientContext* ctx)
-  : slot_(slot) {
+    : slot_(slot) {
   if (slot_ != nullptr)
     ok_ = slot_->attach(ctx);
 }
@@ -308,9 +308,9 @@ result<std::vector<std::string>> parse_endpoints(const std::string& text) {
 /// One LeaseKeepAlive stream, driven through a completion queue so that every
 /// step has a deadline. At most one operation is in flight at a time.
 struct keepalive_stream {
-  using stream_type =
-    grpc::ClientAsyncReaderWriter<etcdserverpb::LeaseKeepAliveRequest,
-                                  etcdserverpb::LeaseKeepAliveResponse>;
+  using stream_type
+    = grpc::ClientAsyncReaderWriter<etcdserverpb::LeaseKeepAliveRequest,
+                                    etcdserverpb::LeaseKeepAliveResponse>;
   enum class outcome { ok, failed, timeout };
 
   size_t idx = 0;
@@ -359,9 +359,7 @@ struct keepalive_stream {
     return st;
   }
 
-  ~keepalive_stream() {
-    close();
-  }
+  ~keepalive_stream() { close(); }
 };
 
 // -- client::impl -------------------------------------------------------------
@@ -405,8 +403,9 @@ client::impl::impl(client_config config) : cfg(std::move(config)) {
   // attempt after the dial timeout.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-              static_cast<int>(std::max<int64_t>(100, cfg.dial_timeout.count())));
+  args.SetInt(
+    GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+    static_cast<int>(std::max<int64_t>(100, cfg.dial_timeout.count())));
   // Detect dead peers on long-lived streams; etcd refuses pings more often
   // than every 5 s.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -532,9 +531,8 @@ bool client::impl::wait_ready(size_t idx, steady::time_point deadline,
   }
 }
 
-std::optional<size_t>
-client::impl::pick(steady::time_point deadline,
-                   const std::function<bool()>& stop) {
+std::optional<size_t> client::impl::pick(steady::time_point deadline,
+                                         const std::function<bool()>& stop) {
   if (members.empty())
     return std::nullopt;
   for (int pass = 0;; ++pass) {
@@ -593,8 +591,8 @@ result<size_t> client::impl::unary(const char* what, const attempt_fn& fn,
       auto& m = members[idx];
       auto dial = std::min(deadline, now + cfg.dial_timeout);
       if (!wait_ready(idx, dial, pass == 0, stop)) {
-        last = make_failure("unavailable", std::string(what) + ": "
-                                             + m.target + " not connected");
+        last = make_failure("unavailable", std::string(what) + ": " + m.target
+                                             + " not connected");
         mark_failed(idx);
         continue;
       }
@@ -680,10 +678,10 @@ result<lease_keepalive_result> client::impl::keepalive(int64_t id) {
       last = make_failure("timeout", std::string("lease keep-alive ") + step
                                        + " on " + target + ": no answer");
     else
-      last = to_failure(st.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                               "stream closed")
-                                : st,
-                        std::string("lease keep-alive ") + step, target);
+      last = to_failure(
+        st.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed")
+                : st,
+        std::string("lease keep-alive ") + step, target);
     if (last.code == "unavailable")
       mark_failed(keepalive_->idx);
     keepalive_.reset();
@@ -752,20 +750,17 @@ result<lease_keepalive_result> client::impl::keepalive(int64_t id) {
 // -- client -------------------------------------------------------------------
 
 client::client(client_config cfg)
-  : impl_(std::make_unique<impl>(std::move(cfg))) {
-}
+    : impl_(std::make_unique<impl>(std::move(cfg))) {}
 
 client::~client() = default;
 
-result<range_result> client::range(const std::string& key,
-                                   range_options opts) {
-  return guarded<range_result>("range",
-                               [&] { return impl_->range(key, opts, nullptr); });
+result<range_result> client::range(const std::string& key, range_options opts) {
+  return guarded<range_result>(
+    "range", [&] { return impl_->range(key, opts, nullptr); });
 }
 
-result<put_result> client::put(const std::string& key,
-                               const std::string& value, int64_t lease,
-                               bool prev_kv) {
+result<put_result> client::put(const std::string& key, const std::string& value,
+                               int64_t lease, bool prev_kv) {
   return guarded<put_result>("put", [&]() -> result<put_result> {
     etcdserverpb::PutRequest req;
     req.set_key(key);
@@ -843,11 +838,11 @@ result<lease_grant_result> client::lease_grant(int64_t ttl_seconds) {
       etcdserverpb::LeaseGrantRequest req;
       req.set_ttl(ttl_seconds);
       etcdserverpb::LeaseGrantResponse resp;
-      auto r = impl_->unary("lease grant",
-                            [&](member& m, grpc::ClientContext& ctx) {
-                              resp.Clear();
-                              return m.lease->LeaseGrant(&ctx, req, &resp);
-                            });
+      auto r
+        = impl_->unary("lease grant", [&](member& m, grpc::ClientContext& ctx) {
+            resp.Clear();
+            return m.lease->LeaseGrant(&ctx, req, &resp);
+          });
       if (!r)
         return r.error();
       if (!resp.error().empty())
@@ -861,11 +856,11 @@ result<unit> client::lease_revoke(int64_t id) {
     etcdserverpb::LeaseRevokeRequest req;
     req.set_id(id);
     etcdserverpb::LeaseRevokeResponse resp;
-    auto r = impl_->unary("lease revoke",
-                          [&](member& m, grpc::ClientContext& ctx) {
-                            resp.Clear();
-                            return m.lease->LeaseRevoke(&ctx, req, &resp);
-                          });
+    auto r
+      = impl_->unary("lease revoke", [&](member& m, grpc::ClientContext& ctx) {
+          resp.Clear();
+          return m.lease->LeaseRevoke(&ctx, req, &resp);
+        });
     if (!r)
       return r.error();
     return unit{};
@@ -873,8 +868,8 @@ result<unit> client::lease_revoke(int64_t id) {
 }
 
 result<lease_keepalive_result> client::lease_keepalive(int64_t id) {
-  return guarded<lease_keepalive_result>(
-    "lease keep-alive", [&] { return impl_->keepalive(id); });
+  return guarded<lease_keepalive_result>("lease keep-alive",
+                                         [&] { return impl_->keepalive(id); });
 }
 
 result<lease_ttl_result> client::lease_time_to_live(int64_t id, bool keys) {
@@ -884,12 +879,11 @@ result<lease_ttl_result> client::lease_time_to_live(int64_t id, bool keys) {
       req.set_id(id);
       req.set_keys(keys);
       etcdserverpb::LeaseTimeToLiveResponse resp;
-      auto r = impl_->unary("lease ttl",
-                            [&](member& m, grpc::ClientContext& ctx) {
-                              resp.Clear();
-                              return m.lease->LeaseTimeToLive(&ctx, req,
-                                                              &resp);
-                            });
+      auto r
+        = impl_->unary("lease ttl", [&](member& m, grpc::ClientContext& ctx) {
+            resp.Clear();
+            return m.lease->LeaseTimeToLive(&ctx, req, &resp);
+          });
       if (!r)
         return r.error();
       lease_ttl_result out;

@@ -78,8 +78,7 @@ struct client::impl {
 
   /// A unary call attempt: fills the response it captured and returns the
   /// gRPC status. Called once per tried member.
-  using attempt_fn =
-    std::function<grpc::Status(member&, grpc::ClientContext&)>;
+  using attempt_fn = std::function<grpc::Status(member&, grpc::ClientContext&)>;
 
   /// Runs one unary call with the client's deadline and member failover
   /// (see the comment at its definition). Returns the index of the member

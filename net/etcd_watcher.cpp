@@ -43,11 +43,8 @@ enum class stream_end { stopped, compacted, failed };
 struct watcher::impl {
   impl(client& c, std::string prefix, batch_handler on_batch,
        status_handler on_status)
-    : c(c.internals()),
-      prefix(std::move(prefix)),
-      on_batch(std::move(on_batch)),
-      on_status(std::move(on_status)) {
-  }
+      : c(c.internals()), prefix(std::move(prefix)),
+        on_batch(std::move(on_batch)), on_status(std::move(on_status)) {}
 
   client::impl& c;
   const std::string prefix;
@@ -63,7 +60,7 @@ struct watcher::impl {
 
   // Owned by the watcher thread.
   std::map<std::string, int64_t> delivered; ///< key -> mod_revision
-  int64_t revision = 0; ///< last revision delivered
+  int64_t revision = 0;                     ///< last revision delivered
   bool synced = false;
   bool resync = false;
   std::chrono::milliseconds backoff = min_backoff;
@@ -90,8 +87,16 @@ struct watcher::impl {
                       phase_name(before.state), phase_name(st.state));
       copy = st;
     }
-    if (on_status)
+    if (!on_status)
+      return;
+    try {
       on_status(copy);
+    } catch (const std::exception& e) {
+      NWD_LOG_ERROR(component, "{}: status handler threw: {}", prefix,
+                    e.what());
+    } catch (...) {
+      NWD_LOG_ERROR(component, "{}: status handler threw", prefix);
+    }
   }
 
   void set_phase(watch_status::phase p) {
@@ -103,8 +108,17 @@ struct watcher::impl {
       std::lock_guard<std::mutex> guard{mtx};
       st.revision = revision;
     }
-    if (on_batch)
+    if (!on_batch)
+      return;
+    // The batch counts as delivered even when the handler throws: handing it
+    // over again would break the exactly-once promise.
+    try {
       on_batch(std::move(batch));
+    } catch (const std::exception& e) {
+      NWD_LOG_ERROR(component, "{}: batch handler threw: {}", prefix, e.what());
+    } catch (...) {
+      NWD_LOG_ERROR(component, "{}: batch handler threw", prefix);
+    }
   }
 
   /// Waits out the backoff (or until stopped) and doubles it.
@@ -267,8 +281,7 @@ struct watcher::impl {
         if (!pending.empty()) {
           handle_events(pending);
           pending.clear();
-        } else if (!resp.created()
-                   && resp.header().revision() > revision) {
+        } else if (!resp.created() && resp.header().revision() > revision) {
           // A progress notification: nothing in the prefix up to this
           // revision is left to come.
           revision = resp.header().revision();
@@ -341,8 +354,8 @@ struct watcher::impl {
 
 watcher::watcher(client& c, std::string prefix, batch_handler on_batch,
                  status_handler on_status)
-  : impl_(std::make_unique<impl>(c, std::move(prefix), std::move(on_batch),
-                                 std::move(on_status))) {
+    : impl_(std::make_unique<impl>(c, std::move(prefix), std::move(on_batch),
+                                   std::move(on_status))) {
   impl_->thread = std::thread([this] { impl_->run_guarded(); });
 }
 

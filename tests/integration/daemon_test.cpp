@@ -9,6 +9,9 @@
 #include <algorithm>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "tests/support/daemon.hpp"
@@ -149,4 +152,39 @@ TEST_CASE("SIGTERM revokes the lease and exits cleanly", "[daemon]") {
   CHECK(WEXITSTATUS(st) == 0);
   etcd.etcdctl("lease list", &leases);
   CHECK(leases.find("found 0 leases") != std::string::npos);
+}
+
+TEST_CASE("systemd hears READY and watchdog pings", "[daemon]") {
+  temp_dir dir{"networkd-notify"};
+  auto sock_path = dir.file("notify.sock");
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s",
+                sock_path.c_str());
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  timeval tv{0, 100000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  etcd_server etcd;
+  {
+    daemon_process d{etcd.endpoint(),
+                     {},
+                     "test-node",
+                     {"NOTIFY_SOCKET=" + sock_path, "WATCHDOG_USEC=400000"}};
+    std::string seen;
+    REQUIRE(wait_until(
+      [&] {
+        char buf[512];
+        auto n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n > 0)
+          seen.append(buf, static_cast<size_t>(n)).push_back('\n');
+        return seen.find("READY=1") != std::string::npos
+               && seen.find("WATCHDOG=1") != std::string::npos;
+      },
+      10s, 1ms));
+    d.proc().signal(SIGTERM);
+    REQUIRE(d.proc().wait(10s) != -1);
+  }
+  ::close(fd);
 }

@@ -18,9 +18,13 @@ http_reply http_get(uint16_t port, const std::string& path) {
 }
 
 daemon_process::daemon_process(const std::string& etcd_endpoints,
-               std::vector<std::string> extra_flags,
-               const std::string& hostname)
-  : dir_("networkd-daemon"), api_port_(free_port()), dns_port_(free_port()) {
+                               std::vector<std::string> extra_flags,
+                               const std::string& hostname,
+                               std::vector<std::string> env, const netns* ns)
+  : dir_("networkd-daemon"),
+    api_port_(free_port()),
+    dns_port_(free_port()),
+    ns_(ns) {
   write_file(resolv_conf(), "nameserver 127.0.0.53\n");
   write_file(hosts_file(), "127.0.0.1 localhost\n");
   argv_ = {NETWORKD_BINARY,
@@ -35,7 +39,11 @@ daemon_process::daemon_process(const std::string& etcd_endpoints,
            "--hosts-file=" + hosts_file()};
   for (auto& f : extra_flags)
     argv_.push_back(f);
-  proc_ = std::make_unique<process>(argv_, dir_.file("networkd.log"));
+  auto argv = argv_;
+  if (ns_ != nullptr)
+    argv.insert(argv.begin(), {"ip", "netns", "exec", ns_->name()});
+  proc_ = std::make_unique<process>(argv, dir_.file("networkd.log"),
+                                    std::move(env));
   if (!wait_until([&] { return get("/healthz").status == 200; }, 15s, 20ms))
     throw std::runtime_error("networkd did not come up:\n" + log());
 }
@@ -45,6 +53,8 @@ daemon_process::~daemon_process() {
 }
 
 http_reply daemon_process::get(const std::string& path) const {
+  if (ns_ != nullptr)
+    return ns_->run([&] { return http_get(api_port_, path); });
   return http_get(api_port_, path);
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/netns.hpp"
 #include "tests/support/util.hpp"
 
 namespace networkd::test {
@@ -23,9 +24,13 @@ class daemon_process {
 public:
   /// Starts networkd against `etcd_endpoints` with the given extra flags
   /// and waits until /healthz answers (throws after 15 s).
+  /// With `ns`, it runs inside that namespace (`ip netns exec`) and get()
+  /// asks from inside it too. `env` adds "NAME=value" entries.
   daemon_process(const std::string& etcd_endpoints,
-         std::vector<std::string> extra_flags = {},
-         const std::string& hostname = "test-node");
+                 std::vector<std::string> extra_flags = {},
+                 const std::string& hostname = "test-node",
+                 std::vector<std::string> env = {},
+                 const netns* ns = nullptr);
   ~daemon_process();
 
   uint16_t api_port() const { return api_port_; }
@@ -46,6 +51,7 @@ private:
   uint16_t dns_port_;
   std::vector<std::string> argv_;
   std::unique_ptr<process> proc_;
+  const netns* ns_ = nullptr;
 };
 
 } // namespace networkd::test

@@ -28,12 +28,9 @@ etcd_member::etcd_member(std::string name, std::string dir,
                          uint16_t client_port, uint16_t peer_port,
                          std::string initial_cluster,
                          std::vector<std::string> extra_args)
-  : name_(std::move(name)),
-    dir_(std::move(dir)),
-    client_port_(client_port),
-    peer_port_(peer_port),
-    initial_cluster_(std::move(initial_cluster)),
-    extra_args_(std::move(extra_args)) {
+    : name_(std::move(name)), dir_(std::move(dir)), client_port_(client_port),
+      peer_port_(peer_port), initial_cluster_(std::move(initial_cluster)),
+      extra_args_(std::move(extra_args)) {
   std::filesystem::create_directories(dir_);
 }
 
@@ -98,12 +95,12 @@ std::string etcd_member::log() const {
 // -- etcd_server --------------------------------------------------------------
 
 etcd_server::etcd_server(std::vector<std::string> extra_args)
-  : dir_("networkd-etcd") {
+    : dir_("networkd-etcd") {
   auto client_port = free_port();
   auto peer_port = free_port();
   member_ = std::make_unique<etcd_member>(
-    "solo", dir_.file("solo"), client_port, peer_port,
-    "solo=" + url(peer_port), std::move(extra_args));
+    "solo", dir_.file("solo"), client_port, peer_port, "solo=" + url(peer_port),
+    std::move(extra_args));
   start();
 }
 
@@ -273,8 +270,7 @@ std::string watch_recorder::check() const {
     auto where = "batch " + std::to_string(i) + " (revision "
                  + std::to_string(b.revision) + ")";
     if (i > 0 && b.revision <= last)
-      return where + ": revision does not grow past "
-             + std::to_string(last);
+      return where + ": revision does not grow past " + std::to_string(last);
     if (i == 0 && !b.snapshot)
       return where + ": the first batch is not a snapshot";
     int64_t in_batch = 0;

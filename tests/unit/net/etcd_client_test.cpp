@@ -135,8 +135,8 @@ TEST_CASE("txn create_revision == 0 puts a key only once") {
   etcd::txn_request lock;
   lock.compares.push_back({"/lock", etcd::compare::target::create_revision,
                            etcd::compare::op::equal, "", 0});
-  lock.success.push_back({etcd::txn_op::kind::put, "/lock", "node-a", 0,
-                          false});
+  lock.success.push_back(
+    {etcd::txn_op::kind::put, "/lock", "node-a", 0, false});
   lock.failure.push_back({etcd::txn_op::kind::range, "/lock", "", 0, false});
 
   auto won = c.txn(lock);
@@ -195,8 +195,8 @@ TEST_CASE("txn compares on value and mod_revision") {
   etcd::txn_request newer;
   newer.compares.push_back({"/m", etcd::compare::target::mod_revision,
                             etcd::compare::op::greater, "", q->revision});
-  newer.compares.push_back({"/m", etcd::compare::target::version,
-                            etcd::compare::op::equal, "", 2});
+  newer.compares.push_back(
+    {"/m", etcd::compare::target::version, etcd::compare::op::equal, "", 2});
   auto g = c.txn(newer);
   REQUIRE(g);
   CHECK(g->succeeded);
@@ -328,8 +328,7 @@ TEST_CASE("calls against a stopped etcd fail within the deadline") {
 TEST_CASE("an unreachable endpoint is skipped for the next one") {
   etcd_server srv;
   etcd::client_config cfg;
-  cfg.endpoints = {"127.0.0.1:" + std::to_string(free_port()),
-                   srv.endpoint()};
+  cfg.endpoints = {"127.0.0.1:" + std::to_string(free_port()), srv.endpoint()};
   etcd::client c{cfg};
   auto start = std::chrono::steady_clock::now();
   REQUIRE(c.put("/k", "v"));

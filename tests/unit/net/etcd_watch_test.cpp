@@ -96,7 +96,8 @@ TEST_CASE("the watcher delivers a snapshot, then every change in order") {
   CHECK(status_calls > 0);
 }
 
-TEST_CASE("the watcher resumes after an etcd restart, nothing lost or doubled") {
+TEST_CASE(
+  "the watcher resumes after an etcd restart, nothing lost or doubled") {
   etcd_server srv;
   etcd::client c{config_for(srv.endpoint())};
   REQUIRE(c.put("/w/a", "1"));
@@ -209,10 +210,11 @@ TEST_CASE("a compaction past the watch revision forces one resync") {
   std::map<std::string, etcd::watch_event::kind> diff;
   for (auto& ev : resync.events)
     diff[ev.kv.key] = ev.what;
-  CHECK(diff == std::map<std::string, etcd::watch_event::kind>{
-                  {"/w/b", etcd::watch_event::kind::put},
-                  {"/w/c", etcd::watch_event::kind::erase},
-                  {"/w/d", etcd::watch_event::kind::put}});
+  CHECK(diff
+        == std::map<std::string, etcd::watch_event::kind>{
+          {"/w/b", etcd::watch_event::kind::put},
+          {"/w/c", etcd::watch_event::kind::erase},
+          {"/w/d", etcd::watch_event::kind::put}});
   CHECK(rec.times_delivered("/w/b", b3->revision) == 1);
   CHECK(rec.times_delivered("/w/a", a->revision) == 1);
   CHECK(reported_resyncs == 1);
