@@ -2,6 +2,10 @@
 // The server on loopback, queried with dig and a pipelining TCP client.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <set>
 #include <sstream>
 
@@ -283,4 +287,72 @@ TEST_CASE("stop returns promptly and frees the port") {
   opts.workers = 1;
   server again{opts};
   CHECK(again.start().ok());
+}
+
+namespace {
+
+/// A plain TCP connection to the server (blocking, with a receive timeout).
+int tcp_connect(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{0, 20000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+/// True once the server closed the connection (read returns 0).
+bool closed_by_server(int fd) {
+  char c;
+  return ::recv(fd, &c, 1, 0) == 0;
+}
+
+} // namespace
+
+TEST_CASE("idle TCP connections are closed after the idle timeout") {
+  server_options opts;
+  opts.tcp_idle_timeout = 300ms;
+  running_server s{opts};
+  int fd = tcp_connect(s.port);
+  REQUIRE(fd >= 0);
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(test::wait_until([&] { return closed_by_server(fd); }, 5s, 1ms));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(waited >= 250ms);
+  ::close(fd);
+}
+
+TEST_CASE("TCP connections over the cap are closed at once") {
+  server_options opts;
+  opts.max_tcp_connections = 2;
+  opts.tcp_idle_timeout = 10s;
+  running_server s{opts};
+  int a = tcp_connect(s.port);
+  int b = tcp_connect(s.port);
+  REQUIRE(a >= 0);
+  REQUIRE(b >= 0);
+  REQUIRE(test::wait_until(
+    [&] { return s.srv->stats().tcp_connections == 2; }, 3s));
+  int c = tcp_connect(s.port);
+  REQUIRE(c >= 0);
+  CHECK(test::wait_until([&] { return closed_by_server(c); }, 3s, 1ms));
+  CHECK(s.srv->stats().tcp_rejected == 1);
+  // The first two still work.
+  query_spec spec;
+  spec.name = "exact.lain";
+  CHECK_FALSE(closed_by_server(a));
+  ::close(a);
+  ::close(b);
+  ::close(c);
+  // Once they are gone, new connections are served again.
+  REQUIRE(test::wait_until(
+    [&] { return s.srv->stats().tcp_connections == 0; }, 3s));
+  auto answers = exchange_tcp("127.0.0.1", s.port, {make_query(spec)}, 3s);
+  CHECK(answers.ok());
 }

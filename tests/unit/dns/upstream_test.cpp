@@ -92,22 +92,23 @@ struct unbound {
   }
 };
 
-/// A UDP upstream that counts queries and answers each one (NOERROR, no
-/// records) after a delay.
+/// A UDP upstream that counts queries and answers each one (with `rcode`,
+/// no records) after a delay.
 struct counting_upstream {
   uint16_t port = test::free_port();
   int fd = -1;
   std::atomic<int> count{0};
   std::atomic<bool> done{false};
   std::thread thread;
-  explicit counting_upstream(std::chrono::milliseconds delay) {
+  explicit counting_upstream(std::chrono::milliseconds delay,
+                             uint8_t rcode = 0) {
     fd = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    thread = std::thread([this, delay] {
+    thread = std::thread([this, delay, rcode] {
       while (!done) {
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, 50) <= 0)
@@ -122,7 +123,7 @@ struct counting_upstream {
         ++count;
         std::this_thread::sleep_for(delay);
         buf[2] |= 0x80; // QR
-        buf[3] = 0x80;  // RA, NOERROR
+        buf[3] = static_cast<uint8_t>(0x80 | rcode); // RA, rcode
         ::sendto(fd, buf, static_cast<size_t>(n), 0,
                  reinterpret_cast<sockaddr*>(&from), len);
       }
@@ -251,6 +252,18 @@ TEST_CASE("a refusing first upstream fails over to the next one") {
   CHECK(m->rcode == KNOT_RCODE_NOERROR);
   REQUIRE(m->answer.size() == 1);
   CHECK(up.logged("c.x.test") == 1);
+}
+
+TEST_CASE("a first upstream answering SERVFAIL fails over to the next one") {
+  counting_upstream failing{0ms, KNOT_RCODE_SERVFAIL};
+  dnsmasq up;
+  forwarding_server s{{at(failing.port), at(up.port)}};
+  auto m = s.ask("f.x.test");
+  REQUIRE(m.ok());
+  CHECK(m->rcode == KNOT_RCODE_NOERROR);
+  REQUIRE(m->answer.size() == 1);
+  CHECK(failing.count >= 1);
+  CHECK(up.logged("f.x.test") == 1);
 }
 
 TEST_CASE("SERVFAIL goes to the client when every upstream fails") {
