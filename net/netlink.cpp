@@ -55,8 +55,7 @@ struct rtnl_socket {
         if (msg->nlmsg_seq != seq)
           continue; // the late answer of an earlier request that timed out
         if (msg->nlmsg_type == NLMSG_ERROR) {
-          auto* err = static_cast<const nlmsgerr*>(
-            mnl_nlmsg_get_payload(msg));
+          auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg));
           return -err->error;
         }
         if (msg->nlmsg_type == NLMSG_DONE) {
@@ -151,16 +150,15 @@ bool parse_address(const nlmsghdr* nlh, address_info& out) {
       return MNL_CB_OK;
     },
     tb);
-  const nlattr* addr = tb[IFA_LOCAL] != nullptr ? tb[IFA_LOCAL]
-                                                : tb[IFA_ADDRESS];
+  const nlattr* addr
+    = tb[IFA_LOCAL] != nullptr ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
   if (addr == nullptr || mnl_attr_get_payload_len(addr) != 4)
     return false;
   out.address = format_ipv4(mnl_attr_get_u32(addr));
   out.prefix = ifa->ifa_prefixlen;
   out.ifindex = static_cast<int>(ifa->ifa_index);
   out.flags = ifa->ifa_flags;
-  if (tb[IFA_FLAGS] != nullptr
-      && mnl_attr_get_payload_len(tb[IFA_FLAGS]) == 4)
+  if (tb[IFA_FLAGS] != nullptr && mnl_attr_get_payload_len(tb[IFA_FLAGS]) == 4)
     out.flags = mnl_attr_get_u32(tb[IFA_FLAGS]);
   if (tb[IFA_CACHEINFO] != nullptr
       && mnl_attr_get_payload_len(tb[IFA_CACHEINFO]) >= sizeof(ifa_cacheinfo)) {
@@ -191,8 +189,7 @@ nlmsghdr* put_address_request(char* buf, uint16_t type, uint16_t flags,
 } // namespace
 
 rtnl_address_manager::rtnl_address_manager(std::unique_ptr<rtnl_socket> sock)
-  : sock_(std::move(sock)) {
-}
+    : sock_(std::move(sock)) {}
 
 rtnl_address_manager::~rtnl_address_manager() = default;
 
@@ -223,8 +220,8 @@ result<int> rtnl_address_manager::index_locked(const std::string& ifname) {
   int index = 0;
   int err = sock_->exchange(nlh, [&](const nlmsghdr* msg) {
     if (msg->nlmsg_type == RTM_NEWLINK)
-      index = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(msg))
-                ->ifi_index;
+      index
+        = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(msg))->ifi_index;
   });
   if (err != 0)
     return errno_failure(err, "interface " + ifname);
@@ -305,8 +302,7 @@ rtnl_address_manager::list(const std::string& ifname) {
 }
 
 address_watch::address_watch(std::unique_ptr<rtnl_socket> sock, int ifindex)
-  : sock_(std::move(sock)), ifindex_(ifindex) {
-}
+    : sock_(std::move(sock)), ifindex_(ifindex) {}
 
 address_watch::~address_watch() = default;
 

@@ -25,9 +25,9 @@ struct address_info {
   std::string address; ///< dotted quad
   uint8_t prefix = 0;
   int ifindex = 0;
-  uint32_t valid_lft = infinite_lifetime; ///< seconds left
+  uint32_t valid_lft = infinite_lifetime;     ///< seconds left
   uint32_t preferred_lft = infinite_lifetime; ///< seconds left
-  uint32_t flags = 0; ///< IFA_F_* bits
+  uint32_t flags = 0;                         ///< IFA_F_* bits
   bool permanent() const { return valid_lft == infinite_lifetime; }
 };
 
@@ -51,8 +51,7 @@ public:
     = 0;
 
   /// Every IPv4 address of `ifname`.
-  virtual result<std::vector<address_info>> list(const std::string& ifname)
-    = 0;
+  virtual result<std::vector<address_info>> list(const std::string& ifname) = 0;
 };
 
 /// address_manager over an rtnetlink socket. The socket belongs to the
@@ -65,7 +64,8 @@ public:
 
   result<unit> add(const std::string& ifname, const std::string& ip,
                    uint32_t valid_lft) override;
-  result<bool> remove(const std::string& ifname, const std::string& ip) override;
+  result<bool> remove(const std::string& ifname,
+                      const std::string& ip) override;
   result<std::vector<address_info>> list(const std::string& ifname) override;
 
   /// The index of `ifname` (failure "no_device" when there is none).
@@ -81,7 +81,7 @@ private:
 /// What address_watch reports.
 struct address_event {
   enum class kind {
-    added, ///< added, or its lifetimes or flags changed
+    added,   ///< added, or its lifetimes or flags changed
     removed, ///< deleted by anyone, or expired
     overrun, ///< the kernel dropped events: list again to resync
   };
@@ -96,8 +96,8 @@ struct address_event {
 class address_watch {
 public:
   /// `ifname` empty: every interface.
-  static result<std::unique_ptr<address_watch>>
-  open(const std::string& ifname = {});
+  static result<std::unique_ptr<address_watch>> open(const std::string& ifname
+                                                     = {});
   ~address_watch();
   address_watch(const address_watch&) = delete;
   address_watch& operator=(const address_watch&) = delete;

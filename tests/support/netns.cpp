@@ -54,7 +54,8 @@ sockaddr_in make_addr(const std::string& ip, uint16_t port) {
   return sa;
 }
 
-bool wait_fd(int fd, short events, std::chrono::steady_clock::time_point until) {
+bool wait_fd(int fd, short events,
+             std::chrono::steady_clock::time_point until) {
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       until - std::chrono::steady_clock::now());
@@ -113,7 +114,7 @@ void netns::enter() const {
 
 veth_pair::veth_pair(const netns& a, std::string name_a, const netns& b,
                      std::string name_b)
-  : a_(a), name_a_(std::move(name_a)), b_(b), name_b_(std::move(name_b)) {
+    : a_(a), name_a_(std::move(name_a)), b_(b), name_b_(std::move(name_b)) {
   std::string out;
   auto cmd = "ip -n " + a_.name() + " link add " + name_a_
              + " type veth peer name " + name_b_ + " netns " + b_.name()
@@ -146,7 +147,7 @@ std::string veth_pair::mac_b() const {
 }
 
 bridge::bridge(const netns& ns, std::string name)
-  : ns_(ns), name_(std::move(name)) {
+    : ns_(ns), name_(std::move(name)) {
   ns_.must("ip link add " + name_ + " type bridge stp_state 0");
   try {
     ns_.must("ip link set " + name_ + " up");
@@ -166,7 +167,7 @@ void bridge::attach(const std::string& port) const {
 
 name_server::name_server(const netns& ns, kind k, uint16_t port,
                          std::string reply)
-  : ns_(ns), reply_(std::move(reply)) {
+    : ns_(ns), reply_(std::move(reply)) {
   thread_ = std::thread{[this, k, port] {
     try {
       ns_.enter();
@@ -193,8 +194,8 @@ name_server::~name_server() {
 
 void name_server::loop(kind k, uint16_t port) {
   bool tcp = k == kind::tcp;
-  fd_guard fd{::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC,
-                       0)};
+  fd_guard fd{
+    ::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0)};
   if (fd.fd < 0)
     throw std::runtime_error("socket: " + std::string{std::strerror(errno)});
   int one = 1;
@@ -213,7 +214,7 @@ void name_server::loop(kind k, uint16_t port) {
       fd_guard conn{::accept4(fd.fd, nullptr, nullptr, SOCK_CLOEXEC)};
       if (conn.fd < 0)
         continue;
-      (void) !::send(conn.fd, reply_.data(), reply_.size(), MSG_NOSIGNAL);
+      (void)!::send(conn.fd, reply_.data(), reply_.size(), MSG_NOSIGNAL);
       ++served_;
     } else {
       char buf[2048];
@@ -234,8 +235,8 @@ std::string tcp_fetch(const netns& ns, const std::string& ip, uint16_t port,
                       std::chrono::milliseconds timeout) {
   return ns.run([&]() -> std::string {
     auto until = std::chrono::steady_clock::now() + timeout;
-    fd_guard fd{::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                         0)};
+    fd_guard fd{
+      ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
     if (fd.fd < 0)
       return {};
     auto sa = make_addr(ip, port);

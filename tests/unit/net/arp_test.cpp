@@ -105,20 +105,19 @@ TEST_CASE("a gratuitous ARP burst goes out in both forms from the "
   CHECK(watch->read(0ms)->empty());
 }
 
-TEST_CASE("a gratuitous ARP moves the VIP in a neighbour's table",
-          "[arp]") {
+TEST_CASE("a gratuitous ARP moves the VIP in a neighbour's table", "[arp]") {
   lab l;
   l.client.must("sysctl -qw net.ipv4.conf.ec.arp_accept=1");
   auto a1 = l.announcer_in(l.n1);
   auto a2 = l.announcer_in(l.n2);
   REQUIRE(a1->announce("e1", vip, 1).ok());
-  CHECK(wait_until([&] { return neigh_mac(l.client, vip) == l.l1.mac_a(); },
-                   3s));
+  CHECK(
+    wait_until([&] { return neigh_mac(l.client, vip) == l.l1.mac_a(); }, 3s));
   // The new owner's announcement wins at once (no 1 s lock time for
   // gratuitous ARP).
   REQUIRE(a2->announce("e2", vip, 1).ok());
-  CHECK(wait_until([&] { return neigh_mac(l.client, vip) == l.l2.mac_a(); },
-                   3s));
+  CHECK(
+    wait_until([&] { return neigh_mac(l.client, vip) == l.l2.mac_a(); }, 3s));
 }
 
 TEST_CASE("a probe finds another holder of the VIP", "[arp]") {
@@ -133,9 +132,8 @@ TEST_CASE("a probe finds another holder of the VIP", "[arp]") {
   // n2 holds it and answers our probe with its MAC.
   l.n2.must("ip addr add " + vip + "/32 dev e2");
   REQUIRE(ann->probe("e1", vip).ok());
-  auto seen = collect(*watch, [](const std::vector<sighting>& s) {
-    return !s.empty();
-  });
+  auto seen = collect(
+    *watch, [](const std::vector<sighting>& s) { return !s.empty(); });
   REQUIRE_FALSE(seen.empty());
   CHECK(seen[0].op == 2);
   CHECK(seen[0].sender_ip == vip);

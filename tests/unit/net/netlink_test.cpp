@@ -94,9 +94,9 @@ TEST_CASE("adding an address again replaces its lifetime", "[netlink]") {
   // Still one entry, not two.
   auto all = mgr->list("va");
   REQUIRE(all.ok());
-  CHECK(std::count_if(all->begin(), all->end(), [](const address_info& x) {
-          return x.address == "10.77.0.100";
-        })
+  CHECK(std::count_if(
+          all->begin(), all->end(),
+          [](const address_info& x) { return x.address == "10.77.0.100"; })
         == 1);
   auto removed = mgr->remove("va", "10.77.0.100");
   REQUIRE(removed.ok());
@@ -125,8 +125,7 @@ TEST_CASE("bad interfaces and addresses are clear failures", "[netlink]") {
   CHECK(mgr->index_of("lo").ok());
 }
 
-TEST_CASE("the address watch reports changes made from outside",
-          "[netlink]") {
+TEST_CASE("the address watch reports changes made from outside", "[netlink]") {
   lab l;
   auto watch = l.node.run([] { return address_watch::open("va"); });
   REQUIRE(watch.ok());
