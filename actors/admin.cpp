@@ -51,6 +51,10 @@ void admin_server::add_route(text_route r) {
   routes_.push_back(std::move(r));
 }
 
+void admin_server::add_actor_route(std::string path, status_client_actor a) {
+  actor_routes_.emplace_back(std::move(path), std::move(a));
+}
+
 std::string admin_server::state_json() {
   json_writer j;
   j.begin_object();
@@ -94,6 +98,12 @@ result<unit> admin_server::start(const std::string& host, uint16_t port) {
     auto body = r.body;
     srv.Get(r.path, [body](const httplib::Request&, httplib::Response& res) {
       res.set_content(body(), "text/plain");
+    });
+  }
+  for (auto& [path, a] : actor_routes_) {
+    auto who = a;
+    srv.Get(path, [this, who](const httplib::Request&, httplib::Response& res) {
+      res.set_content(ask_status(sys_, who) + "\n", "application/json");
     });
   }
   if (!srv.bind_to_port(host, port))

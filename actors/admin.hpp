@@ -38,6 +38,8 @@ public:
   void add_actor(status_client_actor a);
   void add_metrics(metrics_source src);
   void add_route(text_route r);
+  /// A JSON route answered by one actor's status (e.g. /v1/procs).
+  void add_actor_route(std::string path, status_client_actor a);
 
   /// Binds and starts serving; fails when the address cannot be bound.
   result<unit> start(const std::string& host, uint16_t port);
@@ -50,6 +52,7 @@ private:
   std::vector<status_client_actor> actors_;
   std::vector<metrics_source> metrics_;
   std::vector<text_route> routes_;
+  std::vector<std::pair<std::string, status_client_actor>> actor_routes_;
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
 };

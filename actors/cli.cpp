@@ -59,6 +59,10 @@ const std::vector<flag_spec>& flags() {
     {"dns-allow",
      "extra client networks (CIDRs, comma-separated) allowed to query DNS",
      &options::dns_allow},
+    {"containers-from",
+     "container source: lainlet (event stream) or deployd (pod groups in "
+     "etcd)",
+     &options::containers_from},
     {"etcd-ca", "CA bundle for etcd TLS", &options::etcd_ca},
     {"etcd-cert", "client certificate for etcd TLS", &options::etcd_cert},
     {"etcd-key", "client key for etcd TLS", &options::etcd_key},
@@ -175,6 +179,10 @@ result<options> parse_options(const std::vector<std::string>& args) {
   if (opts.etcd_cert.empty() != opts.etcd_key.empty())
     return make_failure("bad_flag",
                         "--etcd-cert and --etcd-key go together");
+  if (opts.containers_from != "lainlet" && opts.containers_from != "deployd")
+    return make_failure("bad_flag", "--containers-from: \""
+                                      + opts.containers_from
+                                      + "\" is not lainlet or deployd");
   if (opts.lock_filename.empty())
     return make_failure("bad_flag", "-lock.filename: empty");
   return opts;

@@ -37,6 +37,8 @@ struct options {
   /// Extra networks (CIDRs, comma-separated) whose clients may query DNS;
   /// loopback and the networks of the listen addresses always may.
   std::string dns_allow;
+  /// Where the containers of this node come from: lainlet | deployd.
+  std::string containers_from = "lainlet";
   std::string etcd_ca;
   std::string etcd_cert;
   std::string etcd_key;

@@ -21,6 +21,11 @@ struct key_batch;
 struct watch_report;
 struct lease_info;
 struct keepalive_info;
+struct container_info;
+struct container_set;
+struct source_report;
+struct proc_health;
+struct probe_done;
 
 } // namespace networkd
 
@@ -40,6 +45,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(networkd, (networkd::keepalive_info))
   CAF_ADD_TYPE_ID(networkd, (std::vector<std::string>))
   CAF_ADD_TYPE_ID(networkd, (std::vector<networkd::config::upstream>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::container_info))
+  CAF_ADD_TYPE_ID(networkd, (std::vector<networkd::container_info>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::container_set))
+  CAF_ADD_TYPE_ID(networkd, (networkd::source_report))
+  CAF_ADD_TYPE_ID(networkd, (networkd::proc_health))
+  CAF_ADD_TYPE_ID(networkd, (networkd::probe_done))
+  CAF_ADD_TYPE_ID(networkd, (std::vector<uint16_t>))
 
   CAF_ADD_ATOM(networkd, networkd::atom, status, "status")
   CAF_ADD_ATOM(networkd, networkd::atom, ready, "ready")
@@ -55,5 +67,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_ATOM(networkd, networkd::atom, publish, "publish")
   CAF_ADD_ATOM(networkd, networkd::atom, dynamic, "dynamic")
   CAF_ADD_ATOM(networkd, networkd::atom, webrouter, "webrouter")
+  CAF_ADD_ATOM(networkd, networkd::atom, probe, "probe")
 
 CAF_END_TYPE_ID_BLOCK(networkd)

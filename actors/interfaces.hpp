@@ -47,6 +47,29 @@ using resolv_guardian_actor = status_client_actor::extend<
   // The file changed (or a back-off ended): check it again.
   caf::reacts_to<atom::reload>>;
 
+/// One per app.proc that some VIP needs: is a container of it healthy here?
+using proc_tracker_actor = status_client_actor::extend<
+  // The containers of this app.proc on this node (maybe none).
+  caf::reacts_to<std::vector<container_info>>,
+  // A subscriber (a VIP holder) and the TCP ports it needs probed.
+  caf::reacts_to<atom::subscribe, std::vector<uint16_t>, caf::actor>,
+  // Probe timer.
+  caf::reacts_to<atom::probe>,
+  // A probe's outcome.
+  caf::reacts_to<probe_done>,
+  // A probe knob changed (probe_interval_ms, probe_timeout_ms, ...).
+  caf::reacts_to<config::knob>>;
+
+/// Owns the container source (lainlet or deployd) and the proc trackers.
+using health_hub_actor = config_listener_actor::extend<
+  // The container set changed (from the source's thread).
+  caf::reacts_to<container_set>,
+  // The source's connection state changed.
+  caf::reacts_to<source_report>,
+  // Subscribe `who` to app.proc's health with these TCP ports.
+  caf::reacts_to<atom::subscribe, std::string, std::string,
+                 std::vector<uint16_t>, caf::actor>>;
+
 /// Runs the session's blocking etcd lease calls on its own thread.
 using session_worker_actor = caf::typed_actor<
   // Grants a lease with the TTL in seconds.

@@ -24,6 +24,7 @@
 #include "actors/admin.hpp"
 #include "actors/cli.hpp"
 #include "actors/dns_responder.hpp"
+#include "actors/health.hpp"
 #include "actors/resolv_guardian.hpp"
 #include "actors/errors.hpp"
 #include "actors/supervisor.hpp"
@@ -240,12 +241,23 @@ int main(int argc, char** argv) {
     gcfg.own_ips = own_ips;
     gcfg.responder = responder;
     auto guardian = sys.spawn(resolv_guardian, gcfg);
+    health_hub_config hcfg;
+    hcfg.from = opts.containers_from == "deployd"
+                  ? health_hub_config::source::deployd
+                  : health_hub_config::source::lainlet;
+    hcfg.lainlet_endpoint = opts.lainlet_endpoint;
+    hcfg.nodename = opts.hostname;
+    hcfg.etcd = client;
+    auto hub = sys.spawn(health_hub, hcfg);
     scfg.listeners.push_back(responder);
+    scfg.listeners.push_back(hub);
     auto sup = sys.spawn(supervisor, scfg);
 
     admin_server admin{sys, sup};
     admin.add_actor(responder);
     admin.add_actor(guardian);
+    admin.add_actor(hub);
+    admin.add_actor_route("/v1/procs", hub);
     admin.add_metrics([dns_server] { return dns_metrics(dns_server->stats()); });
     admin.add_route({"/v1/dns/config",
                      [dns_server] { return dns_server->config_text(); }});
@@ -254,6 +266,7 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
       return 1;
     }
     sd_notify(0, "READY=1");
@@ -301,7 +314,8 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
-      self->wait_for(sup, guardian, responder);
+      caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
+      self->wait_for(sup, guardian, responder, hub);
     }
     dns_server->stop();
     running = false;

@@ -65,6 +65,80 @@ struct keepalive_info {
   int64_t sent_at_ns = 0;
 };
 
+/// A container on this node, from lainlet or deployd's pod groups.
+struct container_info {
+  std::string app;
+  std::string proc; ///< the last dot part of the pod name
+  int64_t instance = 0;
+  std::string ip;
+  uint16_t port = 0;
+  std::string id;
+};
+
+/// The whole set of containers on this node (sent only when it changed).
+struct container_set {
+  std::vector<container_info> containers;
+  uint64_t event_id = 0;
+};
+
+/// The container source's connection state, for the admin state.
+struct source_report {
+  std::string state;
+  std::string message;
+  uint64_t updates = 0;
+  uint64_t events = 0;
+  uint64_t bad_entries = 0;
+  uint64_t disconnects = 0;
+};
+
+/// Whether this node serves app.proc, and with which container.
+struct proc_health {
+  std::string app;
+  std::string proc;
+  bool healthy = false;
+  std::string ip;
+  int64_t instance = 0;
+  std::string reason;
+};
+
+/// One TCP probe's outcome (sent by the prober thread).
+struct probe_done {
+  std::string ip;
+  uint16_t port = 0;
+  bool ok = false;
+  std::string error;
+  int64_t latency_us = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, container_info& x) {
+  return f(caf::meta::type_name("container_info"), x.app, x.proc, x.instance,
+           x.ip, x.port, x.id);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, container_set& x) {
+  return f(caf::meta::type_name("container_set"), x.containers, x.event_id);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, source_report& x) {
+  return f(caf::meta::type_name("source_report"), x.state, x.message,
+           x.updates, x.events, x.bad_entries, x.disconnects);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, proc_health& x) {
+  return f(caf::meta::type_name("proc_health"), x.app, x.proc, x.healthy,
+           x.ip, x.instance, x.reason);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_done& x) {
+  return f(caf::meta::type_name("probe_done"), x.ip, x.port, x.ok, x.error,
+           x.latency_us);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, key_change& x) {
   return f(caf::meta::type_name("key_change"), x.key, x.fam, x.deleted,

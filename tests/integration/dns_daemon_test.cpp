@@ -134,11 +134,11 @@ TEST_CASE("resolv.conf servers and etcd domain servers are the upstreams",
              == "search example.com\nnameserver 127.0.0.1\n"
                 "nameserver 127.0.0.77\noptions ndots:2\n";
     },
-    3s);
+    10s);
   INFO(read_file(d.resolv_conf()) << "\n" << d.log());
   REQUIRE(fixed);
   REQUIRE(wait_until(
-    [&] { return short_answer(d, "www.ext.test") == "10.7.7.7\n"; }, 5s));
+    [&] { return short_answer(d, "www.ext.test") == "10.7.7.7\n"; }, 15s));
   // Served from the cache now: the TTL counts down from dnsmasq's 300.
   auto full = dig(d, "www.ext.test A +noall +answer");
   CHECK(full.find("10.7.7.7") != std::string::npos);
@@ -149,7 +149,7 @@ TEST_CASE("resolv.conf servers and etcd domain servers are the upstreams",
                        + std::to_string(corp.port) + "\"]}'")
           == 0);
   REQUIRE(wait_until(
-    [&] { return short_answer(d, "host.corp") == "10.8.8.8\n"; }, 5s));
+    [&] { return short_answer(d, "host.corp") == "10.8.8.8\n"; }, 15s));
   auto state = d.get("/v1/dns/config");
   CHECK(state.status == 200);
   CHECK(state.body.find("nameserver 127.0.0.77#53") != std::string::npos);

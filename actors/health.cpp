@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: MIT
+#include "actors/health.hpp"
+
+#include <caf/all.hpp>
+
+#include <mutex>
+
+#include "actors/json.hpp"
+#include "net/lainlet.hpp"
+#include "net/log.hpp"
+
+namespace networkd {
+
+namespace {
+
+using tracker_pointer
+  = proc_tracker_actor::stateful_pointer<proc_tracker_state>;
+using hub_pointer = health_hub_actor::stateful_pointer<health_hub_state>;
+
+container_info convert(const lainlet::container& c) {
+  container_info i;
+  i.app = c.app;
+  i.proc = c.proc;
+  i.instance = c.instance;
+  i.ip = c.ip;
+  i.port = c.port;
+  i.id = c.container_id;
+  return i;
+}
+
+std::vector<container_info>
+convert(const std::vector<lainlet::container>& cs) {
+  std::vector<container_info> out;
+  out.reserve(cs.size());
+  for (auto& c : cs)
+    out.push_back(convert(c));
+  return out;
+}
+
+} // namespace
+
+/// The running container source: a lainlet client or a pod-group watcher.
+/// Its callbacks run on its own thread and only anon_send to the hub.
+struct container_source {
+  std::unique_ptr<lainlet::client> lainlet;
+  std::unique_ptr<etcd::watcher> pod_groups;
+  // deployd source: the pod-group keys as last seen (watcher thread only).
+  std::map<std::string, std::string> kvs;
+  std::vector<lainlet::container> last;
+  bool sent = false;
+};
+
+// -- tracker ------------------------------------------------------------------
+
+proc_health proc_tracker_state::snapshot() const {
+  proc_health h;
+  h.app = app;
+  h.proc = proc;
+  h.healthy = machine.healthy();
+  if (machine.current()) {
+    h.ip = machine.current()->ip;
+    h.instance = machine.current()->instance;
+  }
+  h.reason = machine.reason();
+  return h;
+}
+
+std::string proc_tracker_state::render() const {
+  json_writer j;
+  j.begin_object();
+  j.kv("name", "proc-tracker");
+  j.kv("proc", app + "." + proc);
+  j.kv("state", machine.healthy() ? "healthy"
+                : machine.starting() ? "starting"
+                : machine.current() ? "unhealthy"
+                                    : "absent");
+  j.kv("reason", machine.reason());
+  if (machine.current()) {
+    j.object("container");
+    j.kv("ip", machine.current()->ip);
+    j.kv("instance", machine.current()->instance);
+    j.kv("id", machine.current()->id);
+    j.end_object();
+  }
+  std::vector<std::string> ports;
+  for (auto p : machine.probe_ports())
+    ports.push_back(std::to_string(p));
+  j.kv("probe_ports", ports);
+  j.object("last_probe");
+  j.kv("port", static_cast<int64_t>(last_probe.port));
+  j.kv("ok", last_probe.ok);
+  j.kv("error", last_probe.error);
+  j.kv("latency_us", last_probe.latency_us);
+  j.end_object();
+  j.kv("transitions", history);
+  j.object("counters");
+  j.kv("probes", probes_sent);
+  j.kv("transitions", transitions);
+  j.kv("subscribers", static_cast<uint64_t>(subscribers.size()));
+  j.kv("failures_in_a_row", machine.failures());
+  j.end_object();
+  j.end_object();
+  return j.str();
+}
+
+namespace {
+
+void notify(tracker_pointer self, bool force = false) {
+  auto& st = self->state;
+  auto now = st.snapshot();
+  bool changed = !st.notified || now.healthy != st.last.healthy
+                 || now.ip != st.last.ip || now.instance != st.last.instance;
+  if (!changed && !force)
+    return;
+  if (changed) {
+    ++st.transitions;
+    auto line = std::string{now.healthy ? "healthy" : "unhealthy"}
+                + (now.ip.empty() ? "" : " " + now.ip) + ": " + now.reason;
+    NWD_LOG_INFO("proc-tracker", "{}.{} {}", st.app, st.proc, line);
+    st.history.push_back(line);
+    if (st.history.size() > 10)
+      st.history.erase(st.history.begin());
+  }
+  st.notified = true;
+  st.last = now;
+  for (auto& [addr, sub] : st.subscribers)
+    caf::anon_send(sub.first, now);
+}
+
+void start_round(tracker_pointer self) {
+  auto& st = self->state;
+  auto& cur = st.machine.current();
+  if (st.pending > 0 || !cur || st.machine.probe_ports().empty())
+    return;
+  auto hdl = caf::actor_cast<proc_tracker_actor>(self);
+  for (auto port : st.machine.probe_ports()) {
+    ++st.pending;
+    ++st.probes_sent;
+    auto ip = cur->ip;
+    st.prober->probe(ip, port, st.probes.timeout,
+                     [hdl, ip, port](const probe_outcome& o) {
+                       caf::anon_send(hdl, probe_done{ip, port, o.ok, o.error,
+                                                      o.latency.count()});
+                     });
+  }
+}
+
+void recompute_ports(tracker_pointer self) {
+  auto& st = self->state;
+  std::vector<uint16_t> ports;
+  for (auto& [addr, sub] : st.subscribers)
+    ports.insert(ports.end(), sub.second.begin(), sub.second.end());
+  st.machine.set_probe_ports(ports);
+}
+
+} // namespace
+
+proc_tracker_actor::behavior_type
+proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
+             std::string app, std::string proc,
+             std::shared_ptr<tcp_prober> prober, probe_settings probes) {
+  auto& st = self->state;
+  st.app = std::move(app);
+  st.proc = std::move(proc);
+  st.prober = std::move(prober);
+  st.probes = probes;
+  st.machine.set_threshold(probes.failures);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    st.subscribers.erase(dm.source);
+    if (st.subscribers.empty()) {
+      self->quit();
+      return;
+    }
+    recompute_ports(self);
+  });
+  return {
+    [self](atom::status) { return self->state.render(); },
+    [self](std::vector<container_info>& cs) {
+      std::vector<proc_container> pcs;
+      for (auto& c : cs)
+        pcs.push_back({c.ip, c.instance, c.id});
+      if (self->state.machine.set_containers(pcs)) {
+        notify(self);
+        start_round(self);
+      }
+    },
+    [self](atom::subscribe, std::vector<uint16_t>& ports, caf::actor& who) {
+      auto& st = self->state;
+      if (!who)
+        return;
+      bool fresh = st.subscribers.count(who.address()) == 0;
+      if (fresh)
+        self->monitor(who);
+      st.subscribers[who.address()] = {who, std::move(ports)};
+      auto before = st.machine.healthy();
+      recompute_ports(self);
+      if (st.machine.healthy() != before)
+        notify(self);
+      // The newcomer hears the current state at once.
+      caf::anon_send(who, st.snapshot());
+      start_round(self);
+    },
+    [self](atom::probe) {
+      self->state.scheduled = false;
+      start_round(self);
+    },
+    [self](probe_done& p) {
+      auto& st = self->state;
+      if (st.pending > 0)
+        --st.pending;
+      st.last_probe = p;
+      if (st.machine.probe_result(p.ip, p.port, p.ok, p.error))
+        notify(self);
+      if (st.pending == 0 && !st.scheduled) {
+        st.scheduled = true;
+        // A new container is probed again at once, a known one at the
+        // probe interval.
+        self->delayed_send(self, st.probes.interval, atom::probe_v);
+      }
+    },
+    [self](config::knob& k) {
+      auto& st = self->state;
+      if (k.name == "probe_interval_ms")
+        st.probes.interval = std::chrono::milliseconds(k.number);
+      else if (k.name == "probe_timeout_ms")
+        st.probes.timeout = std::chrono::milliseconds(k.number);
+      else if (k.name == "probe_failures") {
+        st.probes.failures = static_cast<int>(k.number);
+        st.machine.set_threshold(st.probes.failures);
+        notify(self);
+      }
+    },
+  };
+}
+
+// -- hub ----------------------------------------------------------------------
+
+health_hub_state::~health_hub_state() {
+  // Stop the source's thread before the state goes away.
+  source.reset();
+}
+
+std::vector<container_info>
+health_hub_state::slice(const std::string& app, const std::string& proc) const {
+  std::vector<container_info> out;
+  for (auto& c : containers)
+    if (c.app == app && c.proc == proc)
+      out.push_back(c);
+  return out;
+}
+
+std::string
+health_hub_state::render(const std::vector<std::string>& states) const {
+  json_writer j;
+  j.begin_object();
+  j.kv("name", "health-hub");
+  j.kv("state", report.state);
+  j.kv("last_error", report.message);
+  j.kv("source", cfg.from == health_hub_config::source::lainlet   ? "lainlet"
+                 : cfg.from == health_hub_config::source::deployd ? "deployd"
+                                                                  : "none");
+  j.kv("containers", static_cast<uint64_t>(containers.size()));
+  j.kv("have_set", have_set);
+  j.object("counters");
+  j.kv("updates", report.updates);
+  j.kv("events", report.events);
+  j.kv("bad_entries", report.bad_entries);
+  j.kv("disconnects", report.disconnects);
+  j.end_object();
+  j.begin_array("procs");
+  for (auto& s : states)
+    j.raw(s);
+  j.end_array();
+  j.end_object();
+  return j.str();
+}
+
+namespace {
+
+void start_source(hub_pointer self) {
+  auto& st = self->state;
+  auto hdl = caf::actor_cast<health_hub_actor>(self);
+  auto src = std::make_shared<container_source>();
+  if (st.cfg.from == health_hub_config::source::lainlet) {
+    lainlet::client_options o;
+    o.endpoint = st.cfg.lainlet_endpoint;
+    o.nodename = st.cfg.nodename;
+    o.heartbeat = st.cfg.heartbeat;
+    src->lainlet = std::make_unique<lainlet::client>(
+      o,
+      [hdl](const std::vector<lainlet::container>& cs, uint64_t id) {
+        caf::anon_send(hdl, container_set{convert(cs), id});
+      },
+      [hdl](const lainlet::client_status& s) {
+        source_report r;
+        r.state = lainlet::to_string(s.state);
+        r.message = s.message;
+        r.updates = s.counters.updates;
+        r.events = s.counters.events;
+        r.bad_entries = s.counters.bad_entries;
+        r.disconnects = s.counters.disconnects;
+        caf::anon_send(hdl, std::move(r));
+      });
+  } else if (st.cfg.from == health_hub_config::source::deployd) {
+    auto raw = src.get();
+    auto node = st.cfg.nodename;
+    src->pod_groups = std::make_unique<etcd::watcher>(
+      *st.cfg.etcd, std::string{lainlet::pod_groups_prefix},
+      [hdl, raw, node](etcd::watch_batch b) {
+        for (auto& ev : b.events) {
+          if (ev.what == etcd::watch_event::kind::erase)
+            raw->kvs.erase(ev.kv.key);
+          else
+            raw->kvs[ev.kv.key] = ev.kv.value;
+        }
+        std::vector<std::pair<std::string, std::string>> kvs(raw->kvs.begin(),
+                                                             raw->kvs.end());
+        auto res = lainlet::parse_pod_groups(kvs, node);
+        if (raw->sent && res.containers == raw->last)
+          return;
+        raw->sent = true;
+        raw->last = res.containers;
+        caf::anon_send(hdl, container_set{convert(res.containers),
+                                          static_cast<uint64_t>(b.revision)});
+      },
+      [hdl](const etcd::watch_status& s) {
+        source_report r;
+        static const char* names[] = {"connecting", "syncing", "streaming",
+                                      "retrying"};
+        r.state = names[static_cast<int>(s.state)];
+        r.message = s.last_error;
+        r.disconnects = s.reconnects;
+        caf::anon_send(hdl, std::move(r));
+      });
+  } else {
+    st.report.state = "none";
+  }
+  st.source = std::move(src);
+}
+
+} // namespace
+
+health_hub_actor::behavior_type
+health_hub(health_hub_actor::stateful_pointer<health_hub_state> self,
+           health_hub_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.report.state = "connecting";
+  if (!st.cfg.prober)
+    st.cfg.prober = std::make_shared<tcp_prober>();
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& ts = self->state.trackers;
+    for (auto i = ts.begin(); i != ts.end(); ++i) {
+      if (i->second.address() == dm.source) {
+        ts.erase(i);
+        return;
+      }
+    }
+  });
+  start_source(self);
+  return {
+    [self](atom::status) -> caf::result<std::string> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<std::string>();
+      auto pending = std::make_shared<size_t>(st.trackers.size());
+      auto states = std::make_shared<std::vector<std::string>>();
+      if (*pending == 0) {
+        rp.deliver(st.render({}));
+        return rp;
+      }
+      for (auto& [name, t] : st.trackers) {
+        auto done = [self, rp, pending, states]() mutable {
+          if (--*pending == 0)
+            rp.deliver(self->state.render(*states));
+        };
+        self->request(t, std::chrono::seconds(1), atom::status_v)
+          .then(
+            [states, done](std::string& s) mutable {
+              states->push_back(std::move(s));
+              done();
+            },
+            [done](caf::error&) mutable { done(); });
+      }
+      return rp;
+    },
+    [self](key_change& c) {
+      if (c.fam != config::family::knob || c.deleted || !c.knob)
+        return;
+      auto& k = *c.knob;
+      if (k.name.rfind("probe_", 0) != 0)
+        return;
+      for (auto& [name, t] : self->state.trackers)
+        self->send(t, k);
+    },
+    [self](container_set& s) {
+      auto& st = self->state;
+      st.containers = std::move(s.containers);
+      st.have_set = true;
+      NWD_LOG_INFO("health-hub", "containers on this node: {} (event {})",
+                   st.containers.size(), s.event_id);
+      for (auto& [name, t] : st.trackers) {
+        auto dot = name.rfind('.');
+        self->send(t, st.slice(name.substr(0, dot), name.substr(dot + 1)));
+      }
+    },
+    [self](source_report& r) {
+      auto& st = self->state;
+      if (r.state != st.report.state)
+        NWD_LOG_INFO("health-hub", "container source: {}{}", r.state,
+                     r.message.empty() ? "" : " (" + r.message + ")");
+      st.report = std::move(r);
+    },
+    [self](atom::subscribe, std::string& app, std::string& proc,
+           std::vector<uint16_t>& ports, caf::actor& who) {
+      auto& st = self->state;
+      auto key = app + "." + proc;
+      auto i = st.trackers.find(key);
+      if (i == st.trackers.end()) {
+        // Linked: trackers end with the hub; monitored: the hub forgets a
+        // tracker that ended because its last subscriber went away.
+        auto t = self->spawn<caf::monitored + caf::linked>(
+          proc_tracker, app, proc, st.cfg.prober, st.cfg.probes);
+        i = st.trackers.emplace(key, t).first;
+        if (st.have_set)
+          self->send(t, st.slice(app, proc));
+      }
+      self->send(i->second, atom::subscribe_v, std::move(ports),
+                 std::move(who));
+    },
+  };
+}
+
+} // namespace networkd

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+// Proc health end to end at the actor level: the health hub reads a
+// lainlet-compatible test server (lainlet itself cannot run here), a
+// tracker probes the container's real TCP listener, a subscriber hears the
+// transitions.
+#include <catch2/catch.hpp>
+
+#include <caf/all.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mutex>
+
+#include "actors/errors.hpp"
+#include "actors/health.hpp"
+#include "tests/support/lainlet_server.hpp"
+#include "tests/support/util.hpp"
+
+using namespace networkd;
+using namespace networkd::test;
+
+namespace {
+
+class threaded_config : public caf::actor_system_config {
+public:
+  threaded_config() {
+    register_networkd(*this);
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+/// A TCP listener standing in for the container's server.
+struct container_server {
+  int fd = -1;
+  container_server(const std::string& ip, uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+    REQUIRE(::listen(fd, 1024) == 0);
+  }
+  ~container_server() { stop(); }
+  void stop() {
+    if (fd >= 0)
+      ::close(fd);
+    fd = -1;
+  }
+};
+
+struct heard {
+  std::mutex mtx;
+  std::vector<proc_health> events;
+  void add(const proc_health& h) {
+    std::lock_guard<std::mutex> g{mtx};
+    events.push_back(h);
+  }
+  std::vector<proc_health> all() {
+    std::lock_guard<std::mutex> g{mtx};
+    return events;
+  }
+  bool last_is(bool healthy, const std::string& ip) {
+    std::lock_guard<std::mutex> g{mtx};
+    return !events.empty() && events.back().healthy == healthy
+           && events.back().ip == ip;
+  }
+};
+
+lainlet_container web(const std::string& ip, uint16_t port, int instance = 1) {
+  lainlet_container c;
+  c.app = "shop";
+  c.proc = "shop.web.web";
+  c.nodename = "node1";
+  c.nodeip = "10.0.0.1";
+  c.ip = ip;
+  c.port = port;
+  c.instance = instance;
+  c.id = "id-" + ip;
+  return c;
+}
+
+struct fixture {
+  threaded_config cfg;
+  caf::actor_system sys{cfg};
+  lainlet_server lainlet;
+  uint16_t port = free_port();
+  std::shared_ptr<heard> h = std::make_shared<heard>();
+  health_hub_actor hub;
+  caf::actor subscriber;
+
+  fixture() {
+    health_hub_config hc;
+    hc.from = health_hub_config::source::lainlet;
+    hc.lainlet_endpoint = lainlet.endpoint();
+    hc.nodename = "node1";
+    hc.heartbeat = std::chrono::seconds(1);
+    hub = sys.spawn(health_hub, hc);
+    auto sink = h;
+    subscriber = sys.spawn([sink](caf::event_based_actor*) -> caf::behavior {
+      return {[sink](proc_health& p) { sink->add(p); }};
+    });
+  }
+
+  ~fixture() {
+    caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
+  }
+
+  void subscribe() {
+    caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
+                   std::string{"web"}, std::vector<uint16_t>{port},
+                   subscriber);
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "a stopped container server turns the proc "
+                          "unhealthy fast",
+                 "[health]") {
+  container_server srv{"127.0.0.5", port};
+  lainlet.set_containers({web("127.0.0.5", port)});
+  subscribe();
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
+  auto t0 = std::chrono::steady_clock::now();
+  srv.stop();
+  REQUIRE(wait_until([&] { return h->last_is(false, "127.0.0.5"); }, 5s, 1ms));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  WARN("server stopped to unhealthy: " << took.count() << " ms");
+  CHECK(took < 2s);
+  // Back up: healthy again.
+  container_server again{"127.0.0.5", port};
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
+}
+
+TEST_CASE_METHOD(fixture, "a lainlet restart moves nothing", "[health]") {
+  container_server srv{"127.0.0.5", port};
+  lainlet.set_containers({web("127.0.0.5", port)});
+  subscribe();
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
+  auto before = h->all().size();
+  auto opened = lainlet.streams_opened();
+  lainlet.stop();
+  lainlet.start();
+  REQUIRE(wait_until([&] { return lainlet.streams_opened() > opened; }, 10s));
+  // The new stream's init carried the same set; let the hub apply it by
+  // asking for its status (handled after the set in its mailbox).
+  caf::scoped_actor self{sys};
+  std::string status;
+  REQUIRE(wait_until(
+    [&] {
+      self->request(hub, std::chrono::seconds(2), atom::status_v)
+        .receive([&](std::string& s) { status = s; }, [](caf::error&) {});
+      return status.find("\"state\":\"streaming\"") != std::string::npos;
+    },
+    5s));
+  CHECK(h->all().size() == before);
+  CHECK(h->last_is(true, "127.0.0.5"));
+}
+
+TEST_CASE_METHOD(fixture, "a container IP change is a transition",
+                 "[health]") {
+  container_server a{"127.0.0.5", port};
+  container_server b{"127.0.0.6", port};
+  lainlet.set_containers({web("127.0.0.5", port)});
+  subscribe();
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
+  lainlet.set_containers({web("127.0.0.6", port)});
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.6"); }, 5s));
+  // The lowest instance serves when several run here.
+  lainlet.set_containers({web("127.0.0.6", port, 2), web("127.0.0.5", port, 1)});
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
+  // Gone from the node: unhealthy at once.
+  lainlet.set_containers({});
+  REQUIRE(wait_until([&] { return h->last_is(false, ""); }, 5s));
+}
+
+TEST_CASE_METHOD(fixture, "a UDP-only proc is healthy by presence",
+                 "[health]") {
+  lainlet.set_containers({web("127.0.0.7", 53)});
+  caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
+                 std::string{"web"}, std::vector<uint16_t>{}, subscriber);
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.7"); }, 5s));
+}
