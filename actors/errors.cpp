@@ -23,6 +23,10 @@ const char* to_string(errc x) {
       return "child_crashed";
     case errc::shutting_down:
       return "shutting_down";
+    case errc::link_failure:
+      return "link_failure";
+    case errc::nat_failure:
+      return "nat_failure";
   }
   return "unknown";
 }

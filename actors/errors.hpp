@@ -21,6 +21,8 @@ enum class errc : uint8_t {
   lease_lost,       ///< the session lease expired or was revoked
   child_crashed,    ///< a supervised child terminated abnormally
   shutting_down,
+  link_failure, ///< netlink or ARP failed
+  nat_failure,  ///< an iptables batch failed
 };
 
 const char* to_string(errc x);

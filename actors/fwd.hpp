@@ -26,6 +26,8 @@ struct container_set;
 struct source_report;
 struct proc_health;
 struct probe_done;
+struct nat_rule;
+struct lock_result;
 
 } // namespace networkd
 
@@ -52,6 +54,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(networkd, (networkd::proc_health))
   CAF_ADD_TYPE_ID(networkd, (networkd::probe_done))
   CAF_ADD_TYPE_ID(networkd, (std::vector<uint16_t>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::nat_rule))
+  CAF_ADD_TYPE_ID(networkd, (std::vector<networkd::nat_rule>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::lock_result))
 
   CAF_ADD_ATOM(networkd, networkd::atom, status, "status")
   CAF_ADD_ATOM(networkd, networkd::atom, ready, "ready")
@@ -68,5 +73,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_ATOM(networkd, networkd::atom, dynamic, "dynamic")
   CAF_ADD_ATOM(networkd, networkd::atom, webrouter, "webrouter")
   CAF_ADD_ATOM(networkd, networkd::atom, probe, "probe")
+  CAF_ADD_ATOM(networkd, networkd::atom, lock, "lock")
+  CAF_ADD_ATOM(networkd, networkd::atom, release, "release")
+  CAF_ADD_ATOM(networkd, networkd::atom, put, "put")
+  CAF_ADD_ATOM(networkd, networkd::atom, erase, "erase")
+  CAF_ADD_ATOM(networkd, networkd::atom, add, "add")
+  CAF_ADD_ATOM(networkd, networkd::atom, announce, "announce")
+  CAF_ADD_ATOM(networkd, networkd::atom, fence, "fence")
 
 CAF_END_TYPE_ID_BLOCK(networkd)

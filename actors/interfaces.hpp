@@ -21,7 +21,48 @@ using status_client_actor = caf::typed_actor<
 /// One per /lain/config/vips/{key}: owns the life of that VIP.
 using vip_holder_actor = status_client_actor::extend<
   // A new validated config for this key.
-  caf::reacts_to<config::vip_config>>;
+  caf::reacts_to<config::vip_config>,
+  // Its lock key changed (put or delete).
+  caf::reacts_to<key_change>,
+  // The session lease was renewed (local deadline) or lost (id 0).
+  caf::reacts_to<keepalive_info>,
+  // The health of the VIP's app.proc on this node.
+  caf::reacts_to<proc_health>,
+  // The lease deadline passed without renewal (timer): fence.
+  caf::reacts_to<atom::fence, uint64_t>,
+  // Gratuitous ARP repeat (timer).
+  caf::reacts_to<atom::announce, uint64_t>,
+  // Try again after a failed step (timer).
+  caf::reacts_to<atom::tick>,
+  // Release everything now (SIGTERM): address, rules, lock.
+  caf::replies_to<atom::shutdown>::with<bool>>;
+
+/// Blocking etcd calls for the VIP holders (detached).
+using etcd_worker_actor = caf::typed_actor<
+  // Takes (or re-binds) lock key for value with the lease.
+  caf::replies_to<atom::lock, std::string, std::string, int64_t>::with<
+    lock_result>,
+  // Deletes the lock key if it still has this value.
+  caf::replies_to<atom::release, std::string, std::string>::with<bool>,
+  // Puts a key bound to a lease.
+  caf::replies_to<atom::put, std::string, std::string, int64_t>::with<bool>,
+  // Deletes a key.
+  caf::replies_to<atom::erase, std::string>::with<bool>>;
+
+/// Addresses and gratuitous ARP on the VIP interface (detached).
+using link_worker_actor = caf::typed_actor<
+  // Adds (or re-adds with a new valid lifetime, seconds) IP/32.
+  caf::replies_to<atom::add, std::string, int64_t>::with<bool>,
+  // Removes IP/32.
+  caf::replies_to<atom::erase, std::string>::with<bool>,
+  // Sends a burst of gratuitous ARP (count of each form).
+  caf::replies_to<atom::announce, std::string, int64_t>::with<bool>>;
+
+/// The DNAT rules of every VIP (detached; one batch per change).
+using nat_manager_actor = caf::typed_actor<
+  // Makes the rules of this match address exactly these.
+  caf::replies_to<atom::publish, std::string, std::vector<nat_rule>>::with<
+    bool>>;
 
 /// Receives the non-VIP key changes the supervisor routes (domains, domain
 /// servers, leaders, vippool, knobs).

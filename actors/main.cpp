@@ -28,6 +28,7 @@
 #include "actors/resolv_guardian.hpp"
 #include "actors/errors.hpp"
 #include "actors/supervisor.hpp"
+#include "actors/vip_engine.hpp"
 #include "actors/vip_holder.hpp"
 #include "net/etcd.hpp"
 #include "net/log.hpp"
@@ -227,9 +228,6 @@ int main(int argc, char** argv) {
     scfg.hostname = opts.hostname;
     scfg.prefixes = default_prefixes();
     scfg.log_level = opts.verbose ? "debug" : "info";
-    scfg.make_vip = [](caf::actor_system& s, const std::string& key) {
-      return s.spawn(vip_holder, key);
-    };
     dns_responder_config rcfg;
     rcfg.server = dns_server;
     rcfg.node_ip = opts.net_address;
@@ -249,6 +247,34 @@ int main(int argc, char** argv) {
     hcfg.nodename = opts.hostname;
     hcfg.etcd = client;
     auto hub = sys.spawn(health_hub, hcfg);
+
+    // The VIP engine: effect workers on their own threads, one holder per
+    // VIP key (spawned by the supervisor).
+    vip_env venv;
+    venv.hostname = opts.hostname;
+    venv.node_ip = opts.net_address;
+    venv.interface = opts.net_interface;
+    venv.health = hub;
+    venv.etcd = sys.spawn<caf::detached>(etcd_worker, client);
+    link_config lcfg;
+    lcfg.interface = opts.net_interface;
+    if (auto a = netlink::rtnl_address_manager::open())
+      lcfg.addresses = std::shared_ptr<netlink::address_manager>(
+        std::move(*a));
+    else
+      NWD_LOG_ERROR(who, "netlink: {} (VIP addresses cannot be managed)",
+                    a.error().message);
+    if (auto a = arp::packet_announcer::open())
+      lcfg.announcer = std::shared_ptr<arp::announcer>(std::move(*a));
+    else
+      NWD_LOG_ERROR(who, "ARP: {} (no gratuitous ARP)", a.error().message);
+    venv.link = sys.spawn<caf::detached>(link_worker, lcfg);
+    venv.nat = sys.spawn<caf::detached>(
+      nat_manager, std::shared_ptr<nat::dnat_table>(
+                     std::make_shared<nat::iptables_dnat_table>()));
+    scfg.make_vip = [venv](caf::actor_system& s, const std::string& key) {
+      return s.spawn(vip_holder, key, venv);
+    };
     scfg.listeners.push_back(responder);
     scfg.listeners.push_back(hub);
     auto sup = sys.spawn(supervisor, scfg);
@@ -267,6 +293,9 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(venv.etcd, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(venv.link, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(venv.nat, caf::exit_reason::user_shutdown);
       return 1;
     }
     sd_notify(0, "READY=1");
@@ -315,6 +344,9 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(venv.etcd, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(venv.link, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(venv.nat, caf::exit_reason::user_shutdown);
       self->wait_for(sup, guardian, responder, hub);
     }
     dns_server->stop();

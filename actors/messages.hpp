@@ -29,6 +29,8 @@ struct key_change {
   caf::optional<config::leader_addr> leader;
   caf::optional<std::vector<std::string>> vippool;
   caf::optional<config::knob> knob;
+  std::string text; ///< raw value of keys without JSON (lock holders)
+  int64_t lease = 0; ///< the lease the key is bound to
 
   bool rejected() const { return !error_code.empty(); }
 };
@@ -59,6 +61,8 @@ struct lease_info {
 
 /// A keep-alive answer: the lease lives on the server at least until
 /// sent_at + ttl (sent_at in steady-clock nanoseconds since its epoch).
+/// Sent to VIP holders with sent_at_ns holding the local deadline instead
+/// (margin included), or all zero when the lease is lost.
 struct keepalive_info {
   int64_t id = 0;
   int64_t ttl = 0;
@@ -100,6 +104,40 @@ struct proc_health {
   int64_t instance = 0;
   std::string reason;
 };
+
+/// One DNAT rule as it travels to the NAT manager.
+struct nat_rule {
+  std::string vip;
+  bool udp = false;
+  uint16_t src = 0;
+  std::string container_ip;
+  uint16_t dest = 0;
+  std::string comment;
+  friend bool operator==(const nat_rule& a, const nat_rule& b) {
+    return a.vip == b.vip && a.udp == b.udp && a.src == b.src
+           && a.container_ip == b.container_ip && a.dest == b.dest
+           && a.comment == b.comment;
+  }
+};
+
+/// What a lock attempt found.
+struct lock_result {
+  bool ours = false;
+  std::string holder; ///< the value of the lock key (hostname)
+  int64_t revision = 0; ///< mod revision of our lock key
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, nat_rule& x) {
+  return f(caf::meta::type_name("nat_rule"), x.vip, x.udp, x.src,
+           x.container_ip, x.dest, x.comment);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lock_result& x) {
+  return f(caf::meta::type_name("lock_result"), x.ours, x.holder,
+           x.revision);
+}
 
 /// One TCP probe's outcome (sent by the prober thread).
 struct probe_done {
@@ -143,7 +181,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, key_change& x) {
   return f(caf::meta::type_name("key_change"), x.key, x.fam, x.deleted,
            x.revision, x.error_code, x.error, x.vip, x.domain, x.servers,
-           x.leader, x.vippool, x.knob);
+           x.leader, x.vippool, x.knob, x.text, x.lease);
 }
 
 template <class Inspector>

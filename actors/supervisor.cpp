@@ -81,6 +81,10 @@ key_change parse_change(const etcd::watch_event& ev) {
       else
         fail(r.error());
       break;
+    case config::family::vip_lock:
+      c.text = v;
+      c.lease = ev.kv.lease;
+      break;
     case config::family::unknown:
       c.error_code = "bad_key";
       c.error = c.key + ": not a key networkd understands";
@@ -98,7 +102,8 @@ std::vector<std::string> default_prefixes() {
           std::string{config::vippool_key},
           std::string{config::swarm_leader_key},
           std::string{config::deployd_leader_key},
-          std::string{config::knobs_prefix}};
+          std::string{config::knobs_prefix},
+          std::string{config::vip_locks_prefix}};
 }
 
 key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b) {
@@ -250,6 +255,28 @@ std::string supervisor_state::metrics(
 
 namespace {
 
+/// The lease as VIP holders see it: id and local deadline, or zeros.
+keepalive_info lease_view(supervisor_pointer self) {
+  auto& st = self->state;
+  keepalive_info k;
+  auto now = std::chrono::steady_clock::now();
+  if (st.lease_state == "alive" && st.lease.alive(now)) {
+    k.id = st.lease.id();
+    k.ttl = st.lease.ttl();
+    k.sent_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     st.lease.deadline().time_since_epoch())
+                     .count();
+  }
+  return k;
+}
+
+void broadcast_lease(supervisor_pointer self) {
+  auto k = lease_view(self);
+  for (auto& [key, e] : self->state.children)
+    if (e.handle)
+      self->send(e.handle, k);
+}
+
 void spawn_child(supervisor_pointer self, const std::string& key) {
   auto& st = self->state;
   auto& e = st.children[key];
@@ -257,6 +284,7 @@ void spawn_child(supervisor_pointer self, const std::string& key) {
   self->monitor(e.handle);
   e.restart_pending = false;
   e.last_event = describe(e.config);
+  self->send(e.handle, lease_view(self));
   self->send(e.handle, e.config);
 }
 
@@ -322,6 +350,11 @@ void apply_change(supervisor_pointer self, const key_change& c) {
   st.accept(c.key);
   if (c.fam == config::family::vip) {
     route_vip(self, c);
+  } else if (c.fam == config::family::vip_lock) {
+    auto cls = config::classify(c.key);
+    auto i = st.children.find(std::string{config::vips_prefix} + cls.suffix);
+    if (i != st.children.end() && i->second.handle)
+      self->send(i->second.handle, c);
   } else {
     if (c.fam == config::family::knob)
       apply_knob(self, c);
@@ -366,6 +399,7 @@ void grant_lease(supervisor_pointer self) {
         st.lease_state = "alive";
         st.lease_error.clear();
         NWD_LOG_INFO(who, "lease {:x} granted, ttl {}s", li.id, li.ttl);
+        broadcast_lease(self);
         schedule_keepalive(self, false);
       },
       [self](caf::error& err) {
@@ -395,6 +429,7 @@ void keepalive(supervisor_pointer self) {
                   st.lease.id());
     st.lease.lost();
     st.lease_state = "lost";
+    broadcast_lease(self);
     grant_lease(self);
     return;
   }
@@ -409,6 +444,7 @@ void keepalive(supervisor_pointer self) {
           NWD_LOG_ERROR(who, "lease {:x} is gone on the server", k.id);
           st.lease.lost();
           st.lease_state = "lost";
+          broadcast_lease(self);
           grant_lease(self);
           return;
         }
@@ -419,6 +455,7 @@ void keepalive(supervisor_pointer self) {
           NWD_LOG_INFO(who, "lease {:x} renewed again", k.id);
         st.lease_error.clear();
         st.lease_state = "alive";
+        broadcast_lease(self);
         schedule_keepalive(self, false);
       },
       [self](caf::error& err) {
@@ -584,32 +621,60 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
     [self](atom::shutdown) -> caf::result<bool> {
       auto& st = self->state;
       st.shutting_down = true;
-      NWD_LOG_INFO(who, "shutting down: stopping {} children",
+      NWD_LOG_INFO(who, "shutting down: releasing {} VIPs",
                    st.children.size());
+      auto rp = self->make_response_promise<bool>();
+      auto revoke = [self, rp]() mutable {
+        auto& st = self->state;
+        for (auto& [key, e] : st.children)
+          if (e.handle)
+            self->send_exit(e.handle, caf::exit_reason::user_shutdown);
+        st.children.clear();
+        if (!st.cfg.client || st.lease.id() == 0) {
+          rp.deliver(true);
+          self->quit();
+          return;
+        }
+        self
+          ->request(st.worker, std::chrono::seconds(3), atom::revoke_v,
+                    st.lease.id())
+          .then(
+            [self, rp](bool) mutable {
+              NWD_LOG_INFO(who, "lease revoked");
+              rp.deliver(true);
+              self->quit();
+            },
+            [self, rp](caf::error& err) mutable {
+              NWD_LOG_WARN(who, "lease revoke failed: {}",
+                           self->system().render(err));
+              rp.deliver(false);
+              self->quit();
+            });
+      };
+      // Every holder removes its address and rules and deletes its lock
+      // first (others take over at once), then the lease goes.
+      auto pending = std::make_shared<size_t>(0);
       for (auto& [key, e] : st.children)
         if (e.handle)
-          self->send_exit(e.handle, caf::exit_reason::user_shutdown);
-      st.children.clear();
-      if (!st.cfg.client || st.lease.id() == 0) {
-        self->quit();
-        return true;
+          ++*pending;
+      if (*pending == 0) {
+        revoke();
+        return rp;
       }
-      auto rp = self->make_response_promise<bool>();
-      self
-        ->request(st.worker, std::chrono::seconds(3), atom::revoke_v,
-                  st.lease.id())
-        .then(
-          [self, rp](bool) mutable {
-            NWD_LOG_INFO(who, "lease revoked");
-            rp.deliver(true);
-            self->quit();
-          },
-          [self, rp](caf::error& err) mutable {
-            NWD_LOG_WARN(who, "lease revoke failed: {}",
-                         self->system().render(err));
-            rp.deliver(false);
-            self->quit();
-          });
+      for (auto& [key, e] : st.children) {
+        if (!e.handle)
+          continue;
+        self->request(e.handle, std::chrono::seconds(3), atom::shutdown_v)
+          .then(
+            [pending, revoke](bool) mutable {
+              if (--*pending == 0)
+                revoke();
+            },
+            [pending, revoke](caf::error&) mutable {
+              if (--*pending == 0)
+                revoke();
+            });
+      }
       return rp;
     },
   };

@@ -1,20 +1,304 @@
 // SPDX-License-Identifier: MIT
 #include "actors/vip_holder.hpp"
 
+#include <caf/all.hpp>
+
+#include <ctime>
+
 #include "actors/json.hpp"
 #include "net/log.hpp"
 
 namespace networkd {
+
+namespace {
+
+constexpr const char* who = "vip-holder";
+using clock_type = std::chrono::steady_clock;
+
+std::string now_text() {
+  auto t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+void set_phase(vip_holder_pointer self, std::string phase,
+               const std::string& why) {
+  auto& st = self->state;
+  if (st.phase == phase)
+    return;
+  NWD_LOG_INFO(who, "{}: {} -> {} ({})", st.key, st.phase, phase, why);
+  st.phase = std::move(phase);
+  st.last_change = now_text() + " " + why;
+  ++st.transitions;
+}
+
+std::vector<nat_rule> desired_rules(const vip_holder_state& st) {
+  std::vector<nat_rule> out;
+  if (!st.container)
+    return out;
+  for (auto& r : vip::rules(st.config, st.env.node_ip, *st.container))
+    out.push_back(nat_rule{r.vip, r.proto == nat::protocol::udp, r.src_port,
+                           r.container_ip, r.dest_port, r.comment});
+  return out;
+}
+
+int64_t valid_seconds(const vip_holder_state& st) {
+  auto left = std::chrono::duration_cast<std::chrono::seconds>(
+                st.lease_deadline - clock_type::now())
+                .count();
+  return std::max<int64_t>(left, 1);
+}
+
+void reconcile(vip_holder_pointer self);
+
+/// Runs one effect; on its answer clears busy and reconciles again.
+template <class Handle, class... Ts>
+void step(vip_holder_pointer self, const Handle& h, std::function<void()> ok,
+          Ts... xs) {
+  auto& st = self->state;
+  st.busy = true;
+  self->request(h, std::chrono::seconds(15), xs...)
+    .then(
+      [self, ok](bool) {
+        self->state.busy = false;
+        self->state.last_error.clear();
+        ok();
+        reconcile(self);
+      },
+      [self](caf::error& err) {
+        auto& st = self->state;
+        st.busy = false;
+        auto text = self->system().render(err);
+        if (text != st.last_error)
+          NWD_LOG_WARN(who, "{}: {} (retrying)", st.key, text);
+        st.last_error = text;
+        if (!st.retry_pending) {
+          st.retry_pending = true;
+          self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+        }
+      });
+}
+
+void announce_now(vip_holder_pointer self) {
+  auto& st = self->state;
+  self->request(st.env.link, std::chrono::seconds(5), atom::announce_v,
+                st.config.ip, st.env.arp_count)
+    .then([](bool) {},
+          [self](caf::error& err) {
+            NWD_LOG_WARN(who, "{}: gratuitous ARP failed: {}", self->state.key,
+                         self->system().render(err));
+          });
+}
+
+void start_announcing(vip_holder_pointer self) {
+  auto& st = self->state;
+  auto gen = ++st.announce_gen;
+  announce_now(self);
+  // Linux ignores ARP updates within 1 s of a change: repeat after that,
+  // and once more a few seconds on.
+  self->delayed_send(self, st.env.arp_interval, atom::announce_v, gen);
+  self->delayed_send(self, std::chrono::seconds(5), atom::announce_v, gen);
+}
+
+void subscribe_health(vip_holder_pointer self) {
+  auto& st = self->state;
+  auto want = st.config.app + "." + st.config.proc;
+  if (want == st.subscribed_to || !st.env.health)
+    return;
+  st.subscribed_to = want;
+  st.container.reset();
+  std::vector<uint16_t> tcp;
+  for (auto& p : st.config.ports)
+    if (p.protocol == config::proto::tcp)
+      tcp.push_back(p.dest);
+  caf::anon_send(st.env.health, atom::subscribe_v, st.config.app,
+                 st.config.proc, std::move(tcp),
+                 caf::actor_cast<caf::actor>(self));
+}
+
+void finish_shutdown(vip_holder_pointer self) {
+  auto& st = self->state;
+  if (st.shutting_down && st.shutdown_promise.pending())
+    st.shutdown_promise.deliver(true);
+}
+
+void reconcile_port_only(vip_holder_pointer self, bool want) {
+  auto& st = self->state;
+  auto addr = vip::match_address(st.config, st.env.node_ip);
+  auto desired = want ? desired_rules(st) : std::vector<nat_rule>{};
+  if (desired != st.rules) {
+    auto prev = st.rules_address;
+    step(self, st.env.nat,
+         [self, desired, addr] {
+           self->state.rules = desired;
+           self->state.rules_address = addr;
+         },
+         atom::publish_v, addr, desired);
+    return;
+  }
+  auto path = "/lain/networkd/apps/" + st.config.app + "/" + st.config.proc
+              + "/" + addr + ":" + std::to_string(st.config.key_port);
+  if (want && !st.app_key) {
+    step(self, st.env.etcd,
+         [self, path] {
+           self->state.app_key = true;
+           self->state.app_key_path = path;
+         },
+         atom::put_v, path, st.env.hostname, st.lease_id);
+    return;
+  }
+  if (!want && st.app_key) {
+    // A lost lease took the key already; only delete it when alive.
+    if (!st.lease_alive(clock_type::now())) {
+      st.app_key = false;
+    } else {
+      step(self, st.env.etcd, [self] { self->state.app_key = false; },
+           atom::erase_v, st.app_key_path);
+      return;
+    }
+  }
+  set_phase(self, want ? "serving" : "idle",
+            want ? "port-only rules in place" : st.health_reason);
+  finish_shutdown(self);
+}
+
+void reconcile(vip_holder_pointer self) {
+  auto& st = self->state;
+  if (st.busy)
+    return;
+  if (!st.configured) {
+    finish_shutdown(self);
+    return;
+  }
+  auto now = clock_type::now();
+  auto verdict = vip::check(st.config, st.env.hostname, st.env.node_ip,
+                            st.container);
+  bool alive = st.lease_alive(now);
+  bool want = verdict == vip::verdict::applies && alive && !st.shutting_down;
+  if (st.config.port_only()) {
+    reconcile_port_only(self, want);
+    return;
+  }
+  using ls = vip_holder_state::lock_state;
+  if (!want || st.lock != ls::ours) {
+    // Down, in order: address, rules, then the lock.
+    if (st.address_on) {
+      set_phase(self, "releasing", !alive ? "lease not alive"
+                                   : st.shutting_down
+                                     ? "shutting down"
+                                     : vip::to_string(verdict));
+      step(self, st.env.link, [self] { self->state.address_on = false; },
+           atom::erase_v, st.config.ip);
+      return;
+    }
+    if (!st.rules.empty()) {
+      step(self, st.env.nat, [self] { self->state.rules.clear(); },
+           atom::publish_v, st.config.ip, std::vector<nat_rule>{});
+      return;
+    }
+    if (st.lock == ls::ours) {
+      if (!alive) {
+        st.lock = ls::none; // it went with the lease
+      } else {
+        step(self, st.env.etcd,
+             [self] { self->state.lock = vip_holder_state::lock_state::none; },
+             atom::release_v, st.config.ip.empty()
+                                ? std::string{}
+                                : std::string{config::vip_locks_prefix}
+                                    + st.config.ip + ".lock",
+             st.env.hostname);
+        return;
+      }
+    }
+    if (want && st.lock == ls::none) {
+      st.lock = ls::acquiring;
+      set_phase(self, "acquiring", "applies here");
+      auto key = std::string{config::vip_locks_prefix} + st.config.ip
+                 + ".lock";
+      st.busy = true;
+      self
+        ->request(st.env.etcd, std::chrono::seconds(15), atom::lock_v, key,
+                  st.env.hostname, st.lease_id)
+        .then(
+          [self](lock_result& r) {
+            auto& st = self->state;
+            st.busy = false;
+            if (st.lock != ls::acquiring) {
+              reconcile(self);
+              return;
+            }
+            if (r.ours) {
+              st.lock = ls::ours;
+              st.holder = r.holder;
+              st.lock_revision = r.revision;
+            } else if (!r.holder.empty()) {
+              st.lock = ls::theirs;
+              st.holder = r.holder;
+              set_phase(self, "standby", "lock held by " + r.holder);
+            } else {
+              st.lock = ls::none; // vanished meanwhile: try again
+            }
+            reconcile(self);
+          },
+          [self](caf::error& err) {
+            auto& st = self->state;
+            st.busy = false;
+            st.lock = ls::none;
+            st.last_error = self->system().render(err);
+            if (!st.retry_pending) {
+              st.retry_pending = true;
+              self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+            }
+          });
+      return;
+    }
+    if (!want)
+      set_phase(self, "idle", !alive ? "no live lease"
+                              : st.shutting_down ? "shut down"
+                                                 : vip::to_string(verdict));
+    finish_shutdown(self);
+    return;
+  }
+  // Up, in order: rules, address, announce.
+  auto desired = desired_rules(st);
+  if (desired != st.rules) {
+    step(self, st.env.nat,
+         [self, desired] {
+           self->state.rules = desired;
+           self->state.rules_address = self->state.config.ip;
+         },
+         atom::publish_v, st.config.ip, desired);
+    return;
+  }
+  if (!st.address_on) {
+    step(self, st.env.link,
+         [self] {
+           self->state.address_on = true;
+           start_announcing(self);
+         },
+         atom::add_v, st.config.ip, valid_seconds(st));
+    return;
+  }
+  set_phase(self, "serving", "lock, rules and address in place");
+}
+
+} // namespace
 
 std::string vip_holder_state::render() const {
   json_writer j;
   j.begin_object();
   j.kv("name", "vip-holder");
   j.kv("key", key);
-  j.kv("state", updates == 0 ? "created" : "configured");
+  j.kv("state", phase);
   j.kv("kind", config.port_only() ? "port-only" : "address");
   j.kv("app", config.app);
   j.kv("proc", config.proc);
+  j.kv("owner", lock == lock_state::ours     ? env.hostname
+                : lock == lock_state::theirs ? holder
+                                             : std::string{});
+  j.kv("lock_revision", lock_revision);
+  j.kv("address_on", address_on);
   j.begin_array("ports");
   for (auto& p : config.ports) {
     j.begin_object();
@@ -24,24 +308,126 @@ std::string vip_holder_state::render() const {
     j.end_object();
   }
   j.end_array();
+  j.begin_array("rules");
+  for (auto& r : rules)
+    j.value(std::string{r.udp ? "udp " : "tcp "} + r.vip + ":"
+            + std::to_string(r.src) + " -> " + r.container_ip + ":"
+            + std::to_string(r.dest));
+  j.end_array();
+  if (container) {
+    j.object("container");
+    j.kv("ip", container->ip);
+    j.kv("instance", container->instance);
+    j.end_object();
+  }
+  j.kv("health", health_reason);
   j.kv("excluded_nodes", config.excluded_nodes);
-  j.object("counters").kv("updates", updates).end_object();
+  j.kv("last_change", last_change);
+  j.kv("last_error", last_error);
+  j.object("counters").kv("updates", updates).kv("transitions", transitions);
+  j.end_object();
   j.end_object();
   return j.str();
 }
 
-vip_holder_actor::behavior_type
-vip_holder(vip_holder_actor::stateful_pointer<vip_holder_state> self,
-           std::string key) {
+vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
+                                           std::string key, vip_env env) {
   self->state.key = std::move(key);
+  self->state.env = std::move(env);
   return {
     [self](atom::status) { return self->state.render(); },
     [self](config::vip_config& cfg) {
       auto& st = self->state;
-      NWD_LOG_DEBUG("vip-holder", "{}: config app={} proc={} ports={}", st.key,
-                    cfg.app, cfg.proc, cfg.ports.size());
       st.config = std::move(cfg);
+      st.configured = true;
       ++st.updates;
+      subscribe_health(self);
+      reconcile(self);
+    },
+    [self](key_change& c) {
+      // Our lock key changed.
+      auto& st = self->state;
+      using ls = vip_holder_state::lock_state;
+      if (c.deleted) {
+        if (st.lock == ls::theirs) {
+          NWD_LOG_INFO(who, "{}: lock released by {}: competing", st.key,
+                       st.holder);
+          st.lock = ls::none;
+          st.holder.clear();
+        }
+      } else if (c.text != st.env.hostname) {
+        st.holder = c.text;
+        if (st.lock == ls::ours)
+          NWD_LOG_ERROR(who, "{}: lock now held by {}: stepping down",
+                        st.key, c.text);
+        if (st.lock != ls::acquiring)
+          st.lock = ls::theirs;
+      }
+      reconcile(self);
+    },
+    [self](keepalive_info& k) {
+      auto& st = self->state;
+      if (k.id == 0) {
+        st.lease_id = 0;
+        ++st.lease_gen;
+        reconcile(self);
+        return;
+      }
+      st.lease_id = k.id;
+      st.lease_deadline = clock_type::time_point(
+        std::chrono::nanoseconds(k.sent_at_ns));
+      auto gen = ++st.lease_gen;
+      auto left = st.lease_deadline - clock_type::now();
+      if (left > clock_type::duration::zero())
+        self->delayed_send(self,
+                           std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             left),
+                           atom::fence_v, gen);
+      // Kernel-side fencing: the address lives no longer than the lease.
+      if (st.address_on && !st.busy)
+        self
+          ->request(st.env.link, std::chrono::seconds(5), atom::add_v,
+                    st.config.ip, valid_seconds(st))
+          .then([](bool) {}, [](caf::error&) {});
+      reconcile(self);
+    },
+    [self](atom::fence, uint64_t gen) {
+      auto& st = self->state;
+      if (gen != st.lease_gen)
+        return; // renewed since
+      NWD_LOG_ERROR(who, "{}: lease deadline passed without renewal: fencing",
+                    st.key);
+      st.lease_id = 0;
+      reconcile(self);
+    },
+    [self](proc_health& h) {
+      auto& st = self->state;
+      if (h.app != st.config.app || h.proc != st.config.proc)
+        return;
+      st.health_reason = h.reason;
+      std::optional<vip::container> c;
+      if (h.healthy)
+        c = vip::container{h.ip, h.instance};
+      if (c == st.container)
+        return;
+      st.container = c;
+      reconcile(self);
+    },
+    [self](atom::announce, uint64_t gen) {
+      auto& st = self->state;
+      if (gen == st.announce_gen && st.address_on)
+        announce_now(self);
+    },
+    [self](atom::tick) {
+      self->state.retry_pending = false;
+      reconcile(self);
+    },
+    [self](atom::shutdown) -> caf::result<bool> {
+      auto& st = self->state;
+      st.shutting_down = true;
+      st.shutdown_promise = self->make_response_promise();
+      reconcile(self);
+      return caf::delegated<bool>{};
     },
   };
 }

@@ -1,26 +1,76 @@
 // SPDX-License-Identifier: MIT
-// The holder of one VIP key. Today it keeps the key's validated config and
-// reports it; the lock / address / ARP / DNAT state machine is issue 6.
+// The holder of one VIP key: a state machine that owns the VIP's whole life
+// on this node — lock, DNAT rules, address, gratuitous ARP, release — and
+// fences itself on a local lease deadline.
 #pragma once
 
 #include <caf/stateful_actor.hpp>
 
+#include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "actors/interfaces.hpp"
+#include "actors/vip_engine.hpp"
+#include "net/vip_plan.hpp"
 
 namespace networkd {
 
 struct vip_holder_state {
   static inline const char* name = "vip-holder";
+
+  enum class lock_state { none, acquiring, ours, theirs };
+
   std::string key;
+  vip_env env;
   config::vip_config config;
+  bool configured = false;
   uint64_t updates = 0;
+
+  // session lease as the supervisor last told it
+  int64_t lease_id = 0;
+  std::chrono::steady_clock::time_point lease_deadline{};
+  uint64_t lease_gen = 0;
+
+  // health of app.proc here
+  std::string subscribed_to; ///< "app.proc" we subscribed for
+  std::optional<vip::container> container;
+  std::string health_reason = "waiting for health";
+
+  // lock (address VIPs)
+  lock_state lock = lock_state::none;
+  std::string holder;
+  int64_t lock_revision = 0;
+
+  // what is applied in the kernel / etcd
+  std::vector<nat_rule> rules;
+  std::string rules_address;
+  bool address_on = false;
+  bool app_key = false;
+  std::string app_key_path;
+
+  bool busy = false;
+  bool retry_pending = false;
+  bool shutting_down = false;
+  caf::response_promise shutdown_promise;
+  uint64_t announce_gen = 0;
+
+  std::string phase = "created";
+  std::string last_change;
+  std::string last_error;
+  uint64_t transitions = 0;
+
+  bool lease_alive(std::chrono::steady_clock::time_point now) const {
+    return lease_id != 0 && now < lease_deadline;
+  }
   std::string render() const;
 };
 
-vip_holder_actor::behavior_type
-vip_holder(vip_holder_actor::stateful_pointer<vip_holder_state> self,
-           std::string key);
+using vip_holder_pointer
+  = vip_holder_actor::stateful_pointer<vip_holder_state>;
+
+vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
+                                           std::string key, vip_env env);
 
 } // namespace networkd

@@ -366,6 +366,8 @@ const char* to_string(family f) {
       return "deployd_leader";
     case family::knob:
       return "knob";
+    case family::vip_lock:
+      return "vip_lock";
     case family::unknown:
       return "unknown";
   }
@@ -389,6 +391,16 @@ classified classify(std::string_view full_key) {
     {domain_servers_prefix, family::domain_servers},
     {knobs_prefix, family::knob},
   };
+  constexpr std::string_view lock_suffix = ".lock";
+  if (full_key.size() > vip_locks_prefix.size() + lock_suffix.size()
+      && full_key.substr(0, vip_locks_prefix.size()) == vip_locks_prefix
+      && full_key.substr(full_key.size() - lock_suffix.size()) == lock_suffix) {
+    auto ip = full_key.substr(vip_locks_prefix.size(),
+                              full_key.size() - vip_locks_prefix.size()
+                                - lock_suffix.size());
+    if (is_ipv4(ip))
+      return {family::vip_lock, std::string(ip)};
+  }
   for (auto& p : prefixes) {
     if (full_key.size() > p.prefix.size()
         && full_key.substr(0, p.prefix.size()) == p.prefix)

@@ -33,6 +33,8 @@ inline constexpr std::string_view swarm_leader_key
   = "/lain/swarm/docker/swarm/leader";
 inline constexpr std::string_view deployd_leader_key = "/lain/deployd/leader";
 inline constexpr std::string_view knobs_prefix = "/lain/networkd/config/";
+/// Written by networkd: /lain/networkd/vips/{IP}.lock = holder's hostname.
+inline constexpr std::string_view vip_locks_prefix = "/lain/networkd/vips/";
 
 enum class family : uint8_t {
   vip,
@@ -42,6 +44,7 @@ enum class family : uint8_t {
   swarm_leader,
   deployd_leader,
   knob,
+  vip_lock, ///< suffix: the VIP's IP
   unknown,
 };
 

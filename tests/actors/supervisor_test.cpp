@@ -71,6 +71,13 @@ crashy_holder(vip_holder_actor::stateful_pointer<crashy_state> self,
       if (cfg.app == "crash")
         self->quit(caf::make_error(errc::child_crashed, "told to crash"));
     },
+    [](key_change&) {},
+    [](keepalive_info&) {},
+    [](proc_health&) {},
+    [](atom::fence, uint64_t) {},
+    [](atom::announce, uint64_t) {},
+    [](atom::tick) {},
+    [](atom::shutdown) { return true; },
   };
 }
 

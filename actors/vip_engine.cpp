@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+#include "actors/vip_engine.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/errors.hpp"
+#include "net/log.hpp"
+
+namespace networkd {
+
+namespace {
+
+caf::error to_error(const failure& f) {
+  return caf::make_error(from_failure_code(f.code), f.to_string());
+}
+
+} // namespace
+
+etcd_worker_actor::behavior_type
+etcd_worker(etcd_worker_actor::pointer, std::shared_ptr<etcd::client> c) {
+  return {
+    [c](atom::lock, const std::string& key, const std::string& value,
+        int64_t lease) -> caf::result<lock_result> {
+      // Put if absent; otherwise read who holds it.
+      etcd::txn_request req;
+      req.compares.push_back({key, etcd::compare::target::create_revision,
+                              etcd::compare::op::equal, {}, 0});
+      req.success.push_back({etcd::txn_op::kind::put, key, value, lease});
+      req.failure.push_back({etcd::txn_op::kind::range, key, {}, 0});
+      auto r = c->txn(req);
+      if (!r)
+        return to_error(r.error());
+      if (r->succeeded)
+        return lock_result{true, value, r->revision};
+      if (r->ranges.empty() || r->ranges[0].empty())
+        return lock_result{false, "", 0}; // deleted meanwhile: try again
+      auto kv = r->ranges[0][0];
+      if (kv.value != value)
+        return lock_result{false, kv.value, kv.mod_revision};
+      if (kv.lease == lease)
+        return lock_result{true, value, kv.mod_revision};
+      // Ours from before a restart: bind it to the new lease in one txn
+      // guarded by the value and revision, so nobody can slip in between.
+      etcd::txn_request rebind;
+      rebind.compares.push_back({key, etcd::compare::target::value,
+                                 etcd::compare::op::equal, value, 0});
+      rebind.compares.push_back({key, etcd::compare::target::mod_revision,
+                                 etcd::compare::op::equal, {},
+                                 kv.mod_revision});
+      rebind.success.push_back({etcd::txn_op::kind::put, key, value, lease});
+      auto rb = c->txn(rebind);
+      if (!rb)
+        return to_error(rb.error());
+      if (!rb->succeeded)
+        return lock_result{false, "", 0};
+      NWD_LOG_INFO("vip-holder", "adopted {} from a previous run", key);
+      return lock_result{true, value, rb->revision};
+    },
+    [c](atom::release, const std::string& key,
+        const std::string& value) -> caf::result<bool> {
+      etcd::txn_request req;
+      req.compares.push_back({key, etcd::compare::target::value,
+                              etcd::compare::op::equal, value, 0});
+      req.success.push_back({etcd::txn_op::kind::erase, key, {}, 0});
+      auto r = c->txn(req);
+      if (!r)
+        return to_error(r.error());
+      return r->succeeded;
+    },
+    [c](atom::put, const std::string& key, const std::string& value,
+        int64_t lease) -> caf::result<bool> {
+      auto r = c->put(key, value, lease);
+      if (!r)
+        return to_error(r.error());
+      return true;
+    },
+    [c](atom::erase, const std::string& key) -> caf::result<bool> {
+      auto r = c->erase(key);
+      if (!r)
+        return to_error(r.error());
+      return r->deleted > 0;
+    },
+  };
+}
+
+link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
+                                             link_config cfg) {
+  return {
+    [cfg](atom::add, const std::string& ip,
+          int64_t valid_s) -> caf::result<bool> {
+      if (!cfg.addresses)
+        return caf::make_error(errc::link_failure, "netlink unavailable");
+      auto r = cfg.addresses->add(cfg.interface, ip,
+                                  static_cast<uint32_t>(std::max<int64_t>(
+                                    valid_s, 1)));
+      if (!r)
+        return caf::make_error(errc::link_failure, r.error().to_string());
+      return true;
+    },
+    [cfg](atom::erase, const std::string& ip) -> caf::result<bool> {
+      if (!cfg.addresses)
+        return caf::make_error(errc::link_failure, "netlink unavailable");
+      auto r = cfg.addresses->remove(cfg.interface, ip);
+      if (!r)
+        return caf::make_error(errc::link_failure, r.error().to_string());
+      return *r;
+    },
+    [cfg](atom::announce, const std::string& ip,
+          int64_t count) -> caf::result<bool> {
+      if (!cfg.announcer)
+        return false;
+      auto r = cfg.announcer->announce(cfg.interface, ip,
+                                       static_cast<int>(count));
+      if (!r)
+        return caf::make_error(errc::link_failure, r.error().to_string());
+      return true;
+    },
+  };
+}
+
+nat_manager_actor::behavior_type
+nat_manager(nat_manager_actor::pointer, std::shared_ptr<nat::dnat_table> t) {
+  return {
+    [t](atom::publish, const std::string& addr,
+        const std::vector<nat_rule>& rules) -> caf::result<bool> {
+      std::vector<nat::dnat_rule> desired;
+      for (auto& r : rules) {
+        nat::dnat_rule d;
+        d.vip = r.vip;
+        d.proto = r.udp ? nat::protocol::udp : nat::protocol::tcp;
+        d.src_port = r.src;
+        d.container_ip = r.container_ip;
+        d.dest_port = r.dest;
+        d.comment = r.comment;
+        desired.push_back(std::move(d));
+      }
+      auto rep = t->reconcile_vips({addr}, desired);
+      if (!rep)
+        return caf::make_error(errc::nat_failure, rep.error().to_string());
+      return true;
+    },
+  };
+}
+
+} // namespace networkd
