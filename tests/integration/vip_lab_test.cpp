@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: MIT
+// The VIP engine in a namespace lab built here: a bridge, an etcd node, two
+// networkd nodes each with a "container" namespace behind it running TCP
+// and UDP servers that name themselves, a lainlet-compatible test server
+// per node (lainlet cannot run here), and a client. Real traffic through
+// the real VIP and DNAT rules.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <memory>
+
+#include "tests/support/daemon.hpp"
+#include "tests/support/lainlet_server.hpp"
+#include "tests/support/netns.hpp"
+#include "tests/support/util.hpp"
+
+using namespace networkd::test;
+
+namespace {
+
+const std::string vip = "10.88.0.50";
+
+/// One node: its namespace on the bridge, a container behind it, lainlet.
+struct node {
+  std::string name;
+  std::string ip;
+  netns ns;
+  netns ct;
+  std::unique_ptr<veth_pair> up;   ///< eth0 <-> bridge port
+  std::unique_ptr<veth_pair> down; ///< ct0 <-> container eth0
+  std::unique_ptr<name_server> tcp;
+  std::unique_ptr<name_server> udp;
+  std::unique_ptr<lainlet_server> lainlet;
+  std::unique_ptr<daemon_process> networkd;
+
+  node(const netns& sw, const std::string& n, int idx)
+    : name(n), ip("10.88.0." + std::to_string(10 + idx)), ns(n), ct(n + "c") {
+    up = std::make_unique<veth_pair>(ns, "eth0", sw, "p-" + n);
+    down = std::make_unique<veth_pair>(ns, "ct0", ct, "eth0");
+    ns.must("ip addr add " + ip + "/24 dev eth0");
+    auto net = "172.20." + std::to_string(idx);
+    ns.must("ip addr add " + net + ".1/24 dev ct0");
+    ns.must("sysctl -qw net.ipv4.ip_forward=1");
+    ct.must("ip addr add " + net + ".2/24 dev eth0");
+    ct.must("ip route add default via " + net + ".1");
+    start_container();
+    ns.run([&] { lainlet = std::make_unique<lainlet_server>(); });
+    lainlet_container c;
+    c.app = "web";
+    c.proc = "web.main";
+    c.nodename = n;
+    c.nodeip = ip;
+    c.ip = net + ".2";
+    c.port = 80;
+    c.instance = idx;
+    c.id = "ct-" + n;
+    lainlet->set_containers({c});
+  }
+
+  void start_container() {
+    tcp = std::make_unique<name_server>(ct, name_server::kind::tcp, 80, name);
+    udp = std::make_unique<name_server>(ct, name_server::kind::udp, 53, name);
+  }
+
+  void start_networkd(const std::string& etcd) {
+    networkd = std::make_unique<daemon_process>(
+      etcd,
+      std::vector<std::string>{"-net.interface=eth0", "-net.address=" + ip,
+                               "-lainlet.endpoint=" + lainlet->endpoint()},
+      name, std::vector<std::string>{}, &ns);
+  }
+
+  bool has_vip() {
+    std::string out;
+    ns.sh("ip -4 -o addr show dev eth0", &out);
+    return out.find(vip + "/32") != std::string::npos;
+  }
+};
+
+struct lab {
+  netns sw{"sw"};
+  std::unique_ptr<bridge> br;
+  netns etcd_ns{"etcd"};
+  netns client{"cl"};
+  std::unique_ptr<veth_pair> etcd_link;
+  std::unique_ptr<veth_pair> client_link;
+  temp_dir dir{"networkd-lab"};
+  uint16_t etcd_port = free_port();
+  std::unique_ptr<process> etcd;
+  std::vector<std::unique_ptr<node>> nodes;
+
+  lab() {
+    br = std::make_unique<bridge>(sw, "br0");
+    etcd_link = std::make_unique<veth_pair>(etcd_ns, "eth0", sw, "p-etcd");
+    client_link = std::make_unique<veth_pair>(client, "eth0", sw, "p-cl");
+    br->attach("p-etcd");
+    br->attach("p-cl");
+    etcd_ns.must("ip addr add 10.88.0.2/24 dev eth0");
+    client.must("ip addr add 10.88.0.100/24 dev eth0");
+    client.must("sysctl -qw net.ipv4.conf.all.arp_accept=1");
+    client.must("sysctl -qw net.ipv4.conf.eth0.arp_accept=1");
+    auto c = "http://10.88.0.2:" + std::to_string(etcd_port);
+    auto peer = "http://127.0.0.1:" + std::to_string(free_port());
+    etcd = std::make_unique<process>(
+      std::vector<std::string>{"ip", "netns", "exec", etcd_ns.name(), "etcd",
+                               "--name", "lab", "--data-dir",
+                               dir.file("etcd"), "--listen-client-urls", c,
+                               "--advertise-client-urls", c,
+                               "--listen-peer-urls", peer,
+                               "--initial-advertise-peer-urls", peer,
+                               "--initial-cluster", "lab=" + peer,
+                               "--logger=zap", "--log-level=error"},
+      dir.file("etcd.log"));
+    REQUIRE(wait_until([&] { return ctl("endpoint status") == 0; }, 15s));
+    // A short lease keeps the SIGKILL cases quick.
+    REQUIRE(ctl("put /lain/networkd/config/lease_ttl 3") == 0);
+    for (int i = 1; i <= 2; ++i) {
+      nodes.push_back(std::make_unique<node>(sw, "n" + std::to_string(i), i));
+      br->attach("p-n" + std::to_string(i));
+    }
+  }
+
+  std::string endpoint() const {
+    return "10.88.0.2:" + std::to_string(etcd_port);
+  }
+
+  int ctl(const std::string& args, std::string* out = nullptr) {
+    return etcd_ns.sh("ETCDCTL_API=3 etcdctl --endpoints=" + endpoint() + " "
+                        + args,
+                      out);
+  }
+
+  std::string lock_holder() {
+    std::string out;
+    ctl("get --print-value-only /lain/networkd/vips/" + vip + ".lock", &out);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+      out.pop_back();
+    return out;
+  }
+
+  std::string fetch() { return tcp_fetch(client, vip, 80, 300ms); }
+
+  node& by_name(const std::string& n) {
+    for (auto& p : nodes)
+      if (p->name == n)
+        return *p;
+    throw std::runtime_error("no node " + n);
+  }
+
+  /// Number of nodes that hold the VIP address right now.
+  int owners() {
+    int n = 0;
+    for (auto& p : nodes)
+      if (p->has_vip())
+        ++n;
+    return n;
+  }
+};
+
+void put_vip(lab& l) {
+  REQUIRE(l.ctl("put /lain/config/vips/" + vip
+                + " '{\"app\":\"web\",\"proc\":\"main\",\"ports\":["
+                  "{\"src\":\"80\"},{\"src\":\"53\",\"proto\":\"udp\"}]}'")
+          == 0);
+}
+
+} // namespace
+
+TEST_CASE("a VIP is served by one node and moves on SIGTERM and container "
+          "death",
+          "[vip][lab]") {
+  lab l;
+  for (auto& n : l.nodes)
+    n->start_networkd(l.endpoint());
+  put_vip(l);
+  std::string owner;
+  REQUIRE(wait_until(
+    [&] {
+      owner = l.lock_holder();
+      return !owner.empty() && l.fetch() == owner;
+    },
+    15s, 20ms));
+  CHECK(l.owners() == 1);
+  CHECK(udp_fetch(l.client, vip, 53) == owner);
+  auto& first = l.by_name(owner);
+  auto other = owner == "n1" ? std::string{"n2"} : std::string{"n1"};
+
+  SECTION("SIGTERM hands the VIP over at once") {
+    auto t0 = std::chrono::steady_clock::now();
+    first.networkd->proc().signal(SIGTERM);
+    bool two = false;
+    REQUIRE(wait_until(
+      [&] {
+        if (l.owners() > 1)
+          two = true;
+        return l.fetch() == other;
+      },
+      10s, 10ms));
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+    WARN("SIGTERM to served by the other node: " << took.count() << " ms");
+    CHECK_FALSE(two);
+    CHECK(first.networkd->proc().wait(10s) != -1);
+    CHECK_FALSE(first.has_vip());
+    CHECK(l.lock_holder() == other);
+  }
+
+  SECTION("the container's death moves the VIP") {
+    auto t0 = std::chrono::steady_clock::now();
+    first.tcp.reset();
+    bool two = false;
+    REQUIRE(wait_until(
+      [&] {
+        if (l.owners() > 1)
+          two = true;
+        return l.fetch() == other;
+      },
+      10s, 10ms));
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+    WARN("container server stopped to served by the other node: "
+         << took.count() << " ms");
+    CHECK_FALSE(two);
+    CHECK_FALSE(first.has_vip());
+    CHECK(l.lock_holder() == other);
+    CHECK(first.networkd->proc().running());
+  }
+
+  SECTION("SIGKILL: the address leaves the dead node by itself") {
+    first.networkd->proc().signal(SIGKILL);
+    REQUIRE(wait_until([&] { return !first.has_vip(); }, 10s, 20ms));
+    REQUIRE(wait_until([&] { return l.fetch() == other; }, 10s, 20ms));
+    CHECK(l.owners() == 1);
+  }
+}
+
+TEST_CASE("a bad VIP value is rejected while a good one is served",
+          "[vip][lab]") {
+  lab l;
+  l.nodes[0]->start_networkd(l.endpoint());
+  REQUIRE(l.ctl("put /lain/config/vips/10.88.0.51 '{\"app\":'") == 0);
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  auto state = l.nodes[0]->networkd->get("/v1/state").body;
+  CHECK(state.find("/lain/config/vips/10.88.0.51") != std::string::npos);
+  // excluded_nodes is honoured: excluding n1 takes the VIP away.
+  REQUIRE(l.ctl("put /lain/config/vips/" + vip
+                + " '{\"app\":\"web\",\"proc\":\"main\",\"ports\":"
+                  "[{\"src\":\"80\"}],\"excluded_nodes\":[\"n1\"]}'")
+          == 0);
+  REQUIRE(wait_until([&] { return !l.nodes[0]->has_vip(); }, 10s, 20ms));
+  CHECK(l.fetch().empty());
+  CHECK(l.lock_holder().empty());
+}
