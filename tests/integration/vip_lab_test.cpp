@@ -253,3 +253,64 @@ TEST_CASE("a bad VIP value is rejected while a good one is served",
   CHECK(l.fetch().empty());
   CHECK(l.lock_holder().empty());
 }
+
+TEST_CASE("port-only VIPs DNAT on the node address and publish the app key",
+          "[vip][lab]") {
+  lab l;
+  l.nodes[0]->start_networkd(l.endpoint());
+  REQUIRE(l.ctl("put /lain/config/vips/0.0.0.0:8080 "
+                "'{\"app\":\"web\",\"proc\":\"main\",\"ports\":"
+                "[{\"dest\":\"80\"}]}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] { return tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1"; },
+    15s, 20ms));
+  std::string out;
+  REQUIRE(wait_until(
+    [&] {
+      l.ctl("get --print-value-only "
+            "/lain/networkd/apps/web/main/10.88.0.11:8080",
+            &out);
+      return out.find("n1") != std::string::npos;
+    },
+    5s));
+  CHECK_FALSE(l.nodes[0]->has_vip());
+  // The key goes when the proc stops being served here.
+  l.nodes[0]->lainlet->set_containers({});
+  REQUIRE(wait_until(
+    [&] {
+      l.ctl("get --print-value-only "
+            "/lain/networkd/apps/web/main/10.88.0.11:8080",
+            &out);
+      return out.empty();
+    },
+    5s));
+  CHECK(tcp_fetch(l.client, "10.88.0.11", 8080, 300ms).empty());
+}
+
+TEST_CASE("a restart within the lease adopts the VIP without a gap",
+          "[vip][lab]") {
+  lab l;
+  l.nodes[0]->start_networkd(l.endpoint());
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  auto& n = *l.nodes[0];
+  n.networkd->proc().signal(SIGKILL);
+  n.networkd->proc().wait(5s);
+  n.start_networkd(l.endpoint());
+  // Served throughout: the address and rules stayed, the lock is re-bound
+  // to the new lease.
+  int refused = 0;
+  for (int i = 0; i < 50; ++i)
+    if (l.fetch() != "n1")
+      ++refused;
+  CHECK(refused == 0);
+  REQUIRE(wait_until(
+    [&] {
+      return n.networkd->get("/v1/state").body.find("\"state\":\"serving\"")
+             != std::string::npos;
+    },
+    10s, 20ms));
+  CHECK(l.lock_holder() == "n1");
+  CHECK(l.fetch() == "n1");
+}
