@@ -63,12 +63,14 @@ struct node {
     udp = std::make_unique<name_server>(ct, name_server::kind::udp, 53, name);
   }
 
-  void start_networkd(const std::string& etcd) {
+  void start_networkd(const std::string& etcd,
+                      std::vector<std::string> extra = {}) {
+    std::vector<std::string> flags{"-net.interface=eth0",
+                                   "-net.address=" + ip,
+                                   "-lainlet.endpoint=" + lainlet->endpoint()};
+    flags.insert(flags.end(), extra.begin(), extra.end());
     networkd = std::make_unique<daemon_process>(
-      etcd,
-      std::vector<std::string>{"-net.interface=eth0", "-net.address=" + ip,
-                               "-lainlet.endpoint=" + lainlet->endpoint()},
-      name, std::vector<std::string>{}, &ns);
+      etcd, flags, name, std::vector<std::string>{}, &ns);
   }
 
   bool has_vip() {
@@ -313,4 +315,80 @@ TEST_CASE("a restart within the lease adopts the VIP without a gap",
     10s, 20ms));
   CHECK(l.lock_holder() == "n1");
   CHECK(l.fetch() == "n1");
+}
+
+TEST_CASE("a lainlet restart or a container IP change leaves no gap",
+          "[vip][lab]") {
+  lab l;
+  auto& n = *l.nodes[0];
+  n.start_networkd(l.endpoint());
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  // lainlet goes away and comes back: nothing moves, no failed request.
+  auto opened = n.lainlet->streams_opened();
+  n.lainlet->stop();
+  int failed = 0;
+  for (int i = 0; i < 20; ++i)
+    if (l.fetch() != "n1")
+      ++failed;
+  n.ns.run([&] { n.lainlet->start(); });
+  REQUIRE(wait_until(
+    [&] {
+      if (l.fetch() != "n1")
+        ++failed;
+      return n.lainlet->streams_opened() > opened;
+    },
+    15s, 20ms));
+  CHECK(failed == 0);
+  CHECK(l.lock_holder() == "n1");
+  // The container gets a new IP: the rules follow, served throughout.
+  n.ct.must("ip addr add 172.20.1.3/24 dev eth0");
+  lainlet_container c;
+  c.app = "web";
+  c.proc = "web.main";
+  c.nodename = "n1";
+  c.nodeip = n.ip;
+  c.ip = "172.20.1.3";
+  c.port = 80;
+  c.instance = 1;
+  c.id = "ct-n1-new";
+  n.lainlet->set_containers({c});
+  REQUIRE(wait_until(
+    [&] {
+      if (l.fetch() != "n1")
+        ++failed;
+      std::string rules;
+      n.ns.sh("iptables-save -t nat", &rules);
+      return rules.find("172.20.1.3:80") != std::string::npos
+             && rules.find("172.20.1.2:80") == std::string::npos;
+    },
+    10s, 20ms));
+  CHECK(failed == 0);
+  // The old address goes, as with a real new container (a UDP server
+  // bound to any address answers from the interface's first address).
+  n.ct.must("sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1");
+  n.ct.must("ip addr del 172.20.1.2/24 dev eth0");
+  CHECK(l.fetch() == "n1");
+  CHECK(udp_fetch(l.client, vip, 53) == "n1");
+}
+
+TEST_CASE("deployd's pod groups in etcd serve like lainlet", "[vip][lab]") {
+  lab l;
+  auto& n = *l.nodes[0];
+  REQUIRE(l.ctl("put /lain/deployd/pod_groups/web/web.main "
+                "'{\"Spec\":{\"Name\":\"web.main\",\"Namespace\":"
+                "\"web\",\"Pod\":{\"Containers\":[{\"Env\":["
+                "\"LAIN_APP_RELEASE_VERSION=1\"]}]}},\"Pods\":[{"
+                "\"InstanceNo\":1,\"Containers\":[{\"Id\":\"ct-n1\","
+                "\"NodeName\":\"n1\",\"NodeIp\":\"10.88.0.11\","
+                "\"ContainerIp\":\"172.20.1.2\",\"ContainerPort\":80}]}]}'")
+          == 0);
+  // lainlet knows nothing here: only the pod groups can make it serve.
+  n.lainlet->set_containers({});
+  n.start_networkd(l.endpoint(), {"--containers-from=deployd"});
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  REQUIRE(l.ctl("del /lain/deployd/pod_groups/web/web.main") == 0);
+  REQUIRE(wait_until([&] { return !n.has_vip(); }, 10s, 20ms));
+  CHECK(l.fetch().empty());
 }
