@@ -3,6 +3,8 @@
 
 #include <caf/all.hpp>
 
+#include <malloc.h>
+
 #include <sstream>
 
 #include "actors/json.hpp"
@@ -267,6 +269,8 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       if (st.cfg.server)
         st.cfg.server->publish(tbl);
       ++st.publishes;
+      // Building a table frees the old one's memory: give it back.
+      malloc_trim(0);
       NWD_LOG_DEBUG(who, "published table serial {} ({} names)",
                     tbl->serial(), tbl->size());
     },

@@ -27,6 +27,7 @@ struct source_report;
 struct proc_health;
 struct probe_done;
 struct nat_rule;
+struct docker_report;
 struct lock_result;
 
 } // namespace networkd
@@ -57,6 +58,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(networkd, (networkd::nat_rule))
   CAF_ADD_TYPE_ID(networkd, (std::vector<networkd::nat_rule>))
   CAF_ADD_TYPE_ID(networkd, (networkd::lock_result))
+  CAF_ADD_TYPE_ID(networkd, (networkd::docker_report))
 
   CAF_ADD_ATOM(networkd, networkd::atom, status, "status")
   CAF_ADD_ATOM(networkd, networkd::atom, ready, "ready")

@@ -3,9 +3,14 @@
 
 #include <caf/all.hpp>
 
+#include <set>
+
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "actors/json.hpp"
+#include "net/docker.hpp"
 #include "net/lainlet.hpp"
 #include "net/log.hpp"
 
@@ -48,6 +53,21 @@ struct container_source {
   std::map<std::string, std::string> kvs;
   std::vector<lainlet::container> last;
   bool sent = false;
+  // Docker cross-check poller.
+  std::thread docker;
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool stopping = false;
+
+  ~container_source() {
+    {
+      std::lock_guard<std::mutex> g{mtx};
+      stopping = true;
+    }
+    cv.notify_all();
+    if (docker.joinable())
+      docker.join();
+  }
 };
 
 // -- tracker ------------------------------------------------------------------
@@ -243,9 +263,11 @@ health_hub_state::~health_hub_state() {
 
 std::vector<container_info>
 health_hub_state::slice(const std::string& app, const std::string& proc) const {
+  std::set<std::string> running(docker.running.begin(), docker.running.end());
   std::vector<container_info> out;
   for (auto& c : containers)
-    if (c.app == app && c.proc == proc)
+    if (c.app == app && c.proc == proc
+        && (!docker.ok || docker::is_running(running, c.id)))
       out.push_back(c);
   return out;
 }
@@ -262,6 +284,12 @@ health_hub_state::render(const std::vector<std::string>& states) const {
                                                                   : "none");
   j.kv("containers", static_cast<uint64_t>(containers.size()));
   j.kv("have_set", have_set);
+  j.object("docker");
+  j.kv("checked", !cfg.docker_socket.empty());
+  j.kv("ok", docker.ok);
+  j.kv("running", static_cast<uint64_t>(docker.running.size()));
+  j.kv("last_error", docker.error);
+  j.end_object();
   j.object("counters");
   j.kv("updates", report.updates);
   j.kv("events", report.events);
@@ -336,6 +364,27 @@ void start_source(hub_pointer self) {
   } else {
     st.report.state = "none";
   }
+  if (!st.cfg.docker_socket.empty()) {
+    auto raw = src.get();
+    auto path = st.cfg.docker_socket;
+    auto every = st.cfg.docker_interval;
+    src->docker = std::thread([raw, hdl, path, every] {
+      std::unique_lock<std::mutex> lk{raw->mtx};
+      while (!raw->stopping) {
+        lk.unlock();
+        docker_report r;
+        if (auto ids = docker::running_containers(path)) {
+          r.ok = true;
+          r.running.assign(ids->begin(), ids->end());
+        } else {
+          r.error = ids.error().to_string();
+        }
+        caf::anon_send(hdl, std::move(r));
+        lk.lock();
+        raw->cv.wait_for(lk, every, [raw] { return raw->stopping; });
+      }
+    });
+  }
   st.source = std::move(src);
 }
 
@@ -399,6 +448,20 @@ health_hub(health_hub_actor::stateful_pointer<health_hub_state> self,
       st.have_set = true;
       NWD_LOG_INFO("health-hub", "containers on this node: {} (event {})",
                    st.containers.size(), s.event_id);
+      for (auto& [name, t] : st.trackers) {
+        auto dot = name.rfind('.');
+        self->send(t, st.slice(name.substr(0, dot), name.substr(dot + 1)));
+      }
+    },
+    [self](docker_report& r) {
+      auto& st = self->state;
+      if (r.ok != st.docker.ok || r.error != st.docker.error)
+        NWD_LOG_INFO("health-hub", "docker cross-check: {}",
+                     r.ok ? "ok" : r.error + " (not filtering)");
+      bool changed = r.ok != st.docker.ok || r.running != st.docker.running;
+      st.docker = std::move(r);
+      if (!changed)
+        return;
       for (auto& [name, t] : st.trackers) {
         auto dot = name.rfind('.');
         self->send(t, st.slice(name.substr(0, dot), name.substr(dot + 1)));

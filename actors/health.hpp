@@ -35,6 +35,10 @@ struct health_hub_config {
   std::shared_ptr<etcd::client> etcd; ///< for source::deployd
   std::shared_ptr<tcp_prober> prober;
   probe_settings probes;
+  /// Docker's unix socket; empty: no cross-check. A container the source
+  /// reports but Docker does not list as running is not served.
+  std::string docker_socket;
+  std::chrono::milliseconds docker_interval{2000};
 };
 
 // -- tracker ------------------------------------------------------------------
@@ -79,6 +83,7 @@ struct health_hub_state {
   std::vector<container_info> containers;
   bool have_set = false;
   source_report report;
+  docker_report docker; ///< last answer (ok false: no filtering)
   std::map<std::string, proc_tracker_actor> trackers; ///< by "app.proc"
 
   ~health_hub_state();

@@ -107,6 +107,8 @@ using health_hub_actor = config_listener_actor::extend<
   caf::reacts_to<container_set>,
   // The source's connection state changed.
   caf::reacts_to<source_report>,
+  // What Docker lists as running (cross-check of the source).
+  caf::reacts_to<docker_report>,
   // Subscribe `who` to app.proc's health with these TCP ports.
   caf::reacts_to<atom::subscribe, std::string, std::string,
                  std::vector<uint16_t>, caf::actor>>;

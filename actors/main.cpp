@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -30,6 +31,7 @@
 #include "actors/supervisor.hpp"
 #include "actors/vip_engine.hpp"
 #include "actors/vip_holder.hpp"
+#include "net/docker.hpp"
 #include "net/etcd.hpp"
 #include "net/log.hpp"
 
@@ -136,6 +138,9 @@ public:
 } // namespace
 
 int main(int argc, char** argv) {
+  // Few malloc arenas: networkd's threads allocate little, and each arena
+  // costs resident memory.
+  mallopt(M_ARENA_MAX, 2);
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = parse_options(args);
   if (!parsed) {
@@ -246,6 +251,16 @@ int main(int argc, char** argv) {
     hcfg.lainlet_endpoint = opts.lainlet_endpoint;
     hcfg.nodename = opts.hostname;
     hcfg.etcd = client;
+    if (auto sock = docker::socket_path(opts.docker_endpoint)) {
+      if (::access(sock->c_str(), F_OK) == 0)
+        hcfg.docker_socket = *sock;
+      else
+        NWD_LOG_INFO(who, "no Docker socket at {}: containers are not "
+                          "cross-checked with Docker",
+                     *sock);
+    } else {
+      NWD_LOG_WARN(who, "-docker.endpoint: {}", sock.error().message);
+    }
     auto hub = sys.spawn(health_hub, hcfg);
 
     // The VIP engine: effect workers on their own threads, one holder per

@@ -105,6 +105,18 @@ struct proc_health {
   std::string reason;
 };
 
+/// What Docker lists as running (or why it could not be asked).
+struct docker_report {
+  bool ok = false;
+  std::vector<std::string> running;
+  std::string error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, docker_report& x) {
+  return f(caf::meta::type_name("docker_report"), x.ok, x.running, x.error);
+}
+
 /// One DNAT rule as it travels to the NAT manager.
 struct nat_rule {
   std::string vip;

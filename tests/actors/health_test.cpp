@@ -9,8 +9,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 #include <mutex>
 
@@ -188,4 +193,104 @@ TEST_CASE_METHOD(fixture, "a UDP-only proc is healthy by presence",
   caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
                  std::string{"web"}, std::vector<uint16_t>{}, subscriber);
   REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.7"); }, 5s));
+}
+
+namespace {
+
+/// Stands in for the Docker daemon's API socket (Docker cannot run here):
+/// answers GET /containers/json with the ids the test sets, as Docker's
+/// Engine API does (a JSON array of objects with "Id" and "State").
+struct docker_stub {
+  temp_dir dir{"networkd-docker"};
+  std::string path = dir.file("docker.sock");
+  int fd = -1;
+  std::mutex mtx;
+  std::vector<std::string> running;
+  std::atomic<bool> stop{false};
+  std::atomic<int> requests{0};
+  std::thread thread;
+
+  docker_stub() {
+    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof(a.sun_path), "%s", path.c_str());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+    REQUIRE(::listen(fd, 16) == 0);
+    thread = std::thread([this] {
+      while (!stop) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0)
+          continue;
+        int c = ::accept(fd, nullptr, nullptr);
+        if (c < 0)
+          continue;
+        char buf[4096];
+        ::recv(c, buf, sizeof(buf), 0); // the request; content not needed
+        std::string body = "[";
+        {
+          std::lock_guard<std::mutex> g{mtx};
+          for (size_t i = 0; i < running.size(); ++i)
+            body += std::string{i ? "," : ""} + "{\"Id\":\"" + running[i]
+                    + "\",\"State\":\"running\"}";
+        }
+        body += "]";
+        auto reply = "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: "
+                     + std::to_string(body.size()) + "\r\n\r\n" + body;
+        ::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
+        ::close(c);
+        ++requests;
+      }
+    });
+  }
+  ~docker_stub() {
+    stop = true;
+    thread.join();
+    ::close(fd);
+  }
+  void set(std::vector<std::string> ids) {
+    std::lock_guard<std::mutex> g{mtx};
+    running = std::move(ids);
+  }
+};
+
+} // namespace
+
+TEST_CASE("a container Docker does not list as running is not healthy",
+          "[health]") {
+  threaded_config cfg;
+  caf::actor_system sys{cfg};
+  lainlet_server lainlet;
+  docker_stub docker;
+  uint16_t port = free_port();
+  container_server srv{"127.0.0.5", port};
+  auto h = std::make_shared<heard>();
+  health_hub_config hc;
+  hc.lainlet_endpoint = lainlet.endpoint();
+  hc.nodename = "node1";
+  hc.docker_socket = docker.path;
+  hc.docker_interval = std::chrono::milliseconds(100);
+  auto c = web("127.0.0.5", port);
+  c.id = "0123456789abcdef";
+  lainlet.set_containers({c});
+  auto hub = sys.spawn(health_hub, hc);
+  auto sink = h;
+  auto subscriber
+    = sys.spawn([sink](caf::event_based_actor*) -> caf::behavior {
+        return {[sink](proc_health& p) { sink->add(p); }};
+      });
+  caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
+                 std::string{"web"}, std::vector<uint16_t>{port}, subscriber);
+  // Docker lists nothing: lainlet's container is not served.
+  REQUIRE(wait_until([&] { return docker.requests >= 2; }, 5s));
+  CHECK_FALSE(h->last_is(true, "127.0.0.5"));
+  // Docker lists it (full id, lainlet's is a prefix): healthy.
+  docker.set({"0123456789abcdef0000000000000000"});
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
+  // It stops running in Docker: unhealthy, though lainlet still lists it.
+  docker.set({});
+  REQUIRE(wait_until([&] { return h->last_is(false, ""); }, 5s));
+  caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
 }

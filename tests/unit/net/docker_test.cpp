@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+#include <catch2/catch.hpp>
+
+#include "net/docker.hpp"
+
+using namespace networkd;
+
+TEST_CASE("docker endpoints are unix sockets", "[docker]") {
+  CHECK(*docker::socket_path("unix:///var/run/docker.sock")
+        == "/var/run/docker.sock");
+  CHECK(*docker::socket_path("/run/docker.sock") == "/run/docker.sock");
+  CHECK_FALSE(docker::socket_path("tcp://127.0.0.1:2375"));
+}
+
+TEST_CASE("the running list comes from /containers/json", "[docker]") {
+  auto r = docker::parse_running(
+    R"([{"Id":"aaa","State":"running"},{"Id":"bbb","State":"exited"},
+        {"Id":"ccc"},{"Names":["x"]},7])");
+  REQUIRE(r);
+  CHECK(*r == std::set<std::string>{"aaa", "ccc"});
+  CHECK_FALSE(docker::parse_running("{}"));
+  CHECK_FALSE(docker::parse_running("[broken"));
+}
+
+TEST_CASE("ids match by prefix either way", "[docker]") {
+  std::set<std::string> running{"0123456789abcdef00", "ffff"};
+  CHECK(docker::is_running(running, "0123456789ab"));
+  CHECK(docker::is_running(running, "0123456789abcdef00"));
+  CHECK(docker::is_running(running, "ffff0000"));
+  CHECK_FALSE(docker::is_running(running, "1234"));
+  CHECK_FALSE(docker::is_running(running, ""));
+}
+
+TEST_CASE("a missing socket is unavailable", "[docker]") {
+  auto r = docker::running_containers("/nonexistent/docker.sock");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == "unavailable");
+}
