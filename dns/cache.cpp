@@ -44,6 +44,20 @@ std::string cache_key(std::string_view lower_wire_name, uint16_t qtype,
   return key;
 }
 
+std::string_view cache_key(char* buf, std::string_view lower_wire_name,
+                           uint16_t qtype, uint16_t qclass, bool dnssec_ok,
+                           bool checking_disabled) {
+  auto n = std::min(lower_wire_name.size(), max_cache_key_size - 5);
+  std::memcpy(buf, lower_wire_name.data(), n);
+  buf[n] = static_cast<char>(qtype >> 8);
+  buf[n + 1] = static_cast<char>(qtype & 0xff);
+  buf[n + 2] = static_cast<char>(qclass >> 8);
+  buf[n + 3] = static_cast<char>(qclass & 0xff);
+  buf[n + 4] = static_cast<char>((dnssec_ok ? 1 : 0)
+                                 | (checking_disabled ? 2 : 0));
+  return {buf, n + 5};
+}
+
 std::shared_ptr<const cache_entry>
 make_cache_entry(std::string_view lower_wire_name, uint16_t qtype,
                  uint16_t qclass, const uint8_t* wire, size_t len,
@@ -177,11 +191,11 @@ cache::cache(cache_options opts) : opts_(opts) {
     shards_.push_back(std::make_unique<shard>());
 }
 
-cache::shard& cache::shard_for(const std::string& key) {
-  return *shards_[std::hash<std::string>{}(key) % shards_.size()];
+cache::shard& cache::shard_for(std::string_view key) {
+  return *shards_[std::hash<std::string_view>{}(key) % shards_.size()];
 }
 
-std::shared_ptr<const cache_entry> cache::find(const std::string& key,
+std::shared_ptr<const cache_entry> cache::find(std::string_view key,
                                                uint64_t now_ms) {
   auto& s = shard_for(key);
   std::lock_guard<std::mutex> guard{s.mtx};
@@ -191,8 +205,9 @@ std::shared_ptr<const cache_entry> cache::find(const std::string& key,
     return nullptr;
   }
   if (i->second->entry->expires_ms <= now_ms) {
-    s.lru.erase(i->second);
-    s.index.erase(i);
+    auto node = i->second;
+    s.index.erase(i); // before the node that holds its key
+    s.lru.erase(node);
     ++s.misses;
     return nullptr;
   }
@@ -201,7 +216,7 @@ std::shared_ptr<const cache_entry> cache::find(const std::string& key,
   return i->second->entry;
 }
 
-void cache::put(const std::string& key,
+void cache::put(std::string_view key,
                 std::shared_ptr<const cache_entry> entry) {
   if (!entry || entry->expires_ms <= entry->stored_ms)
     return;
@@ -213,8 +228,8 @@ void cache::put(const std::string& key,
     s.lru.splice(s.lru.begin(), s.lru, i->second);
     return;
   }
-  s.lru.push_front(node{key, std::move(entry)});
-  s.index.emplace(key, s.lru.begin());
+  s.lru.push_front(node{std::string(key), std::move(entry)});
+  s.index.emplace(s.lru.front().key, s.lru.begin());
   while (s.lru.size() > per_shard_) {
     s.index.erase(s.lru.back().key);
     s.lru.pop_back();

@@ -45,6 +45,15 @@ struct cache_entry {
 std::string cache_key(std::string_view lower_wire_name, uint16_t qtype,
                       uint16_t qclass, bool dnssec_ok, bool checking_disabled);
 
+/// Room for any cache key (a wire name is at most 255 bytes).
+constexpr size_t max_cache_key_size = 255 + 5;
+
+/// The same key written into `buf` (max_cache_key_size bytes), for the
+/// query path, which must not allocate.
+std::string_view cache_key(char* buf, std::string_view lower_wire_name,
+                           uint16_t qtype, uint16_t qclass, bool dnssec_ok,
+                           bool checking_disabled);
+
 /// Builds an entry from an upstream response to (name, qtype, qclass), or
 /// nullptr when the response is malformed or answers another question. The
 /// lifetime follows the smallest capped TTL; negative answers use
@@ -68,12 +77,12 @@ public:
   cache& operator=(const cache&) = delete;
 
   /// The live entry for key (and marks it recently used), or nullptr.
-  std::shared_ptr<const cache_entry> find(const std::string& key,
+  std::shared_ptr<const cache_entry> find(std::string_view key,
                                           uint64_t now_ms);
 
   /// Stores (or replaces) an entry; entries with lifetime 0 are not kept.
   /// Evicts the least recently used entries of the shard when full.
-  void put(const std::string& key, std::shared_ptr<const cache_entry> entry);
+  void put(std::string_view key, std::shared_ptr<const cache_entry> entry);
 
   /// Drops every entry whose name satisfies pred (e.g. names that just
   /// became local). Returns how many were dropped.
@@ -100,13 +109,14 @@ private:
   struct shard {
     mutable std::mutex mtx;
     std::list<node> lru; // front = most recently used
-    std::unordered_map<std::string, std::list<node>::iterator> index;
+    /// Keys point into the list nodes' strings (list nodes never move).
+    std::unordered_map<std::string_view, std::list<node>::iterator> index;
     uint64_t hits = 0;
     uint64_t misses = 0;
     uint64_t evictions = 0;
     uint64_t inserts = 0;
   };
-  shard& shard_for(const std::string& key);
+  shard& shard_for(std::string_view key);
 
   cache_options opts_;
   size_t per_shard_;

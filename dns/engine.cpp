@@ -3,6 +3,7 @@
 #include "dns/engine.hpp"
 
 #include <cstring>
+#include <optional>
 
 namespace networkd::dns {
 
@@ -113,8 +114,11 @@ void answer_local(knot_pkt_t* qpkt, const query& q, const local_name& n,
   }
   knot_wire_set_aa(resp->wire);
   knot_wire_set_ra(resp->wire);
-  opt_rr opt{env.max_udp_payload, q.dnssec_ok};
-  uint16_t reserved = q.edns && opt.ok() ? opt.size() : 0;
+  // Built only for EDNS clients: knot_edns_init allocates.
+  std::optional<opt_rr> opt;
+  if (q.edns)
+    opt.emplace(env.max_udp_payload, q.dnssec_ok);
+  uint16_t reserved = opt && opt->ok() ? opt->size() : 0;
   if (reserved > 0)
     knot_pkt_reserve(resp, reserved);
   auto owner = const_cast<knot_dname_t*>(knot_pkt_qname(qpkt));
@@ -170,7 +174,7 @@ void answer_local(knot_pkt_t* qpkt, const query& q, const local_name& n,
   if (reserved > 0) {
     knot_pkt_begin(resp, KNOT_ADDITIONAL);
     knot_pkt_reclaim(resp, reserved);
-    knot_pkt_put(resp, KNOT_COMPR_HINT_NONE, &opt.rr, 0);
+    knot_pkt_put(resp, KNOT_COMPR_HINT_NONE, &opt->rr, 0);
   }
   w.finish();
 }
@@ -182,8 +186,7 @@ query_result handle_query(const uint8_t* data, size_t len,
                           std::vector<uint8_t>& out) {
   query_result r;
   out.clear();
-  q = query{};
-  q.via = env.via;
+  q.reset(env.via);
   if (data == nullptr || len < KNOT_WIRE_HEADER_SIZE || len > 65535
       || knot_wire_get_qr(data))
     return r; // drop: too short to answer, or a response
@@ -251,7 +254,11 @@ query_result handle_query(const uint8_t* data, size_t len,
     }
   }
   if (env.answers != nullptr) {
-    if (auto e = env.answers->find(q.cache_key(), env.now_ms)) {
+    char key[max_cache_key_size];
+    if (auto e = env.answers->find(
+          cache_key(key, q.lower, q.qtype, q.qclass, q.dnssec_ok,
+                    q.checking_disabled()),
+          env.now_ms)) {
       respond_from_entry(q, *e, env.now_ms, env.max_udp_payload, out);
       r.what = out.empty() ? disposition::drop : disposition::cached;
       r.rcode = e->rcode;

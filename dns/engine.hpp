@@ -41,6 +41,18 @@ struct query {
   uint16_t limit = 512;   ///< largest response size allowed to this client
   transport via = transport::udp;
   bool checking_disabled() const { return (flags2 & 0x10) != 0; }
+  /// Back to a default query, keeping the strings' buffers (the query path
+  /// reuses one query per thread and must not allocate per packet).
+  void reset(transport t) {
+    id = 0;
+    flags1 = flags2 = 0;
+    qname.clear();
+    lower.clear();
+    qtype = qclass = 0;
+    edns = dnssec_ok = false;
+    limit = 512;
+    via = t;
+  }
   std::string cache_key() const {
     return dns::cache_key(lower, qtype, qclass, dnssec_ok,
                           checking_disabled());

@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# dnsperf on loopback: networkd vs dnsmasq vs unbound, local and cached names.
+#
+# usage: bench/dns.sh [-r ROUNDS] [-l SECONDS] [-c CLIENTS] [-T THREADS]
+#                     [-q OUTSTANDING] [-Q MAX_QPS] [-B] [-H]
+#   -r  alternating rounds per scenario (default 3)
+#   -l  seconds per dnsperf run (default 10)
+#   -c  dnsperf clients (default 20)      -T  dnsperf threads (default 2)
+#   -q  dnsperf outstanding queries (default: dnsperf's own, 100)
+#   -Q  dnsperf QPS cap (default: none)
+#   -B  do not build; use $NETWORKD_BIN or build-release/actors/networkd
+#   -H  hold: after the report keep everything running until Ctrl-C (to
+#       look at the processes with perf, /proc/PID/smaps, ...)
+#   NETWORKD_ENV="VAR=value ..." runs networkd with that environment (e.g.
+#   MALLOC_ARENA_MAX=2); UPSTREAM_IP moves the upstream (default 127.0.0.99).
+#
+# Builds networkd (Release), starts a throwaway etcd, an upstream dnsmasq on
+# $UPSTREAM_IP:53 (default 127.0.0.99) that knows the forwarded names, and
+# the three servers under test on free loopback ports, all loaded with the
+# same names (bench/dns_data.py). Scenario "local": wildcard-matched and
+# exact local names. Scenario "cached": names only the upstream knows, after
+# warming every server's cache. Runs alternate between the servers with the
+# same dnsperf settings. Prints per server the median QPS, the average
+# latency, the server's CPU time per query (user + system, from /proc; less
+# disturbed by other load on the machine than QPS), the ratios, and
+# networkd's peak RSS (VmRSS sampled during its runs, and VmHWM). No
+# pass/fail: it exits non-zero only when the setup fails. Everything started
+# is stopped and the temp dir removed on exit, Ctrl-C included.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+rounds=3
+seconds=10
+clients=20
+threads=2
+outstanding=""
+max_qps=""
+build=1
+hold=0
+while getopts "r:l:c:T:q:Q:BHh" opt; do
+  case "$opt" in
+    r) rounds=$OPTARG ;;
+    l) seconds=$OPTARG ;;
+    c) clients=$OPTARG ;;
+    T) threads=$OPTARG ;;
+    q) outstanding=$OPTARG ;;
+    Q) max_qps=$OPTARG ;;
+    B) build=0 ;;
+    H) hold=1 ;;
+    *) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  esac
+done
+upstream_ip=${UPSTREAM_IP:-127.0.0.99}
+
+die() { echo "dns.sh: $*" >&2; exit 1; }
+for tool in dnsperf dnsmasq unbound etcd etcdctl dig python3 curl; do
+  command -v "$tool" >/dev/null \
+    || die "$tool not found (see deploy/install-deps.sh)"
+done
+
+bin=${NETWORKD_BIN:-$top/build-release/actors/networkd}
+if [ "$build" = 1 ]; then
+  echo "== building networkd (Release)"
+  cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release \
+    -DNETWORKD_TESTS=OFF >/dev/null || die "cmake configure failed"
+  cmake --build "$top/build-release" -j2 --target networkd >/dev/null \
+    || die "build failed"
+fi
+[ -x "$bin" ] || die "no networkd binary at $bin"
+
+tmp=$(mktemp -d /tmp/networkd-bench-XXXXXX)
+pids=()
+fg_pid=""
+sampler=""
+cleanup() {
+  local p
+  for p in $fg_pid $sampler "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# run COMMAND...: runs it in the background and waits, so that a signal to
+# this script is handled at once, not after the command ends.
+run() {
+  local rc=0
+  "$@" &
+  fg_pid=$!
+  wait "$fg_pid" || rc=$?
+  fg_pid=""
+  return "$rc"
+}
+
+# A port free for both TCP and UDP on 127.0.0.1.
+free_port() {
+  python3 - <<'PY'
+import socket
+while True:
+  t = socket.socket()
+  t.bind(("127.0.0.1", 0))
+  port = t.getsockname()[1]
+  u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+  try:
+    u.bind(("127.0.0.1", port))
+  except OSError:
+    continue
+  print(port)
+  break
+PY
+}
+
+# wait_for SECONDS COMMAND...: retries COMMAND every 0.2 s.
+wait_for() {
+  local limit=$(($1 * 5)) i
+  shift
+  for ((i = 0; i < limit; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# answers PORT NAME IP [IP_ADDR]: the server on IP_ADDR:PORT answers NAME A
+# with IP.
+answers() {
+  dig +short +time=1 +tries=1 @"${4:-127.0.0.1}" -p "$1" "$2" A \
+    | grep -qx "$3"
+}
+
+python3 "$top/bench/dns_data.py" "$tmp" || die "generating data failed"
+
+# -- etcd ---------------------------------------------------------------------
+etcd_client=$(free_port)
+etcd_peer=$(free_port)
+etcd --name bench --data-dir "$tmp/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_client" \
+  --advertise-client-urls "http://127.0.0.1:$etcd_client" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-cluster "bench=http://127.0.0.1:$etcd_peer" \
+  --max-txn-ops 100000 --log-level error --logger zap \
+  >"$tmp/etcd.log" 2>&1 &
+pids+=($!)
+export ETCDCTL_API=3
+ctl() { etcdctl --endpoints="127.0.0.1:$etcd_client" "$@"; }
+wait_for 20 ctl endpoint health \
+  || die "etcd did not start: $(tail -3 "$tmp/etcd.log")"
+if ! ctl txn <"$tmp/etcd.txn" >"$tmp/etcd-txn.out" 2>&1 \
+  || ! grep -q SUCCESS "$tmp/etcd-txn.out"; then
+  die "loading etcd keys failed ($(head -c 300 "$tmp/etcd-txn.out"))"
+fi
+echo "== etcd on 127.0.0.1:$etcd_client:" \
+  "$(ctl get --prefix --keys-only /lain/config/domains/ | grep -c .)" \
+  "domain keys"
+
+# -- upstream -----------------------------------------------------------------
+if python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, \
+socket.SOCK_DGRAM); s.bind(('$upstream_ip', 53))" 2>/dev/null; then :; else
+  die "$upstream_ip:53 is in use; set UPSTREAM_IP to another loopback address"
+fi
+dnsmasq -k --conf-file="$tmp/upstream.conf" --listen-address="$upstream_ip" \
+  --bind-interfaces --port=53 --no-resolv --no-hosts --local-ttl=86400 \
+  --pid-file="$tmp/upstream.pid" >"$tmp/upstream.log" 2>&1 &
+pids+=($!)
+
+# -- servers under test -------------------------------------------------------
+declare -A port pid
+port[networkd]=$(free_port)
+port[dnsmasq]=$(free_port)
+port[unbound]=$(free_port)
+api=$(free_port)
+
+printf 'search bench\nnameserver %s\n' "$upstream_ip" >"$tmp/resolv.conf"
+: >"$tmp/hosts"
+# shellcheck disable=SC2086 # NETWORKD_ENV is a list of words
+env ${NETWORKD_ENV:-} "$bin" -etcd.endpoint="127.0.0.1:$etcd_client" \
+  -hostname=bench \
+  -net.interface=lo -net.address=127.0.0.1 \
+  -godns.addr="127.0.0.1:${port[networkd]}" -api.addr="127.0.0.1:$api" \
+  -lock.filename="$tmp/networkd.lock" --resolv-conf="$tmp/resolv.conf" \
+  --hosts-file="$tmp/hosts" >"$tmp/networkd.log" 2>&1 &
+pid[networkd]=$!
+pids+=($!)
+
+dnsmasq -k --conf-file="$tmp/dnsmasq.conf" --listen-address=127.0.0.1 \
+  --bind-interfaces --port="${port[dnsmasq]}" --no-resolv --no-hosts \
+  --server="$upstream_ip" -c 20000 --pid-file="$tmp/dnsmasq.pid" \
+  >"$tmp/dnsmasq.log" 2>&1 &
+pid[dnsmasq]=$!
+pids+=($!)
+
+{
+  cat <<CONF
+server:
+  interface: 127.0.0.1@${port[unbound]}
+  port: ${port[unbound]}
+  num-threads: 2
+  so-reuseport: yes
+  username: ""
+  chroot: ""
+  directory: "$tmp"
+  pidfile: ""
+  logfile: ""
+  use-syslog: no
+  verbosity: 0
+  do-not-query-localhost: no
+  module-config: "iterator"
+  access-control: 127.0.0.0/8 allow
+CONF
+  cat "$tmp/unbound-local.conf"
+  cat <<CONF
+forward-zone:
+  name: "."
+  forward-addr: $upstream_ip@53
+CONF
+} >"$tmp/unbound.conf"
+unbound -d -c "$tmp/unbound.conf" >"$tmp/unbound.log" 2>&1 &
+pid[unbound]=$!
+pids+=($!)
+
+servers=(networkd dnsmasq unbound)
+for s in "${servers[@]}"; do
+  while read -r name ip; do
+    wait_for 30 answers "${port[$s]}" "$name" "$ip" \
+      || { tail -5 "$tmp/$s.log" >&2;
+           die "$s on port ${port[$s]} does not answer $name with $ip"; }
+  done <"$tmp/check.txt"
+done
+echo "== serving: networkd :${port[networkd]} (pid ${pid[networkd]})," \
+  "dnsmasq :${port[dnsmasq]}, unbound :${port[unbound]}," \
+  "upstream $upstream_ip:53"
+
+perf_args=(-c "$clients" -T "$threads")
+[ -n "$outstanding" ] && perf_args+=(-q "$outstanding")
+[ -n "$max_qps" ] && perf_args+=(-Q "$max_qps")
+
+# Warm every cache with each forwarded name (twice, to be sure).
+for s in "${servers[@]}"; do
+  run dnsperf -s 127.0.0.1 -p "${port[$s]}" -d "$tmp/forward.queries" -n 2 \
+    -c 4 -T 1 -q 20 >"$tmp/warm-$s.txt" 2>&1 \
+    || die "warming $s failed: $(tail -3 "$tmp/warm-$s.txt")"
+done
+
+# cpu_ticks PID: user + system time of the process so far, in clock ticks.
+cpu_ticks() {
+  sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# sample_rss PID OUT: writes the largest VmRSS (kB) seen until killed.
+sample_rss() {
+  local max=0 v
+  while v=$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null); do
+    [ -n "$v" ] && [ "$v" -gt "$max" ] && { max=$v; echo "$max" >"$2"; }
+    sleep 0.1
+  done
+}
+
+echo "== dnsperf ${perf_args[*]} -l $seconds, $rounds alternating rounds," \
+  "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+results="$tmp/results.tsv"
+: >"$results"
+for scenario in local cached; do
+  file="$tmp/local.queries"
+  [ "$scenario" = cached ] && file="$tmp/forward.queries"
+  for ((r = 1; r <= rounds; r++)); do
+    for s in "${servers[@]}"; do
+      out="$tmp/run-$scenario-$s-$r.txt"
+      rss_file="$tmp/rss-$scenario-$s-$r"
+      if [ "$s" = networkd ]; then
+        sample_rss "${pid[networkd]}" "$rss_file" &
+        sampler=$!
+      fi
+      cpu0=$(cpu_ticks "${pid[$s]}")
+      run dnsperf -s 127.0.0.1 -p "${port[$s]}" -d "$file" -l "$seconds" \
+        "${perf_args[@]}" >"$out" 2>&1 \
+        || die "dnsperf failed: $(tail -3 "$out")"
+      cpu1=$(cpu_ticks "${pid[$s]}")
+      if [ -n "$sampler" ]; then
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+        sampler=""
+      fi
+      rss=$(cat "$rss_file" 2>/dev/null || echo "-")
+      awk -v sc="$scenario" -v sv="$s" -v r="$r" -v rss="$rss" \
+        -v cpu=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" '
+        /Queries completed:/ { done = $3 }
+        /Queries lost:/ { lost = $3 }
+        /Queries per second:/ { qps = $4 }
+        /Average Latency/ { lat = $4 }
+        END { us = done > 0 ? cpu / hz * 1e6 / done : 0
+              printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\n",
+                     sc, sv, r, qps, lat, lost, rss, us }' "$out" >>"$results"
+      tail -1 "$results" | awk -F'\t' '{ printf "   %-6s %-8s round %s: " \
+        "%9.0f qps  %6.3f ms  %5.2f cpu-us/q  lost %s\n", $1, $2, $3, $4,
+        $5 * 1000, $8, $6 }'
+    done
+  done
+done
+
+echo "== done, load average $(cut -d' ' -f1-3 /proc/loadavg)" \
+  "(other work on the machine makes runs noisy)"
+hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${pid[networkd]}/status")
+state=$(curl -s "http://127.0.0.1:$api/v1/state" || true)
+echo
+python3 - "$results" "$hwm" "$state" <<'PY'
+import json, statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+hwm = int(sys.argv[2])
+by = {}
+for sc, sv, r, qps, lat, lost, rss, cpu in rows:
+  d = by.setdefault((sc, sv), {"qps": [], "lat": [], "lost": 0, "rss": [],
+                               "cpu": []})
+  d["cpu"].append(float(cpu))
+  d["qps"].append(float(qps or 0))
+  d["lat"].append(float(lat or 0))
+  d["lost"] += int(lost or 0)
+  if rss not in ("-", ""):
+    d["rss"].append(int(rss))
+servers = ["networkd", "dnsmasq", "unbound"]
+print("%-8s %-9s %9s %9s %7s %8s %6s  %s" % ("scenario", "server",
+      "QPS(med)", "QPS range", "avg ms", "cpu-us/q", "lost", "runs QPS"))
+for sc in ["local", "cached"]:
+  for sv in servers:
+    d = by.get((sc, sv))
+    if not d:
+      continue
+    q = d["qps"]
+    print("%-8s %-9s %9.0f %9.0f %7.3f %8.2f %6d  %s" % (
+      sc, sv, statistics.median(q), max(q) - min(q),
+      statistics.mean(d["lat"]) * 1000, statistics.median(d["cpu"]),
+      d["lost"],
+      " ".join("%.0f" % x for x in q)))
+print()
+for sc, targets in [("local", {"dnsmasq": 1.3, "unbound": 1.0}),
+                    ("cached", {"dnsmasq": 1.0, "unbound": None})]:
+  med = {sv: statistics.median(by[(sc, sv)]["qps"]) for sv in servers
+         if (sc, sv) in by}
+  if not med.get("networkd"):
+    continue
+  parts = []
+  for other, target in targets.items():
+    ratio = med["networkd"] / med[other] if med.get(other) else 0
+    goal = " (target >= %.1f)" % target if target else ""
+    parts.append("networkd/%s = %.2f%s" % (other, ratio, goal))
+  print("%-7s %s" % (sc + ":", ",  ".join(parts)))
+peak = max((max(d["rss"]) for (sc, sv), d in by.items() if d["rss"]),
+           default=0)
+print()
+print("networkd RSS: peak sampled during load %.1f MB, VmHWM (lifetime "
+      "peak) %.1f MB (target <= 30 MB)" % (peak / 1024, hwm / 1024))
+try:
+  st = json.loads(sys.argv[3])
+  def find(o, key):
+    if isinstance(o, dict):
+      for k, v in o.items():
+        if k == key:
+          return v
+        r = find(v, key)
+        if r is not None:
+          return r
+    elif isinstance(o, list):
+      for v in o:
+        r = find(v, key)
+        if r is not None:
+          return r
+    return None
+  keys = ["queries", "local", "cached", "forwarded", "dropped"]
+  print("networkd /v1/state: " + ", ".join(
+    "%s %s" % (k, find(st, k)) for k in keys))
+except Exception:
+  pass
+PY
+
+if [ "$hold" = 1 ]; then
+  echo
+  echo "holding (Ctrl-C stops everything): networkd pid ${pid[networkd]}" \
+    "dns 127.0.0.1:${port[networkd]} api 127.0.0.1:$api, dnsmasq" \
+    ":${port[dnsmasq]}, unbound :${port[unbound]}, queries in $tmp"
+  while :; do run sleep 3600; done
+fi
