@@ -84,6 +84,18 @@ result<unit> admin_server::start(const std::string& host, uint16_t port) {
   srv.Get("/v1/state", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(state_json() + "\n", "application/json");
   });
+  srv.Get("/v1/vips", [this](const httplib::Request&, httplib::Response& res) {
+    caf::scoped_actor self{sys_};
+    std::string body = "{}";
+    self->request(sup_, ask_timeout, atom::vips_v)
+      .receive([&](std::string& s) { body = std::move(s); },
+               [&](caf::error& err) {
+                 json_writer j;
+                 j.begin_object().kv("error", sys_.render(err)).end_object();
+                 body = j.str();
+               });
+    res.set_content(body + "\n", "application/json");
+  });
   srv.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     caf::scoped_actor self{sys_};
     std::string text = "# HELP networkd_up 1 while the daemon runs\n"

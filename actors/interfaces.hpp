@@ -126,6 +126,8 @@ using session_worker_actor = caf::typed_actor<
 using supervisor_actor = status_client_actor::extend<
   // True once every watch delivered its first full read.
   caf::replies_to<atom::ready>::with<bool>,
+  // Every VIP holder's state and the rejected VIP keys, as JSON.
+  caf::replies_to<atom::vips>::with<std::string>,
   // Prometheus text of the supervisor's counters.
   caf::replies_to<atom::tick, atom::status>::with<std::string>,
   // Parsed keys from one watch (sent by the watcher threads).

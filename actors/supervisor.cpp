@@ -496,6 +496,48 @@ void start_watches(supervisor_pointer self) {
   }
 }
 
+/// Asks every child for its status (1 s each; a child that does not answer
+/// is reported as such) and calls `done` with all the answers.
+void collect_children(supervisor_pointer self,
+                      std::function<void(std::vector<std::string>)> done) {
+  auto& st = self->state;
+  auto pending = std::make_shared<size_t>(st.children.size());
+  auto states = std::make_shared<std::vector<std::string>>();
+  if (*pending == 0) {
+    done({});
+    return;
+  }
+  auto finish = [pending, states, done] {
+    if (--*pending == 0)
+      done(*states);
+  };
+  for (auto& [key, e] : st.children) {
+    if (!e.handle) {
+      json_writer j;
+      j.begin_object().kv("name", "vip-holder").kv("key", key);
+      j.kv("state", "restarting").end_object();
+      states->push_back(j.str());
+      finish();
+      continue;
+    }
+    auto k = key;
+    self->request(e.handle, std::chrono::seconds(1), atom::status_v)
+      .then(
+        [states, finish](std::string& s) {
+          states->push_back(std::move(s));
+          finish();
+        },
+        [self, states, finish, k](caf::error& err) {
+          json_writer j;
+          j.begin_object().kv("name", "vip-holder").kv("key", k);
+          j.kv("state", "unreachable");
+          j.kv("last_error", self->system().render(err)).end_object();
+          states->push_back(j.str());
+          finish();
+        });
+  }
+}
+
 } // namespace
 
 supervisor_actor::behavior_type supervisor(supervisor_pointer self,
@@ -532,44 +574,36 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
   }
   return {
     [self](atom::status) -> caf::result<std::string> {
-      auto& st = self->state;
       auto rp = self->make_response_promise<std::string>();
-      auto pending = std::make_shared<size_t>(st.children.size());
-      auto states = std::make_shared<std::vector<std::string>>();
-      if (*pending == 0) {
-        rp.deliver(st.render({}, std::chrono::steady_clock::now()));
-        return rp;
-      }
-      for (auto& [key, e] : st.children) {
-        auto finish = [self, rp, pending, states]() mutable {
-          if (--*pending == 0)
-            rp.deliver(self->state.render(*states,
-                                          std::chrono::steady_clock::now()));
-        };
-        if (!e.handle) {
-          json_writer j;
-          j.begin_object().kv("name", "vip-holder").kv("key", key);
-          j.kv("state", "restarting").end_object();
-          states->push_back(j.str());
-          finish();
-          continue;
+      collect_children(self, [self, rp](std::vector<std::string> states) mutable {
+        rp.deliver(self->state.render(states, std::chrono::steady_clock::now()));
+      });
+      return rp;
+    },
+    [self](atom::vips) -> caf::result<std::string> {
+      auto rp = self->make_response_promise<std::string>();
+      collect_children(self, [self, rp](std::vector<std::string> states) mutable {
+        json_writer j;
+        j.begin_object();
+        j.begin_array("vips");
+        for (auto& s : states)
+          j.raw(s);
+        j.end_array();
+        j.begin_array("rejected");
+        for (auto& [key, r] : self->state.rejected) {
+          if (config::classify(key).fam != config::family::vip)
+            continue;
+          j.begin_object();
+          j.kv("key", key);
+          j.kv("code", r.code);
+          j.kv("reason", r.reason);
+          j.kv("revision", r.revision);
+          j.end_object();
         }
-        auto k = key;
-        self->request(e.handle, std::chrono::seconds(1), atom::status_v)
-          .then(
-            [states, finish](std::string& s) mutable {
-              states->push_back(std::move(s));
-              finish();
-            },
-            [self, states, finish, k](caf::error& err) mutable {
-              json_writer j;
-              j.begin_object().kv("name", "vip-holder").kv("key", k);
-              j.kv("state", "unreachable");
-              j.kv("last_error", self->system().render(err)).end_object();
-              states->push_back(j.str());
-              finish();
-            });
-      }
+        j.end_array();
+        j.end_object();
+        rp.deliver(j.str());
+      });
       return rp;
     },
     [self](atom::ready) { return self->state.ready(); },

@@ -246,6 +246,18 @@ TEST_CASE("a bad VIP value is rejected while a good one is served",
   REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
   auto state = l.nodes[0]->networkd->get("/v1/state").body;
   CHECK(state.find("/lain/config/vips/10.88.0.51") != std::string::npos);
+  REQUIRE(wait_until(
+    [&] {
+      return l.nodes[0]->networkd->get("/v1/vips").body.find(
+               "\"state\":\"serving\"")
+             != std::string::npos;
+    },
+    5s));
+  auto vips = l.nodes[0]->networkd->get("/v1/vips").body;
+  CHECK(vips.find("\"owner\":\"n1\"") != std::string::npos);
+  CHECK(vips.find("\"rejected\":[{\"key\":\"/lain/config/vips/10.88.0.51\"")
+        != std::string::npos);
+  CHECK(vips.find("tcp 10.88.0.50:80 -> 172.20.1.2:80") != std::string::npos);
   // excluded_nodes is honoured: excluding n1 takes the VIP away.
   REQUIRE(l.ctl("put /lain/config/vips/" + vip
                 + " '{\"app\":\"web\",\"proc\":\"main\",\"ports\":"
