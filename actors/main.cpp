@@ -292,6 +292,7 @@ int main(int argc, char** argv) {
     };
     scfg.listeners.push_back(responder);
     scfg.listeners.push_back(hub);
+    scfg.dns = responder;
     auto sup = sys.spawn(supervisor, scfg);
 
     admin_server admin{sys, sup};

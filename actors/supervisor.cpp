@@ -4,6 +4,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 #include "actors/errors.hpp"
@@ -288,6 +289,23 @@ void spawn_child(supervisor_pointer self, const std::string& key) {
   self->send(e.handle, e.config);
 }
 
+/// The address VIPs of app "webrouter", sorted: what "webrouter" typed
+/// domains resolve to on every node.
+void update_webrouter(supervisor_pointer self) {
+  auto& st = self->state;
+  if (!st.cfg.dns)
+    return;
+  std::vector<std::string> ips;
+  for (auto& [key, e] : st.children)
+    if (e.config.app == "webrouter" && !e.config.port_only())
+      ips.push_back(e.config.ip);
+  std::sort(ips.begin(), ips.end());
+  if (ips == st.webrouter_ips)
+    return;
+  st.webrouter_ips = ips;
+  self->send(st.cfg.dns, atom::webrouter_v, std::move(ips));
+}
+
 void route_vip(supervisor_pointer self, const key_change& c) {
   auto& st = self->state;
   if (c.deleted) {
@@ -300,6 +318,7 @@ void route_vip(supervisor_pointer self, const key_change& c) {
     st.children.erase(i);
     if (h)
       self->send_exit(h, caf::exit_reason::user_shutdown);
+    update_webrouter(self);
     return;
   }
   auto i = st.children.find(c.key);
@@ -307,9 +326,11 @@ void route_vip(supervisor_pointer self, const key_change& c) {
     NWD_LOG_INFO(who, "new vip key {}: spawning its holder", c.key);
     st.children[c.key].config = *c.vip;
     spawn_child(self, c.key);
+    update_webrouter(self);
     return;
   }
   i->second.config = *c.vip;
+  update_webrouter(self);
   if (i->second.restart_pending)
     return; // the restart sends the newest config
   i->second.last_event = describe(*c.vip);

@@ -34,6 +34,9 @@ struct supervisor_config {
   vip_factory make_vip;
   /// Receive every non-VIP key change.
   std::vector<config_listener_actor> listeners;
+  /// Told the addresses of the VIPs of app "webrouter" (what "webrouter"
+  /// typed domains answer) whenever they change.
+  dns_responder_actor dns;
   int64_t lease_ttl = 6; ///< seconds; the lease_ttl knob overrides it
   /// Log level to return to when the log_level knob is deleted.
   std::string log_level = "info";
@@ -83,6 +86,7 @@ struct supervisor_state {
   std::map<std::string, rejected_entry> rejected; ///< by full key
   std::map<std::string, config::knob> knobs;
   std::map<std::string, int64_t> family_keys; ///< family → live keys
+  std::vector<std::string> webrouter_ips; ///< last sent to cfg.dns
 
   uint64_t events = 0;
   uint64_t restarts = 0;

@@ -6,7 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
+#include <sstream>
 
 #include "tests/support/daemon.hpp"
 #include "tests/support/etcd_fixture.hpp"
@@ -160,4 +162,43 @@ TEST_CASE("resolv.conf servers and etcd domain servers are the upstreams",
         != std::string::npos);
   CHECK(metrics.body.find("networkd_dns_answers_total{source=\"forward\"}")
         != std::string::npos);
+}
+
+TEST_CASE("webrouter-typed domains answer the VIPs of app webrouter",
+          "[dns][daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/*.web.lain "
+                       "'{\"ips\":[],\"type\":\"webrouter\"}'")
+          == 0);
+  REQUIRE(etcd.etcdctl("put /lain/config/vips/10.9.0.2 "
+                       "'{\"app\":\"webrouter\",\"proc\":\"worker\","
+                       "\"ports\":[{\"src\":\"80\"}]}'")
+          == 0);
+  REQUIRE(etcd.etcdctl("put /lain/config/vips/10.9.0.1 "
+                       "'{\"app\":\"webrouter\",\"proc\":\"worker\","
+                       "\"ports\":[{\"src\":\"443\"}]}'")
+          == 0);
+  REQUIRE(etcd.etcdctl("put /lain/config/vips/10.9.0.3 "
+                       "'{\"app\":\"other\",\"proc\":\"web\","
+                       "\"ports\":[{\"src\":\"80\"}]}'")
+          == 0);
+  auto sorted = [](std::string text) {
+    std::vector<std::string> lines;
+    std::string line;
+    std::istringstream in(text);
+    while (std::getline(in, line))
+      lines.push_back(line);
+    std::sort(lines.begin(), lines.end());
+    return lines;
+  };
+  REQUIRE(wait_until(
+    [&] {
+      return sorted(short_answer(d, "shop.web.lain"))
+             == std::vector<std::string>{"10.9.0.1", "10.9.0.2"};
+    },
+    5s));
+  REQUIRE(etcd.etcdctl("del /lain/config/vips/10.9.0.2") == 0);
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "shop.web.lain") == "10.9.0.1\n"; }, 5s));
 }
