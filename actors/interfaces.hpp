@@ -47,7 +47,11 @@ using etcd_worker_actor = caf::typed_actor<
   // Puts a key bound to a lease.
   caf::replies_to<atom::put, std::string, std::string, int64_t>::with<bool>,
   // Deletes a key.
-  caf::replies_to<atom::erase, std::string>::with<bool>>;
+  caf::replies_to<atom::erase, std::string>::with<bool>,
+  // Puts key = value only while guard key's create revision is rev (a
+  // leader's write): false when the guard failed.
+  caf::replies_to<atom::publish, std::string, std::string, std::string,
+                  int64_t>::with<bool>>;
 
 /// Addresses and gratuitous ARP on the VIP interface (detached).
 using link_worker_actor = caf::typed_actor<
@@ -69,6 +73,13 @@ using nat_manager_actor = caf::typed_actor<
 using config_listener_actor = status_client_actor::extend<
   // One parsed (or deleted) key.
   caf::reacts_to<key_change>>;
+
+/// Campaigns on /lain/networkd/leader/ and, while leader, publishes.
+using leader_actor = config_listener_actor::extend<
+  // The session lease changed (id 0: lost).
+  caf::reacts_to<keepalive_info>,
+  // Retry after a failed write (timer).
+  caf::reacts_to<atom::tick>>;
 
 /// Builds the DNS record tables and publishes them to the DNS workers.
 using dns_responder_actor = config_listener_actor::extend<

@@ -26,6 +26,7 @@
 #include "actors/cli.hpp"
 #include "actors/dns_responder.hpp"
 #include "actors/health.hpp"
+#include "actors/leader.hpp"
 #include "actors/resolv_guardian.hpp"
 #include "actors/errors.hpp"
 #include "actors/supervisor.hpp"
@@ -293,12 +294,21 @@ int main(int argc, char** argv) {
     scfg.listeners.push_back(responder);
     scfg.listeners.push_back(hub);
     scfg.dns = responder;
+    leader_config lc;
+    lc.hostname = opts.hostname;
+    lc.etcd = venv.etcd;
+    lc.swarm = opts.swarm;
+    lc.deployd = opts.deployd;
+    auto leader = sys.spawn(leader_duties, lc);
+    scfg.leader = leader;
+    scfg.listeners.push_back(leader);
     auto sup = sys.spawn(supervisor, scfg);
 
     admin_server admin{sys, sup};
     admin.add_actor(responder);
     admin.add_actor(guardian);
     admin.add_actor(hub);
+    admin.add_actor(leader);
     admin.add_actor_route("/v1/procs", hub);
     admin.add_metrics([dns_server] { return dns_metrics(dns_server->stats()); });
     admin.add_route({"/v1/dns/config",
@@ -309,6 +319,7 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.etcd, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.link, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.nat, caf::exit_reason::user_shutdown);
@@ -360,10 +371,11 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.etcd, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.link, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.nat, caf::exit_reason::user_shutdown);
-      self->wait_for(sup, guardian, responder, hub);
+      self->wait_for(sup, guardian, responder, hub, leader);
     }
     dns_server->stop();
     running = false;

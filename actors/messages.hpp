@@ -31,6 +31,7 @@ struct key_change {
   caf::optional<config::knob> knob;
   std::string text; ///< raw value of keys without JSON (lock holders)
   int64_t lease = 0; ///< the lease the key is bound to
+  int64_t create_revision = 0;
 
   bool rejected() const { return !error_code.empty(); }
 };
@@ -193,7 +194,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, key_change& x) {
   return f(caf::meta::type_name("key_change"), x.key, x.fam, x.deleted,
            x.revision, x.error_code, x.error, x.vip, x.domain, x.servers,
-           x.leader, x.vippool, x.knob, x.text, x.lease);
+           x.leader, x.vippool, x.knob, x.text, x.lease,
+           x.create_revision);
 }
 
 template <class Inspector>

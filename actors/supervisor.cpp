@@ -83,8 +83,10 @@ key_change parse_change(const etcd::watch_event& ev) {
         fail(r.error());
       break;
     case config::family::vip_lock:
+    case config::family::leader_candidate:
       c.text = v;
       c.lease = ev.kv.lease;
+      c.create_revision = ev.kv.create_revision;
       break;
     case config::family::unknown:
       c.error_code = "bad_key";
@@ -104,7 +106,8 @@ std::vector<std::string> default_prefixes() {
           std::string{config::swarm_leader_key},
           std::string{config::deployd_leader_key},
           std::string{config::knobs_prefix},
-          std::string{config::vip_locks_prefix}};
+          std::string{config::vip_locks_prefix},
+          std::string{config::leader_prefix}};
 }
 
 key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b) {
@@ -276,6 +279,8 @@ void broadcast_lease(supervisor_pointer self) {
   for (auto& [key, e] : self->state.children)
     if (e.handle)
       self->send(e.handle, k);
+  if (self->state.cfg.leader)
+    self->send(self->state.cfg.leader, k);
 }
 
 void spawn_child(supervisor_pointer self, const std::string& key) {

@@ -37,6 +37,8 @@ struct supervisor_config {
   /// Told the addresses of the VIPs of app "webrouter" (what "webrouter"
   /// typed domains answer) whenever they change.
   dns_responder_actor dns;
+  /// The leader election and publishers; told every lease change.
+  leader_actor leader;
   int64_t lease_ttl = 6; ///< seconds; the lease_ttl knob overrides it
   /// Log level to return to when the log_level knob is deleted.
   std::string log_level = "info";

@@ -368,6 +368,8 @@ const char* to_string(family f) {
       return "knob";
     case family::vip_lock:
       return "vip_lock";
+    case family::leader_candidate:
+      return "leader_candidate";
     case family::unknown:
       return "unknown";
   }
@@ -390,6 +392,7 @@ classified classify(std::string_view full_key) {
     {domains_prefix, family::domain},
     {domain_servers_prefix, family::domain_servers},
     {knobs_prefix, family::knob},
+    {leader_prefix, family::leader_candidate},
   };
   constexpr std::string_view lock_suffix = ".lock";
   if (full_key.size() > vip_locks_prefix.size() + lock_suffix.size()

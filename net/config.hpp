@@ -33,6 +33,9 @@ inline constexpr std::string_view swarm_leader_key
   = "/lain/swarm/docker/swarm/leader";
 inline constexpr std::string_view deployd_leader_key = "/lain/deployd/leader";
 inline constexpr std::string_view knobs_prefix = "/lain/networkd/config/";
+/// Written by networkd: one key per candidate of the leader election,
+/// /lain/networkd/leader/{lease id in hex} = hostname, on that lease.
+inline constexpr std::string_view leader_prefix = "/lain/networkd/leader/";
 /// Written by networkd: /lain/networkd/vips/{IP}.lock = holder's hostname.
 inline constexpr std::string_view vip_locks_prefix = "/lain/networkd/vips/";
 
@@ -45,6 +48,7 @@ enum class family : uint8_t {
   deployd_leader,
   knob,
   vip_lock, ///< suffix: the VIP's IP
+  leader_candidate, ///< suffix: the candidate's lease id
   unknown,
 };
 

@@ -74,7 +74,7 @@ TEST_CASE("networkd serves its state and becomes ready after the first read",
   REQUIRE(sup != nullptr);
   CHECK(std::string{(*sup)["lease"]["state"].GetString()} == "alive");
   auto& watches = (*sup)["watches"];
-  REQUIRE(watches.GetArray().Size() == 8);
+  REQUIRE(watches.GetArray().Size() == 9);
   for (auto& w : watches.GetArray()) {
     CHECK(w["synced"].GetBool());
     CHECK(w["revision"].GetInt64() >= 2);
