@@ -248,6 +248,7 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       }
       schedule_publish(self);
     },
+    [](atom::ready) {},
     [self](atom::upstream, std::vector<config::upstream>& ups) {
       if (ups == self->state.upstreams)
         return;

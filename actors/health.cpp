@@ -442,6 +442,7 @@ health_hub(health_hub_actor::stateful_pointer<health_hub_state> self,
       for (auto& [name, t] : self->state.trackers)
         self->send(t, k);
     },
+    [](atom::ready) {},
     [self](container_set& s) {
       auto& st = self->state;
       st.containers = std::move(s.containers);

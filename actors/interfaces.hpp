@@ -72,7 +72,9 @@ using nat_manager_actor = caf::typed_actor<
 /// servers, leaders, vippool, knobs).
 using config_listener_actor = status_client_actor::extend<
   // One parsed (or deleted) key.
-  caf::reacts_to<key_change>>;
+  caf::reacts_to<key_change>,
+  // The first full etcd read has been applied (sent once).
+  caf::reacts_to<atom::ready>>;
 
 /// Campaigns on /lain/networkd/leader/ and, while leader, publishes.
 using leader_actor = config_listener_actor::extend<

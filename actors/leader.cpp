@@ -188,6 +188,7 @@ leader_duties(leader_actor::stateful_pointer<leader_state> self,
       }
       publish(self);
     },
+    [](atom::ready) {},
     [self](atom::tick) {
       campaign(self);
       publish(self);

@@ -26,6 +26,7 @@
 #include "actors/cli.hpp"
 #include "actors/dns_responder.hpp"
 #include "actors/health.hpp"
+#include "actors/acl_keeper.hpp"
 #include "actors/leader.hpp"
 #include "actors/resolv_guardian.hpp"
 #include "actors/errors.hpp"
@@ -302,6 +303,16 @@ int main(int argc, char** argv) {
     auto leader = sys.spawn(leader_duties, lc);
     scfg.leader = leader;
     scfg.listeners.push_back(leader);
+    config_listener_actor acl;
+    if (opts.acl) {
+      for (auto p : {acl::whitelist_ips_prefix, acl::ex_ports_prefix,
+                     acl::in_ports_prefix})
+        scfg.prefixes.emplace_back(p);
+      acl = sys.spawn<caf::detached>(
+        acl_keeper, std::shared_ptr<acl::filter_table>(
+                      std::make_shared<acl::iptables_filter_table>()));
+      scfg.listeners.push_back(acl);
+    }
     auto sup = sys.spawn(supervisor, scfg);
 
     admin_server admin{sys, sup};
@@ -309,6 +320,8 @@ int main(int argc, char** argv) {
     admin.add_actor(guardian);
     admin.add_actor(hub);
     admin.add_actor(leader);
+    if (acl)
+      admin.add_actor(acl);
     admin.add_actor_route("/v1/procs", hub);
     admin.add_metrics([dns_server] { return dns_metrics(dns_server->stats()); });
     admin.add_route({"/v1/dns/config",
@@ -323,6 +336,8 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(venv.etcd, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.link, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.nat, caf::exit_reason::user_shutdown);
+      if (acl)
+        caf::anon_send_exit(acl, caf::exit_reason::user_shutdown);
       return 1;
     }
     sd_notify(0, "READY=1");
@@ -376,6 +391,10 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(venv.link, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.nat, caf::exit_reason::user_shutdown);
       self->wait_for(sup, guardian, responder, hub, leader);
+      if (acl) {
+        caf::anon_send_exit(acl, caf::exit_reason::user_shutdown);
+        self->wait_for(acl);
+      }
     }
     dns_server->stop();
     running = false;

@@ -9,6 +9,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/json.hpp"
+#include "net/acl.hpp"
 #include "net/log.hpp"
 
 namespace networkd {
@@ -37,6 +38,9 @@ key_change parse_change(const etcd::watch_event& ev) {
   c.fam = cls.fam;
   if (ev.what == etcd::watch_event::kind::erase) {
     c.deleted = true;
+    if (cls.fam == config::family::unknown
+        && acl::classify(c.key).kind != acl::key_kind::unknown)
+      c.fam = config::family::acl;
     return c;
   }
   auto fail = [&c](const failure& f) {
@@ -88,7 +92,20 @@ key_change parse_change(const etcd::watch_event& ev) {
       c.lease = ev.kv.lease;
       c.create_revision = ev.kv.create_revision;
       break;
+    case config::family::acl:
+      break;
     case config::family::unknown:
+      if (acl::classify(c.key).kind != acl::key_kind::unknown) {
+        // Validated here; the ACL keeper parses the text again.
+        acl::inputs probe;
+        if (auto r = acl::put(probe, c.key, v); !r) {
+          fail(r.error());
+        } else {
+          c.fam = config::family::acl;
+          c.text = v;
+        }
+        break;
+      }
       c.error_code = "bad_key";
       c.error = c.key + ": not a key networkd understands";
       break;
@@ -119,7 +136,9 @@ key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b) {
   for (auto& ev : b.events) {
     // An exact-key watch is a prefix watch: drop longer keys it also sees.
     auto cls = config::classify(ev.kv.key);
-    if (cls.fam == config::family::unknown && ev.kv.key != prefix
+    if (cls.fam == config::family::unknown
+        && acl::classify(ev.kv.key).kind == acl::key_kind::unknown
+        && ev.kv.key != prefix
         && ev.kv.key.size() > prefix.size() && prefix.back() != '/')
       continue;
     out.changes.push_back(parse_change(ev));
@@ -650,8 +669,11 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       if (b.snapshot && st.synced.insert(b.prefix).second) {
         NWD_LOG_INFO(who, "watch {} synced at revision {} ({} keys)",
                      b.prefix, b.revision, b.changes.size());
-        if (st.ready() && st.cfg.client)
+        if (st.ready() && st.cfg.client) {
           NWD_LOG_INFO(who, "first full read applied: ready");
+          for (auto& l : st.cfg.listeners)
+            self->send(l, atom::ready_v);
+        }
       }
     },
     [self](watch_report& r) {

@@ -370,6 +370,8 @@ const char* to_string(family f) {
       return "vip_lock";
     case family::leader_candidate:
       return "leader_candidate";
+    case family::acl:
+      return "acl";
     case family::unknown:
       return "unknown";
   }

@@ -49,6 +49,7 @@ enum class family : uint8_t {
   knob,
   vip_lock, ///< suffix: the VIP's IP
   leader_candidate, ///< suffix: the candidate's lease id
+  acl, ///< /lain/config/whitelist_* (parsed by net/acl.hpp)
   unknown,
 };
 

@@ -49,6 +49,7 @@ fake_responder(dns_responder_actor::pointer, std::shared_ptr<heard> h) {
   return {
     [](atom::status) { return std::string{"{}"}; },
     [](key_change&) {},
+    [](atom::ready) {},
     [h](atom::upstream, std::vector<config::upstream>& ups) {
       std::lock_guard<std::mutex> g{h->mtx};
       h->lists.push_back(ups);

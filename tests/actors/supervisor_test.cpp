@@ -92,6 +92,7 @@ listener(config_listener_actor::stateful_pointer<listener_state> self,
   return {
     [self](atom::status) { return std::string{"{}"}; },
     [out](key_change& c) { out->push_back(std::move(c)); },
+    [](atom::ready) {},
   };
 }
 

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+#include "actors/acl_keeper.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/json.hpp"
+#include "net/log.hpp"
+
+namespace networkd {
+
+namespace {
+
+constexpr const char* who = "acl";
+
+void apply(acl_keeper_state& st) {
+  auto rules = acl::build(st.in);
+  if (auto v = acl::validate(rules); !v) {
+    // Never install a set that could lock the node out: keep the last.
+    st.last_error = v.error().to_string();
+    NWD_LOG_ERROR(who, "refusing rules: {} (last good rules stay)",
+                  st.last_error);
+    return;
+  }
+  auto r = st.table->apply(rules);
+  if (!r) {
+    st.last_error = r.error().to_string();
+    NWD_LOG_ERROR(who, "apply failed: {}", st.last_error);
+    return;
+  }
+  st.last_error.clear();
+  st.active = true;
+  ++st.applies;
+  if (r->changed)
+    NWD_LOG_INFO(who, "rules applied ({} sources, INPUT policy DROP)",
+                 st.in.whitelists.size() + st.in.source_ports.size());
+}
+
+} // namespace
+
+acl_keeper_state::~acl_keeper_state() {
+  if (!active || !table)
+    return;
+  if (auto r = table->remove_all(); !r)
+    NWD_LOG_ERROR(who, "removing the ACL failed: {}", r.error().to_string());
+  else
+    NWD_LOG_INFO(who, "ACL removed, INPUT policy ACCEPT");
+}
+
+std::string acl_keeper_state::render() const {
+  json_writer j;
+  j.begin_object();
+  j.kv("name", "acl");
+  j.kv("state", !ready ? "waiting for etcd" : active ? "active" : "inactive");
+  j.kv("last_error", last_error);
+  j.kv("whitelists", static_cast<uint64_t>(in.whitelists.size()));
+  j.kv("open_ports", static_cast<uint64_t>(in.open_ports.size()));
+  j.kv("source_ports", static_cast<uint64_t>(in.source_ports.size()));
+  j.object("counters").kv("changes", changes).kv("applies", applies);
+  j.end_object();
+  j.end_object();
+  return j.str();
+}
+
+config_listener_actor::behavior_type
+acl_keeper(config_listener_actor::stateful_pointer<acl_keeper_state> self,
+           std::shared_ptr<acl::filter_table> table) {
+  self->state.table = std::move(table);
+  return {
+    [self](atom::status) { return self->state.render(); },
+    [self](key_change& c) {
+      auto& st = self->state;
+      if (c.fam != config::family::acl)
+        return;
+      ++st.changes;
+      if (c.deleted) {
+        acl::erase(st.in, c.key);
+      } else if (auto r = acl::put(st.in, c.key, c.text); !r) {
+        st.last_error = r.error().to_string();
+        return;
+      }
+      if (st.ready)
+        apply(st);
+    },
+    [self](atom::ready) {
+      // Only the whole whitelist is installed: never a partial one.
+      self->state.ready = true;
+      apply(self->state);
+    },
+  };
+}
+
+} // namespace networkd

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// The ACL keeper (-acl): feeds the whitelist keys into the filter-table
+// chains lain-INPUT / lain-ENTRY (net/acl.hpp), one batch per change, and
+// removes them (INPUT policy back to ACCEPT) when networkd stops.
+#pragma once
+
+#include <caf/stateful_actor.hpp>
+
+#include <memory>
+#include <string>
+
+#include "actors/interfaces.hpp"
+#include "net/acl.hpp"
+
+namespace networkd {
+
+struct acl_keeper_state {
+  static inline const char* name = "acl";
+
+  std::shared_ptr<acl::filter_table> table;
+  acl::inputs in;
+  bool ready = false; ///< the first full etcd read is in
+  bool pending = false;
+  bool active = false; ///< our chains are installed
+  uint64_t applies = 0;
+  uint64_t changes = 0;
+  std::string last_error;
+
+  ~acl_keeper_state();
+  std::string render() const;
+};
+
+/// Runs detached (its iptables calls block).
+config_listener_actor::behavior_type
+acl_keeper(config_listener_actor::stateful_pointer<acl_keeper_state> self,
+           std::shared_ptr<acl::filter_table> table);
+
+} // namespace networkd

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// -acl in a node namespace: whitelisted sources reach the node, others are
+// dropped; a bad whitelist value keeps the last good rules; a graceful stop
+// restores INPUT policy ACCEPT. Real traffic from two client namespaces.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include "tests/support/daemon.hpp"
+#include "tests/support/netns.hpp"
+#include "tests/support/netns_etcd.hpp"
+
+using namespace networkd::test;
+
+TEST_CASE("the ACL admits whitelisted sources and is removed on stop",
+          "[acl][daemon]") {
+  netns node{"aclnode"};
+  netns a{"acla"};
+  netns b{"aclb"};
+  veth_pair la{node, "n-a", a, "eth0"};
+  veth_pair lb{node, "n-b", b, "eth0"};
+  node.must("ip addr add 10.97.0.1/24 dev n-a");
+  node.must("ip addr add 10.96.0.1/24 dev n-b");
+  a.must("ip addr add 10.97.0.2/24 dev eth0");
+  b.must("ip addr add 10.96.0.2/24 dev eth0");
+  name_server web{node, name_server::kind::tcp, 9000, "node"};
+  ns_etcd etcd{node};
+  REQUIRE(node.sh(etcd.ctl("put /lain/config/whitelist_ips/office "
+                           "'[\"10.97.0.2\"]'"))
+          == 0);
+  daemon_process d{etcd.endpoint(), {"-acl"}, "aclnode", {}, &node};
+  auto from_a = [&] { return tcp_fetch(a, "10.97.0.1", 9000, 300ms); };
+  auto from_b = [&] { return tcp_fetch(b, "10.96.0.1", 9000, 300ms); };
+  REQUIRE(wait_until([&] { return from_b().empty(); }, 10s, 50ms));
+  CHECK(from_a() == "node");
+  // A bad value is rejected; the last good rules stay.
+  REQUIRE(node.sh(etcd.ctl("put /lain/config/whitelist_ips/bad "
+                           "'[\"10.96.0.300\"]'"))
+          == 0);
+  REQUIRE(wait_until(
+    [&] {
+      return d.get("/v1/state").body.find("/lain/config/whitelist_ips/bad")
+             != std::string::npos;
+    },
+    5s));
+  CHECK(from_a() == "node");
+  CHECK(from_b().empty());
+  // Whitelisting b's network opens it.
+  REQUIRE(node.sh(etcd.ctl("put /lain/config/whitelist_ips/lab "
+                           "'[\"10.96.0.0/24\"]'"))
+          == 0);
+  REQUIRE(wait_until([&] { return from_b() == "node"; }, 10s, 50ms));
+  REQUIRE(node.sh(etcd.ctl("del /lain/config/whitelist_ips/lab")) == 0);
+  REQUIRE(wait_until([&] { return from_b().empty(); }, 10s, 50ms));
+  // A graceful stop removes the ACL: policy ACCEPT, everyone passes.
+  d.proc().signal(SIGTERM);
+  REQUIRE(d.proc().wait(10s) != -1);
+  std::string save;
+  node.sh("iptables-save -t filter", &save);
+  CHECK(save.find(":INPUT ACCEPT") != std::string::npos);
+  CHECK(save.find("lain-") == std::string::npos);
+  CHECK(from_b() == "node");
+}
