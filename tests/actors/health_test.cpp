@@ -77,6 +77,13 @@ struct heard {
   }
 };
 
+/// A subscriber that records what it hears. (A spawned function always
+/// takes an argument here: CAF 0.17 dereferences a null argument tuple for
+/// argument-less function actors, which UBSan reports.)
+caf::behavior recorder(caf::event_based_actor*, std::shared_ptr<heard> sink) {
+  return {[sink](proc_health& p) { sink->add(p); }};
+}
+
 lainlet_container web(const std::string& ip, uint16_t port, int instance = 1) {
   lainlet_container c;
   c.app = "shop";
@@ -107,9 +114,7 @@ struct fixture {
     hc.heartbeat = std::chrono::seconds(1);
     hub = sys.spawn(health_hub, hc);
     auto sink = h;
-    subscriber = sys.spawn([sink](caf::event_based_actor*) -> caf::behavior {
-      return {[sink](proc_health& p) { sink->add(p); }};
-    });
+    subscriber = sys.spawn(recorder, sink);
   }
 
   ~fixture() {
@@ -276,10 +281,7 @@ TEST_CASE("a container Docker does not list as running is not healthy",
   lainlet.set_containers({c});
   auto hub = sys.spawn(health_hub, hc);
   auto sink = h;
-  auto subscriber
-    = sys.spawn([sink](caf::event_based_actor*) -> caf::behavior {
-        return {[sink](proc_health& p) { sink->add(p); }};
-      });
+  auto subscriber = sys.spawn(recorder, sink);
   caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
                  std::string{"web"}, std::vector<uint16_t>{port}, subscriber);
   // Docker lists nothing: lainlet's container is not served.

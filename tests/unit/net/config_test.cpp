@@ -61,7 +61,12 @@ TEST_CASE("classify returns unknown for other keys and empty suffixes") {
   CHECK(classify("/lain/config/vips").fam == family::unknown);
   CHECK(classify("/lain/config/streamrouter/vippool/").fam == family::unknown);
   CHECK(classify("/lain/deployd/leader2").fam == family::unknown);
-  CHECK(classify("/lain/networkd/vips/10.0.0.1.lock").fam == family::unknown);
+  CHECK(classify("/lain/networkd/vips/10.0.0.1.lock").fam
+        == family::vip_lock);
+  CHECK(classify("/lain/networkd/vips/10.0.0.1.lock").suffix == "10.0.0.1");
+  CHECK(classify("/lain/networkd/vips/nope.lock").fam == family::unknown);
+  CHECK(classify("/lain/networkd/leader/7a").fam
+        == family::leader_candidate);
   CHECK(classify("/lain/config/tinydns_fqdns/lain").fam == family::unknown);
 }
 

@@ -64,8 +64,18 @@ TEST_CASE("calls and watches move on when the member in use dies") {
 
   // The member comes back and the cluster is whole again.
   cluster.start(used);
-  auto again = c.put("/w/d", "4");
-  REQUIRE(again);
+  // The rejoining member may briefly disturb the cluster: retry until a
+  // write goes through.
+  etcd::put_result again_put;
+  REQUIRE(wait_until(
+    [&] {
+      auto p = c.put("/w/d", "4");
+      if (p)
+        again_put = *p;
+      return p.ok();
+    },
+    15s, 100ms));
+  auto again = &again_put;
   REQUIRE(wait_until([&] { return rec.revision() == again->revision; }));
   CHECK(rec.check() == "");
 }
