@@ -14,6 +14,8 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "net/text.hpp"
+
 namespace networkd::acl {
 
 namespace {
@@ -29,27 +31,6 @@ constexpr size_t max_text_in_message = 64;
 constexpr size_t max_spec_size = 4096;
 /// Ports per multiport match; a range takes two.
 constexpr int multiport_slots = 15;
-
-// Keys and values come from etcd and may hold anything: keep messages on one
-// line and bounded.
-std::string printable(std::string_view text, size_t limit) {
-  std::string out;
-  for (auto ch : text) {
-    if (out.size() >= limit) {
-      out += "...";
-      break;
-    }
-    auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c < 0x7f) {
-      out += ch;
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 std::string quote(std::string_view text) {
   return "\"" + printable(text, max_text_in_message) + "\"";
@@ -231,40 +212,6 @@ std::string source_after_proto(const source& s) {
   if (s.type != source::kind::range)
     return {};
   return "-m iprange --src-range " + s.text + " ";
-}
-
-/// Splits a rule spec into arguments: blanks separate, double quotes group,
-/// a backslash inside quotes escapes the next char.
-std::vector<std::string> tokenize(std::string_view line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool have = false;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '\\' && i + 1 < line.size())
-        cur += line[++i];
-      else if (c == '"')
-        quoted = false;
-      else
-        cur += c;
-    } else if (c == ' ' || c == '\t') {
-      if (have)
-        out.push_back(std::move(cur));
-      cur.clear();
-      have = false;
-    } else if (c == '"') {
-      quoted = true;
-      have = true;
-    } else {
-      cur += c;
-      have = true;
-    }
-  }
-  if (have)
-    out.push_back(std::move(cur));
-  return out;
 }
 
 bool is_our_chain(std::string_view name) {
@@ -586,7 +533,7 @@ result<unit> validate(const ruleset& r) {
 }
 
 std::string normalize(std::string_view spec) {
-  auto args = tokenize(spec);
+  auto args = split_args(spec);
   std::string proto;
   for (size_t i = 0; i + 1 < args.size(); ++i)
     if (args[i] == "-p")
@@ -639,7 +586,7 @@ state parse_save(std::string_view text) {
       continue;
     }
     if (line.front() == ':') {
-      auto args = tokenize(line.substr(1));
+      auto args = split_args(line.substr(1));
       if (args.empty())
         continue;
       if (args[0] == "INPUT" && args.size() > 1)
@@ -665,7 +612,7 @@ state parse_save(std::string_view text) {
       s.entry.emplace_back(spec);
     } else if (chain == "INPUT" && normalize(spec) == hook_spec) {
       ++s.hooks;
-    } else if (jumps_to_ours(tokenize(spec))) {
+    } else if (jumps_to_ours(split_args(spec))) {
       s.foreign.push_back({std::string(chain), std::string(spec)});
     }
   }

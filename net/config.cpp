@@ -12,6 +12,8 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "net/text.hpp"
+
 namespace networkd::config {
 
 namespace {
@@ -25,27 +27,6 @@ constexpr unsigned parse_flags
 
 constexpr size_t max_key_in_message = 300;
 constexpr size_t max_text_in_message = 64;
-
-// Keys and values come from etcd and may hold anything: keep log lines on one
-// line and bounded.
-std::string printable(std::string_view text, size_t limit) {
-  std::string out;
-  for (auto ch : text) {
-    if (out.size() >= limit) {
-      out += "...";
-      break;
-    }
-    auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c < 0x7f) {
-      out += ch;
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 std::string quote(std::string_view text) {
   return "\"" + printable(text, max_text_in_message) + "\"";

@@ -22,6 +22,8 @@
 
 extern char** environ;
 
+#include "net/text.hpp"
+
 namespace networkd::nat {
 
 namespace {
@@ -54,40 +56,6 @@ std::string quote(const std::string& s) {
     out += c;
   }
   return out + "\"";
-}
-
-/// Splits a line of iptables-save output into arguments: blanks separate,
-/// double quotes group, a backslash inside quotes escapes the next char.
-std::vector<std::string> tokenize(std::string_view line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool have = false;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '\\' && i + 1 < line.size())
-        cur += line[++i];
-      else if (c == '"')
-        quoted = false;
-      else
-        cur += c;
-    } else if (c == ' ' || c == '\t') {
-      if (have)
-        out.push_back(std::move(cur));
-      cur.clear();
-      have = false;
-    } else if (c == '"') {
-      quoted = true;
-      have = true;
-    } else {
-      cur += c;
-      have = true;
-    }
-  }
-  if (have)
-    out.push_back(std::move(cur));
-  return out;
 }
 
 /// Fills e.vip and, when the arguments have exactly our shape, e.rule.
@@ -347,7 +315,7 @@ state parse_save(std::string_view text) {
     else
       continue;
     e.spec = std::string(spec);
-    parse_rule(tokenize(line), e);
+    parse_rule(split_args(line), e);
     s.entries.push_back(std::move(e));
   }
   return s;
