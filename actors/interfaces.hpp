@@ -62,11 +62,14 @@ using link_worker_actor = caf::typed_actor<
   // Sends a burst of gratuitous ARP (count of each form).
   caf::replies_to<atom::announce, std::string, int64_t>::with<bool>>;
 
-/// The DNAT rules of every VIP (detached; one batch per change).
+/// The DNAT rules of every VIP (detached). Requests that arrive together
+/// are applied as one iptables-restore batch.
 using nat_manager_actor = caf::typed_actor<
   // Makes the rules of this match address exactly these.
   caf::replies_to<atom::publish, std::string, std::vector<nat_rule>>::with<
-    bool>>;
+    bool>,
+  // Applies everything asked so far in one batch.
+  caf::reacts_to<atom::tick>>;
 
 /// Receives the non-VIP key changes the supervisor routes (domains, domain
 /// servers, leaders, vippool, knobs).

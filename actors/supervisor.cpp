@@ -614,7 +614,8 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
     st.worker = self->system().spawn<caf::detached>(session_worker,
                                                     st.cfg.client);
     self->link_to(st.worker);
-    grant_lease(self);
+    // The first lease is granted once the knobs are read, so that a
+    // lease_ttl knob applies from the start.
     start_watches(self);
   }
   return {
@@ -666,6 +667,9 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       auto& w = st.watches[b.prefix];
       w.prefix = b.prefix;
       w.revision = std::max(w.revision, b.revision);
+      bool first = b.snapshot && st.synced.count(b.prefix) == 0;
+      if (first && b.prefix == config::knobs_prefix && st.cfg.client)
+        grant_lease(self);
       if (b.snapshot && st.synced.insert(b.prefix).second) {
         NWD_LOG_INFO(who, "watch {} synced at revision {} ({} keys)",
                      b.prefix, b.revision, b.changes.size());
@@ -746,7 +750,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       for (auto& [key, e] : st.children) {
         if (!e.handle)
           continue;
-        self->request(e.handle, std::chrono::seconds(3), atom::shutdown_v)
+        self->request(e.handle, std::chrono::seconds(10), atom::shutdown_v)
           .then(
             [pending, revoke](bool) mutable {
               if (--*pending == 0)

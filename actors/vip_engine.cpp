@@ -130,25 +130,64 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
 }
 
 nat_manager_actor::behavior_type
-nat_manager(nat_manager_actor::pointer, std::shared_ptr<nat::dnat_table> t) {
+nat_manager(nat_manager_actor::stateful_pointer<nat_manager_state> self,
+            std::shared_ptr<nat::dnat_table> table) {
+  self->state.table = std::move(table);
   return {
-    [t](atom::publish, const std::string& addr,
-        const std::vector<nat_rule>& rules) -> caf::result<bool> {
-      std::vector<nat::dnat_rule> desired;
-      for (auto& r : rules) {
-        nat::dnat_rule d;
-        d.vip = r.vip;
-        d.proto = r.udp ? nat::protocol::udp : nat::protocol::tcp;
-        d.src_port = r.src;
-        d.container_ip = r.container_ip;
-        d.dest_port = r.dest;
-        d.comment = r.comment;
-        desired.push_back(std::move(d));
+    [self](atom::publish, const std::string& addr,
+           const std::vector<nat_rule>& rules) -> caf::result<bool> {
+      auto& st = self->state;
+      st.pending[addr] = rules;
+      st.waiting.emplace_back(addr, self->make_response_promise<bool>());
+      // The flush is queued behind the requests already in the mailbox:
+      // VIPs that change together share one batch.
+      if (!st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->send(self, atom::tick_v);
       }
-      auto rep = t->reconcile_vips({addr}, desired);
-      if (!rep)
-        return caf::make_error(errc::nat_failure, rep.error().to_string());
-      return true;
+      return st.waiting.back().second;
+    },
+    [self](atom::tick) {
+      auto& st = self->state;
+      st.flush_scheduled = false;
+      std::vector<std::string> addrs;
+      std::vector<nat::dnat_rule> desired;
+      // A request with a rule iptables would refuse fails alone; it never
+      // spoils the batch of the others.
+      std::map<std::string, std::string> invalid;
+      for (auto& [addr, rules] : st.pending) {
+        std::vector<nat::dnat_rule> mine;
+        for (auto& r : rules) {
+          nat::dnat_rule d;
+          d.vip = r.vip;
+          d.proto = r.udp ? nat::protocol::udp : nat::protocol::tcp;
+          d.src_port = r.src;
+          d.container_ip = r.container_ip;
+          d.dest_port = r.dest;
+          d.comment = r.comment;
+          if (auto v = nat::validate(d); !v)
+            invalid[addr] = v.error().to_string();
+          mine.push_back(std::move(d));
+        }
+        if (invalid.count(addr))
+          continue;
+        addrs.push_back(addr);
+        desired.insert(desired.end(), mine.begin(), mine.end());
+      }
+      auto waiting = std::move(st.waiting);
+      st.waiting.clear();
+      st.pending.clear();
+      auto rep = st.table->reconcile_vips(addrs, desired);
+      ++st.batches;
+      for (auto& [addr, rp] : waiting) {
+        if (auto i = invalid.find(addr); i != invalid.end())
+          rp.deliver(caf::make_error(errc::nat_failure, i->second));
+        else if (rep)
+          rp.deliver(true);
+        else
+          rp.deliver(caf::make_error(errc::nat_failure,
+                                     rep.error().to_string()));
+      }
     },
   };
 }

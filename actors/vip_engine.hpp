@@ -4,7 +4,12 @@
 // the VIP interface, and the DNAT rules of all VIPs.
 #pragma once
 
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <map>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "actors/interfaces.hpp"
@@ -29,8 +34,20 @@ struct link_config {
 link_worker_actor::behavior_type link_worker(link_worker_actor::pointer self,
                                              link_config cfg);
 
+struct nat_manager_state {
+  static inline const char* name = "nat-manager";
+  std::shared_ptr<nat::dnat_table> table;
+  /// Desired rules per match address, asked since the last batch.
+  std::map<std::string, std::vector<nat_rule>> pending;
+  /// Requests waiting for the batch, with their match address.
+  std::vector<std::pair<std::string, caf::typed_response_promise<bool>>>
+    waiting;
+  bool flush_scheduled = false;
+  uint64_t batches = 0;
+};
+
 nat_manager_actor::behavior_type
-nat_manager(nat_manager_actor::pointer self,
+nat_manager(nat_manager_actor::stateful_pointer<nat_manager_state> self,
             std::shared_ptr<nat::dnat_table> table);
 
 /// What every VIP holder shares.

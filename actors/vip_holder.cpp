@@ -257,6 +257,8 @@ void reconcile(vip_holder_pointer self) {
       set_phase(self, "idle", !alive ? "no live lease"
                               : st.shutting_down ? "shut down"
                                                  : vip::to_string(verdict));
+    else if (st.lock == ls::theirs)
+      set_phase(self, "standby", "lock held by " + st.holder);
     finish_shutdown(self);
     return;
   }
