@@ -17,7 +17,7 @@
 #   -L  leave a node's first lease alone: by default a lease granted with
 #       another TTL than -t is revoked once after each networkd start, because
 #       networkd grants its first lease before it reads the lease_ttl knob
-#   BUILD_DIR: build directory (default /work/build-failover)
+#   BUILD_DIR: build directory (default build-release in the repo)
 #
 # Lab (all in namespaces this script creates; only 10.88.0.0/16, 10.89.0.0/16,
 # 172.20.0.0/16 inside them and 127.0.0.1 inside each namespace are used): a
@@ -71,7 +71,7 @@ for tool in etcd etcdctl ip iptables-save xtables-monitor python3 curl stdbuf; d
 done
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 
-build_dir=${BUILD_DIR:-/work/build-failover}
+build_dir=${BUILD_DIR:-$top/build-release}
 bin=${NETWORKD_BIN:-$build_dir/actors/networkd}
 if [ "$build" = 1 ]; then
   log "building networkd (Release) in $build_dir"
