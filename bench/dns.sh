@@ -9,7 +9,7 @@
 #   -c  dnsperf clients (default 20)      -T  dnsperf threads (default 2)
 #   -q  dnsperf outstanding queries (default: dnsperf's own, 100)
 #   -Q  dnsperf QPS cap (default: none)
-#   -B  do not build; use $NETWORKD_BIN or build-release/actors/networkd
+#   -B  do not build; use $NETWORKD_BIN or build-release/networkd
 #   -H  hold: after the report keep everything running until Ctrl-C (to
 #       look at the processes with perf, /proc/PID/smaps, ...)
 #   NETWORKD_ENV="VAR=value ..." runs networkd with that environment (e.g.
@@ -59,7 +59,7 @@ for tool in dnsperf dnsmasq unbound etcd etcdctl dig python3 curl; do
     || die "$tool not found (see deploy/install-deps.sh)"
 done
 
-bin=${NETWORKD_BIN:-$top/build-release/actors/networkd}
+bin=${NETWORKD_BIN:-$top/build-release/networkd}
 if [ "$build" = 1 ]; then
   echo "== building networkd (Release)"
   cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release \

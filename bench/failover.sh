@@ -11,7 +11,7 @@
 #       e etcd write of a new VIP -> served f scale: VIPS x PORTS on one node
 #   -t  lease TTL in seconds (/lain/networkd/config/lease_ttl, default 2)
 #   -V  VIPs of the scale scenario (default 2000)   -P  ports each (default 4)
-#   -B  do not build; use $NETWORKD_BIN or $BUILD_DIR/actors/networkd
+#   -B  do not build; use $NETWORKD_BIN or $BUILD_DIR/networkd
 #   -K  copy the lab's logs (networkd, etcd, probes, monitors) to DIR at exit
 #   -H  hold: after the report keep the lab until Ctrl-C (to look around)
 #   -L  leave a node's first lease alone: by default a lease granted with
@@ -72,7 +72,7 @@ done
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 
 build_dir=${BUILD_DIR:-$top/build-release}
-bin=${NETWORKD_BIN:-$build_dir/actors/networkd}
+bin=${NETWORKD_BIN:-$build_dir/networkd}
 if [ "$build" = 1 ]; then
   log "building networkd (Release) in $build_dir"
   cmake -S "$top" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \

@@ -7,9 +7,9 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/deploy/install-deps.sh"
-cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=Release \
+cmake -S "$top" -B "$top/build-release" -DCMAKE_BUILD_TYPE=Release \
   -DNETWORKD_TESTS=OFF >/dev/null
-cmake --build "$top/build" -j"$(nproc)" --target networkd
+cmake --build "$top/build-release" -j"$(nproc)" --target networkd
 
 tmp=$(mktemp -d /tmp/networkd-try-XXXXXX)
 pids=()
@@ -44,7 +44,7 @@ cp /etc/resolv.conf "$tmp/resolv.conf" 2>/dev/null \
   || echo "nameserver 127.0.0.53" >"$tmp/resolv.conf"
 cp /etc/hosts "$tmp/hosts"
 
-"$top/build/networkd" -etcd.endpoint="http://127.0.0.1:$etcd_client" \
+"$top/build-release/networkd" -etcd.endpoint="http://127.0.0.1:$etcd_client" \
   -hostname=try-node -net.interface=lo -net.address=127.0.0.1 \
   -godns.addr="127.0.0.1:$dns" -api.addr="127.0.0.1:$api" \
   -lock.filename="$tmp/networkd.lock" \
