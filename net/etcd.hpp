@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// etcd v3 client over gRPC (client code generated from proto/). Blocking calls, safe
+// etcd v3 client over gRPC (code generated from proto/). Blocking calls, safe
 // to use from several threads; call them from detached actors or own threads,
 // never from a CAF scheduler worker. Every unary call has a deadline.
 #pragma once
