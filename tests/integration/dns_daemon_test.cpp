@@ -128,6 +128,14 @@ TEST_CASE("resolv.conf servers and etcd domain servers are the upstreams",
   dnsmasq_upstream corp{"127.0.0.78", free_port(), "corp", "10.8.8.8"};
   etcd_server etcd;
   daemon_process d{etcd.endpoint()};
+  // Let the guardian's first rewrite happen before ours: a writer that
+  // opened the file before a rename writes into the replaced file.
+  REQUIRE(wait_until(
+    [&] {
+      return read_file(d.resolv_conf()).rfind("nameserver 127.0.0.1\n", 0)
+             == 0;
+    },
+    10s));
   write_file(d.resolv_conf(), "search example.com\nnameserver 127.0.0.77\n"
                               "options rotate ndots:2\n");
   bool fixed = wait_until(
