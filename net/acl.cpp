@@ -14,6 +14,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "net/json_fields.hpp"
 #include "net/text.hpp"
 
 namespace networkd::acl {
@@ -21,10 +22,10 @@ namespace networkd::acl {
 namespace {
 
 using json = rapidjson::Value;
-
-// Iterative parsing keeps the stack flat for deeply nested input.
-constexpr unsigned parse_flags
-  = rapidjson::kParseDefaultFlags | rapidjson::kParseIterativeFlag;
+using config::parse_json;
+using config::type_name;
+using config::view;
+using config::wrong_type;
 
 constexpr size_t max_key_in_message = 300;
 constexpr size_t max_text_in_message = 64;
@@ -50,49 +51,6 @@ failure with_key(std::string_view prefix, std::string_view suffix, failure f) {
 failure in_field(const std::string& path, failure f) {
   f.message = path + ": " + f.message;
   return f;
-}
-
-std::string_view view(const json& v) {
-  return {v.GetString(), v.GetStringLength()};
-}
-
-const char* type_name(const json& v) {
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-      return "null";
-    case rapidjson::kFalseType:
-    case rapidjson::kTrueType:
-      return "bool";
-    case rapidjson::kObjectType:
-      return "object";
-    case rapidjson::kArrayType:
-      return "array";
-    case rapidjson::kStringType:
-      return "string";
-    case rapidjson::kNumberType:
-      return "number";
-  }
-  return "unknown";
-}
-
-failure wrong_type(const char* expected, const json& v) {
-  return bad("bad_field",
-             std::string("expected ") + expected + ", got " + type_name(v));
-}
-
-std::optional<failure> parse_json(std::string_view value,
-                                  rapidjson::Document& doc) {
-  if (value.size() > config::max_value_size)
-    return bad("too_large", "value of " + std::to_string(value.size())
-                              + " bytes exceeds the limit of "
-                              + std::to_string(config::max_value_size));
-  doc.Parse<parse_flags>(value.data(), value.size());
-  if (doc.HasParseError())
-    return bad("bad_json",
-               std::string("invalid JSON at offset ")
-                 + std::to_string(doc.GetErrorOffset()) + ": "
-                 + rapidjson::GetParseError_En(doc.GetParseError()));
-  return std::nullopt;
 }
 
 uint32_t to_u32(std::string_view ipv4) {

@@ -12,6 +12,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "net/json_fields.hpp"
 #include "net/text.hpp"
 
 namespace networkd::config {
@@ -19,11 +20,6 @@ namespace networkd::config {
 namespace {
 
 using json = rapidjson::Value;
-
-// Iterative parsing keeps the stack flat for deeply nested input (a 256 KiB
-// value of "[[[[..." would overflow the recursive parser's stack).
-constexpr unsigned parse_flags
-  = rapidjson::kParseDefaultFlags | rapidjson::kParseIterativeFlag;
 
 constexpr size_t max_key_in_message = 300;
 constexpr size_t max_text_in_message = 64;
@@ -80,50 +76,6 @@ std::string lower(std::string_view s) {
   for (auto& c : out)
     c = to_lower(c);
   return out;
-}
-
-std::string_view view(const json& v) {
-  return {v.GetString(), v.GetStringLength()};
-}
-
-const char* type_name(const json& v) {
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-      return "null";
-    case rapidjson::kFalseType:
-    case rapidjson::kTrueType:
-      return "bool";
-    case rapidjson::kObjectType:
-      return "object";
-    case rapidjson::kArrayType:
-      return "array";
-    case rapidjson::kStringType:
-      return "string";
-    case rapidjson::kNumberType:
-      return "number";
-  }
-  return "unknown";
-}
-
-failure wrong_type(const char* expected, const json& v) {
-  return bad("bad_field",
-             std::string("expected ") + expected + ", got " + type_name(v));
-}
-
-// Size check and parse; the caller checks the top-level type.
-std::optional<failure> parse_json(std::string_view value,
-                                  rapidjson::Document& doc) {
-  if (value.size() > max_value_size)
-    return bad("too_large", "value of " + std::to_string(value.size())
-                              + " bytes exceeds the limit of "
-                              + std::to_string(max_value_size));
-  doc.Parse<parse_flags>(value.data(), value.size());
-  if (doc.HasParseError())
-    return bad("bad_json",
-               std::string("invalid JSON at offset ")
-                 + std::to_string(doc.GetErrorOffset()) + ": "
-                 + rapidjson::GetParseError_En(doc.GetParseError()));
-  return std::nullopt;
 }
 
 std::optional<failure> parse_json_object(std::string_view value,
