@@ -83,5 +83,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_ATOM(networkd, networkd::atom, announce, "announce")
   CAF_ADD_ATOM(networkd, networkd::atom, fence, "fence")
   CAF_ADD_ATOM(networkd, networkd::atom, vips, "vips")
+  CAF_ADD_ATOM(networkd, networkd::atom, ports, "ports")
 
 CAF_END_TYPE_ID_BLOCK(networkd)

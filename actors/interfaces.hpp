@@ -51,7 +51,11 @@ using etcd_worker_actor = caf::typed_actor<
   // Puts key = value only while guard key's create revision is rev (a
   // leader's write): false when the guard failed.
   caf::replies_to<atom::publish, std::string, std::string, std::string,
-                  int64_t>::with<bool>>;
+                  int64_t>::with<bool>,
+  // Deletes key only while guard key's create revision is rev (a leader's
+  // delete): false when the guard failed.
+  caf::replies_to<atom::erase, std::string, std::string, int64_t>::with<
+    bool>>;
 
 /// Addresses and gratuitous ARP on the VIP interface (detached).
 using link_worker_actor = caf::typed_actor<
@@ -84,7 +88,9 @@ using leader_actor = config_listener_actor::extend<
   // The session lease changed (id 0: lost).
   caf::reacts_to<keepalive_info>,
   // Retry after a failed write (timer).
-  caf::reacts_to<atom::tick>>;
+  caf::reacts_to<atom::tick>,
+  // The streamrouter's ports from lainlet changed.
+  caf::reacts_to<atom::ports, std::vector<uint16_t>>>;
 
 /// Builds the DNS record tables and publishes them to the DNS workers.
 using dns_responder_actor = config_listener_actor::extend<

@@ -68,6 +68,14 @@ public:
       value(s);
     return end_array();
   }
+  json_writer& value(uint64_t v) {
+    w_.Uint64(v);
+    return *this;
+  }
+  json_writer& null() {
+    w_.Null();
+    return *this;
+  }
   json_writer& value(const std::string& v) {
     w_.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
     return *this;

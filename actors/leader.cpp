@@ -15,11 +15,7 @@ namespace {
 constexpr const char* who = "leader";
 using leader_pointer = leader_actor::stateful_pointer<leader_state>;
 
-std::string domain_value(const std::string& ip) {
-  return "{\"ips\":[\"" + ip + "\"],\"type\":\"\"}";
-}
-
-void publish(leader_pointer self);
+void publish_plan(leader_pointer self);
 
 void campaign(leader_pointer self) {
   auto& st = self->state;
@@ -58,49 +54,143 @@ void leadership_changed(leader_pointer self) {
                  me ? me->create_revision : 0);
     // Recompute from scratch: everything we want is compared again.
     st.in_flight.clear();
-    publish(self);
+    publish_plan(self);
   } else {
     auto l = st.votes.leader();
     NWD_LOG_INFO(who, "leader is {}", l ? l->name : std::string{"nobody"});
   }
 }
 
-void publish(leader_pointer self) {
+/// Writes (or deletes) one key of the plan, guarded by the leadership.
+void apply(leader_pointer self, const std::string& key,
+           const std::optional<std::string>& value, int64_t term) {
   auto& st = self->state;
-  if (!st.leading())
+  st.in_flight.insert(key);
+  auto done = [self, key, value](bool ok) {
+    auto& st = self->state;
+    st.in_flight.erase(key);
+    if (!ok) {
+      ++st.refused;
+      NWD_LOG_WARN(who, "{} of {} refused: no longer the leader",
+                   value ? "write" : "delete", key);
+      return;
+    }
+    if (value) {
+      ++st.writes;
+      st.current[key] = *value;
+      NWD_LOG_INFO(who, "published {} = {}", key, *value);
+    } else {
+      ++st.deletes;
+      st.current.erase(key);
+      NWD_LOG_INFO(who, "deleted {}", key);
+    }
+    // The inputs may have moved on meanwhile.
+    publish_plan(self);
+  };
+  auto failed = [self, key](caf::error& err) {
+    auto& st = self->state;
+    st.in_flight.erase(key);
+    st.last_error = self->system().render(err);
+    self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+  };
+  if (value)
+    self
+      ->request(st.cfg.etcd, std::chrono::seconds(10), atom::publish_v, key,
+                *value, st.my_key, term)
+      .then(done, failed);
+  else
+    self
+      ->request(st.cfg.etcd, std::chrono::seconds(10), atom::erase_v, key,
+                st.my_key, term)
+      .then(done, failed);
+}
+
+void publish_plan(leader_pointer self) {
+  auto& st = self->state;
+  st.wanted = publish::desired(st.in, st.current);
+  if (!st.ready || !st.leading())
     return;
   auto me = st.votes.find(st.my_key);
   if (!me)
     return;
-  for (auto& [domain, ip] : st.wanted) {
-    if (ip.empty() || st.current[domain] == ip || st.in_flight[domain])
+  for (auto& [key, value] : st.wanted) {
+    if (st.in_flight.count(key))
       continue;
-    st.in_flight[domain] = true;
-    auto key = std::string{config::domains_prefix} + domain;
-    auto d = domain;
-    auto value = ip;
-    self
-      ->request(st.cfg.etcd, std::chrono::seconds(10), atom::publish_v, key,
-                domain_value(ip), st.my_key, me->create_revision)
-      .then(
-        [self, d, value](bool ok) {
-          auto& st = self->state;
-          st.in_flight[d] = false;
-          if (ok) {
-            ++st.writes;
-            st.current[d] = value;
-            NWD_LOG_INFO(who, "published {} = {}", d, value);
-          } else {
-            ++st.refused;
-            NWD_LOG_WARN(who, "write of {} refused: no longer the leader", d);
-          }
-        },
-        [self, d](caf::error& err) {
-          auto& st = self->state;
-          st.in_flight[d] = false;
-          st.last_error = self->system().render(err);
-          self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
-        });
+    auto cur = st.current.find(key);
+    bool differs = value ? (cur == st.current.end() || cur->second != *value)
+                         : cur != st.current.end();
+    if (differs)
+      apply(self, key, value, me->create_revision);
+  }
+}
+
+/// Keeps `current` and the inputs up to date; true when the plan may change.
+bool track(leader_pointer self, const key_change& c) {
+  auto& st = self->state;
+  auto& in = st.in;
+  auto suffix = config::classify(c.key).suffix;
+  auto set_current = [&](std::optional<std::string> text) {
+    if (text)
+      st.current[c.key] = std::move(*text);
+    else
+      st.current.erase(c.key);
+  };
+  switch (c.fam) {
+    case config::family::swarm_leader:
+      in.swarm_ip = c.deleted || !c.leader ? "" : c.leader->ip;
+      return st.cfg.swarm;
+    case config::family::deployd_leader:
+      in.deployd_ip = c.deleted || !c.leader ? "" : c.leader->ip;
+      return st.cfg.deployd;
+    case config::family::domain:
+      if (suffix != "swarm.lain" && suffix != "deployd.lain"
+          && suffix != "webrouter.lain")
+        return false;
+      if (c.deleted || !c.domain)
+        set_current(std::nullopt);
+      else
+        set_current(publish::render_domain(c.domain->ips, c.domain->type));
+      return true;
+    case config::family::domain_servers:
+      if (suffix != "lain" && suffix != st.cfg.cluster_domain)
+        return false;
+      if (c.deleted || !c.servers)
+        set_current(std::nullopt);
+      else
+        set_current(publish::render_servers(c.servers->servers));
+      return true;
+    case config::family::tinydns_fqdns:
+      set_current(c.deleted ? std::nullopt
+                            : std::optional<std::string>{c.text});
+      return true;
+    case config::family::app_endpoint:
+      if (c.deleted) {
+        in.endpoints.erase(c.key);
+      } else if (auto e = config::parse_app_endpoint(suffix)) {
+        in.endpoints[c.key] = std::move(*e);
+      }
+      return true;
+    case config::family::vip:
+      if (c.deleted) {
+        in.vips.erase(c.key);
+        set_current(std::nullopt);
+      } else if (c.rejected() || !c.vip) {
+        // A broken value is in etcd: a pool VIP gets rewritten.
+        in.vips.erase(c.key);
+        set_current(std::string{});
+      } else {
+        in.vips[c.key] = *c.vip;
+        set_current(publish::render_vip(*c.vip));
+      }
+      return true;
+    case config::family::vippool:
+      if (c.deleted || !c.vippool)
+        in.pool.clear();
+      else
+        in.pool = *c.vippool;
+      return st.cfg.streamrouter;
+    default:
+      return false;
   }
 }
 
@@ -119,13 +209,34 @@ std::string leader_state::render() const {
   j.kv("candidates", static_cast<uint64_t>(votes.size()));
   j.kv("candidate_key", my_key);
   j.kv("last_error", last_error);
+  // What a leader publishes (computed on every node; written by the
+  // leader only): key → value, null for a key to delete.
   j.object("publishing");
-  for (auto& [domain, ip] : wanted)
-    j.kv(domain.c_str(), ip);
+  for (auto& [key, value] : wanted) {
+    j.key(key.c_str());
+    if (value)
+      j.value(*value);
+    else
+      j.null();
+  }
   j.end_object();
+  if (ports) {
+    auto s = ports->status();
+    j.object("streamrouter_ports");
+    j.kv("known", s.have);
+    j.begin_array("ports");
+    for (auto p : s.ports)
+      j.value(static_cast<uint64_t>(p));
+    j.end_array();
+    j.kv("polls", s.polls);
+    j.kv("failures", s.failures);
+    j.kv("last_error", s.last_error);
+    j.end_object();
+  }
   j.object("counters");
   j.kv("terms", terms);
   j.kv("writes", writes);
+  j.kv("deletes", deletes);
   j.kv("refused", refused);
   j.end_object();
   j.end_object();
@@ -135,7 +246,26 @@ std::string leader_state::render() const {
 leader_actor::behavior_type
 leader_duties(leader_actor::stateful_pointer<leader_state> self,
               leader_config cfg) {
-  self->state.cfg = std::move(cfg);
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.in.cluster_domain = st.cfg.cluster_domain;
+  st.in.swarm = st.cfg.swarm;
+  st.in.deployd = st.cfg.deployd;
+  st.in.webrouter = st.cfg.webrouter;
+  st.in.tinydns = st.cfg.tinydns;
+  st.in.streamrouter = st.cfg.streamrouter;
+  if (st.cfg.streamrouter && !st.cfg.lainlet_endpoint.empty()) {
+    // A weak handle: the poller lives in the state and must not keep the
+    // actor alive.
+    caf::weak_actor_ptr me = self->ctrl();
+    st.ports = std::make_shared<lainlet::ports_poller>(
+      st.cfg.lainlet_endpoint, st.cfg.ports_interval,
+      [me](const std::vector<uint16_t>& p) {
+        if (auto strong = me.lock())
+          caf::anon_send(caf::actor_cast<leader_actor>(strong), atom::ports_v,
+                         p);
+      });
+  }
   return {
     [self](atom::status) { return self->state.render(); },
     [self](keepalive_info& k) {
@@ -154,44 +284,34 @@ leader_duties(leader_actor::stateful_pointer<leader_state> self,
     },
     [self](key_change& c) {
       auto& st = self->state;
-      switch (c.fam) {
-        case config::family::leader_candidate:
-          if (c.deleted)
-            st.votes.erase(c.key);
-          else
-            st.votes.put(c.key, c.text, c.create_revision);
-          leadership_changed(self);
-          if (c.deleted && c.key == st.my_key) {
-            st.my_key.clear();
-            campaign(self);
-          }
-          return;
-        case config::family::swarm_leader:
-          if (st.cfg.swarm)
-            st.wanted["swarm.lain"] = c.deleted ? "" : c.leader->ip;
-          break;
-        case config::family::deployd_leader:
-          if (st.cfg.deployd)
-            st.wanted["deployd.lain"] = c.deleted ? "" : c.leader->ip;
-          break;
-        case config::family::domain: {
-          auto name = c.key.substr(config::domains_prefix.size());
-          if (name != "swarm.lain" && name != "deployd.lain")
-            return;
-          st.current[name] = !c.deleted && c.domain && c.domain->ips.size() == 1
-                               ? c.domain->ips[0]
-                               : "";
-          break;
+      if (c.fam == config::family::leader_candidate) {
+        if (c.deleted)
+          st.votes.erase(c.key);
+        else
+          st.votes.put(c.key, c.text, c.create_revision);
+        leadership_changed(self);
+        if (c.deleted && c.key == st.my_key) {
+          st.my_key.clear();
+          campaign(self);
         }
-        default:
-          return;
+        return;
       }
-      publish(self);
+      if (track(self, c))
+        publish_plan(self);
     },
-    [](atom::ready) {},
+    [self](atom::ready) {
+      self->state.ready = true;
+      publish_plan(self);
+    },
+    [self](atom::ports, std::vector<uint16_t>& p) {
+      NWD_LOG_INFO(who, "streamrouter ports from lainlet: {} ports",
+                   p.size());
+      self->state.in.ports = std::move(p);
+      publish_plan(self);
+    },
     [self](atom::tick) {
       campaign(self);
-      publish(self);
+      publish_plan(self);
     },
   };
 }

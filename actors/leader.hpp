@@ -1,25 +1,38 @@
 // SPDX-License-Identifier: MIT
 // Leader duties: campaigns for /lain/networkd/leader/ on the session lease
-// and, while leader, publishes the swarm and deployd leader addresses as
-// swarm.lain and deployd.lain. Every write is guarded by the leadership
-// (the candidate key's create revision), so a deposed leader cannot write.
+// and, while leader, runs the publishers of net/publish.hpp (swarm,
+// deployd, webrouter, tinydns, streamrouter). Every write and delete is
+// guarded by the leadership (the candidate key's create revision), so a
+// deposed leader cannot write. The plan is recomputed from scratch on every
+// input change and on gaining leadership; only keys whose value differs
+// from etcd's are written.
 #pragma once
 
 #include <caf/stateful_actor.hpp>
 
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 
 #include "actors/interfaces.hpp"
 #include "net/election.hpp"
+#include "net/publish.hpp"
+#include "net/streamrouter.hpp"
 
 namespace networkd {
 
 struct leader_config {
   std::string hostname;
   etcd_worker_actor etcd;
-  bool swarm = false;   ///< -swarm
-  bool deployd = false; ///< -deployd
+  std::string cluster_domain; ///< -domain
+  bool swarm = false;         ///< -swarm
+  bool deployd = false;       ///< -deployd
+  bool webrouter = false;     ///< -webrouter
+  bool tinydns = false;       ///< -tinydns
+  bool streamrouter = false;  ///< -streamrouter
+  std::string lainlet_endpoint; ///< for the streamrouter's ports
+  std::chrono::milliseconds ports_interval{2000};
 };
 
 struct leader_state {
@@ -31,13 +44,16 @@ struct leader_state {
   std::string my_key;        ///< our candidate key ("" until campaigning)
   bool campaigning = false;  ///< a put of my_key is in flight
   bool was_leader = false;
+  bool ready = false;        ///< every watch delivered its first snapshot
   uint64_t terms = 0;
-  /// Source values ("ip") by the domain they feed ("swarm.lain" → ip).
-  std::map<std::string, std::string> wanted;
-  /// Current ips of the domains we publish, as seen in etcd.
+  publish::inputs in;
+  /// Values in etcd of the keys a leader may write (see net/publish.hpp).
   std::map<std::string, std::string> current;
-  std::map<std::string, bool> in_flight;
+  publish::plan wanted;      ///< the last computed plan
+  std::set<std::string> in_flight;
+  std::shared_ptr<lainlet::ports_poller> ports;
   uint64_t writes = 0;
+  uint64_t deletes = 0;
   uint64_t refused = 0;
   std::string last_error;
 

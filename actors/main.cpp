@@ -300,6 +300,20 @@ int main(int argc, char** argv) {
     lc.etcd = venv.etcd;
     lc.swarm = opts.swarm;
     lc.deployd = opts.deployd;
+    lc.webrouter = opts.webrouter;
+    lc.tinydns = opts.tinydns;
+    lc.streamrouter = opts.streamrouter;
+    lc.cluster_domain = opts.domain;
+    lc.lainlet_endpoint = opts.lainlet_endpoint;
+    // What the publishers read beyond the default prefixes.
+    if (opts.webrouter)
+      scfg.prefixes.push_back(std::string{config::app_endpoints_prefix}
+                              + "webrouter/worker/");
+    if (opts.tinydns)
+      scfg.prefixes.push_back(std::string{config::app_endpoints_prefix}
+                              + "tinydns/worker/");
+    if (opts.webrouter || opts.tinydns)
+      scfg.prefixes.emplace_back(config::tinydns_fqdns_prefix);
     auto leader = sys.spawn(leader_duties, lc);
     scfg.leader = leader;
     scfg.listeners.push_back(leader);

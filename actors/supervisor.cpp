@@ -92,6 +92,17 @@ key_change parse_change(const etcd::watch_event& ev) {
       c.lease = ev.kv.lease;
       c.create_revision = ev.kv.create_revision;
       break;
+    case config::family::app_endpoint:
+      if (auto r = config::parse_app_endpoint(cls.suffix); !r) {
+        fail(r.error());
+      } else {
+        c.text = v;
+        c.lease = ev.kv.lease;
+      }
+      break;
+    case config::family::tinydns_fqdns:
+      c.text = v;
+      break;
     case config::family::acl:
       break;
     case config::family::unknown:
@@ -384,6 +395,10 @@ void apply_change(supervisor_pointer self, const key_change& c) {
   auto& st = self->state;
   ++st.events;
   auto fam = config::to_string(c.fam);
+  // The leader's streamrouter and tinydns publishers read VIP keys too,
+  // rejected ones included (a pool VIP with a broken value is rewritten).
+  if (c.fam == config::family::vip && st.cfg.leader)
+    self->send(st.cfg.leader, c);
   if (c.rejected()) {
     if (st.reject(c)) {
       bool kept = c.fam == config::family::vip && st.children.count(c.key);

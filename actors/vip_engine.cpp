@@ -91,6 +91,17 @@ etcd_worker(etcd_worker_actor::pointer, std::shared_ptr<etcd::client> c) {
         return to_error(r.error());
       return r->succeeded;
     },
+    [c](atom::erase, const std::string& key, const std::string& guard,
+        int64_t rev) -> caf::result<bool> {
+      etcd::txn_request req;
+      req.compares.push_back({guard, etcd::compare::target::create_revision,
+                              etcd::compare::op::equal, {}, rev});
+      req.success.push_back({etcd::txn_op::kind::erase, key, {}, 0});
+      auto r = c->txn(req);
+      if (!r)
+        return to_error(r.error());
+      return r->succeeded;
+    },
   };
 }
 

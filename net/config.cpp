@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -303,6 +304,10 @@ const char* to_string(family f) {
       return "vip_lock";
     case family::leader_candidate:
       return "leader_candidate";
+    case family::app_endpoint:
+      return "app_endpoint";
+    case family::tinydns_fqdns:
+      return "tinydns_fqdns";
     case family::acl:
       return "acl";
     case family::unknown:
@@ -328,6 +333,8 @@ classified classify(std::string_view full_key) {
     {domain_servers_prefix, family::domain_servers},
     {knobs_prefix, family::knob},
     {leader_prefix, family::leader_candidate},
+    {app_endpoints_prefix, family::app_endpoint},
+    {tinydns_fqdns_prefix, family::tinydns_fqdns},
   };
   constexpr std::string_view lock_suffix = ".lock";
   if (full_key.size() > vip_locks_prefix.size() + lock_suffix.size()
@@ -668,6 +675,26 @@ result<std::vector<std::string>> parse_vippool_impl(std::string_view value) {
   return out;
 }
 
+result<std::vector<uint16_t>>
+parse_streamrouter_ports_impl(std::string_view value) {
+  rapidjson::Document doc;
+  if (auto f = parse_json(value, doc))
+    return *f;
+  if (!doc.IsArray())
+    return bad("bad_json",
+               std::string("expected a JSON array, got ") + type_name(doc));
+  std::vector<uint16_t> out;
+  for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
+    auto p = port_from_json(doc[i]);
+    if (!p)
+      return in_field("[" + std::to_string(i) + "]", p.error());
+    out.push_back(*p);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 result<knob> parse_knob_impl(std::string_view name, std::string_view value) {
   auto spec = find_knob(name);
   if (spec == nullptr)
@@ -770,6 +797,41 @@ result<leader_addr> parse_leader(std::string_view key, std::string_view value) {
   auto r = parse_leader_impl(value);
   if (!r)
     return with_key(key, r.error());
+  return r;
+}
+
+result<app_endpoint> parse_app_endpoint(std::string_view suffix) {
+  auto fail = [&](const char* why) -> result<app_endpoint> {
+    return make_failure("bad_key", std::string{app_endpoints_prefix}
+                                     + std::string{suffix} + ": " + why);
+  };
+  auto s1 = suffix.find('/');
+  auto s2 = s1 == std::string_view::npos ? s1 : suffix.find('/', s1 + 1);
+  if (s2 == std::string_view::npos || s1 == 0 || s2 == s1 + 1
+      || suffix.find('/', s2 + 1) != std::string_view::npos)
+    return fail("expected {app}/{proc}/{ip}:{port}");
+  auto addr = suffix.substr(s2 + 1);
+  auto colon = addr.rfind(':');
+  if (colon == std::string_view::npos)
+    return fail("expected {ip}:{port} after the proc");
+  app_endpoint out;
+  out.app = std::string{suffix.substr(0, s1)};
+  out.proc = std::string{suffix.substr(s1 + 1, s2 - s1 - 1)};
+  out.ip = std::string{addr.substr(0, colon)};
+  if (!is_ipv4(out.ip))
+    return fail("the address is not IPv4");
+  auto port = parse_port(addr.substr(colon + 1));
+  if (!port)
+    return fail("bad port");
+  out.port = *port;
+  return out;
+}
+
+result<std::vector<uint16_t>> parse_streamrouter_ports(std::string_view value) {
+  auto r = parse_streamrouter_ports_impl(value);
+  if (!r)
+    return failure{r.error().code,
+                   "streamrouter ports: " + r.error().message};
   return r;
 }
 

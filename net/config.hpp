@@ -38,6 +38,14 @@ inline constexpr std::string_view knobs_prefix = "/lain/networkd/config/";
 inline constexpr std::string_view leader_prefix = "/lain/networkd/leader/";
 /// Written by networkd: /lain/networkd/vips/{IP}.lock = holder's hostname.
 inline constexpr std::string_view vip_locks_prefix = "/lain/networkd/vips/";
+/// Written by networkd: /lain/networkd/apps/{app}/{proc}/{ip}:{port} = the
+/// hostname serving a port-only VIP (on that node's lease).
+inline constexpr std::string_view app_endpoints_prefix
+  = "/lain/networkd/apps/";
+/// Written by the leader: /lain/config/tinydns_fqdns/{domain} = JSON list of
+/// tinydns data lines.
+inline constexpr std::string_view tinydns_fqdns_prefix
+  = "/lain/config/tinydns_fqdns/";
 
 enum class family : uint8_t {
   vip,
@@ -49,6 +57,8 @@ enum class family : uint8_t {
   knob,
   vip_lock, ///< suffix: the VIP's IP
   leader_candidate, ///< suffix: the candidate's lease id
+  app_endpoint, ///< suffix: "{app}/{proc}/{ip}:{port}"
+  tinydns_fqdns, ///< suffix: the domain
   acl, ///< /lain/config/whitelist_* (parsed by net/acl.hpp)
   unknown,
 };
@@ -144,6 +154,20 @@ struct leader_addr {
 };
 
 result<leader_addr> parse_leader(std::string_view key, std::string_view value);
+
+/// The suffix of an app endpoint key, "{app}/{proc}/{ip}:{port}".
+struct app_endpoint {
+  std::string app;
+  std::string proc;
+  std::string ip;
+  uint16_t port = 0;
+};
+
+result<app_endpoint> parse_app_endpoint(std::string_view suffix);
+
+/// lainlet's /v2/streamrouter/ports: a JSON list of ports (numbers or
+/// strings). Sorted, duplicates dropped.
+result<std::vector<uint16_t>> parse_streamrouter_ports(std::string_view value);
 
 /// /lain/config/streamrouter/vippool: JSON list of IPv4 strings.
 result<std::vector<std::string>> parse_vippool(std::string_view value);

@@ -67,7 +67,7 @@ TEST_CASE("unknown flags and bad values name the flag", "[cli]") {
   check({"stray"}, "stray");
 }
 
-TEST_CASE("--help lists every flag", "[cli]") {
+TEST_CASE("the help text lists every flag", "[cli]") {
   auto r = parse_options({"--help"});
   REQUIRE(r);
   CHECK(r->help);

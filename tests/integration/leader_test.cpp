@@ -7,11 +7,13 @@
 
 #include <signal.h>
 
+#include <map>
 #include <memory>
 #include <set>
 
 #include "tests/support/daemon.hpp"
 #include "tests/support/etcd_fixture.hpp"
+#include "tests/support/lainlet_server.hpp"
 
 using namespace networkd::test;
 
@@ -33,12 +35,23 @@ struct cluster {
   etcd_server etcd;
   std::vector<std::unique_ptr<daemon_process>> nodes;
 
-  cluster() {
+  explicit cluster(std::vector<std::string> flags = {"-swarm", "-deployd"}) {
     REQUIRE(etcd.etcdctl("put /lain/networkd/config/lease_ttl 2") == 0);
     for (int i = 1; i <= 3; ++i)
       nodes.push_back(std::make_unique<daemon_process>(
-        etcd.endpoint(), std::vector<std::string>{"-swarm", "-deployd"},
-        "node" + std::to_string(i)));
+        etcd.endpoint(), flags, "node" + std::to_string(i)));
+  }
+
+  /// A number from the leader actor's counters on one node.
+  static uint64_t counter(const daemon_process& d, const char* name) {
+    rapidjson::Document doc;
+    doc.Parse(d.get("/v1/state").body.c_str());
+    if (!doc.IsObject() || !doc.HasMember("actors"))
+      return 0;
+    for (auto& a : doc["actors"].GetArray())
+      if (a.HasMember("name") && std::string{a["name"].GetString()} == "leader")
+        return a["counters"][name].GetUint64();
+    return 0;
   }
 
   /// The leader every running node agrees on, or "".
@@ -81,7 +94,7 @@ struct cluster {
 
 } // namespace
 
-TEST_CASE("exactly one leader; a new one after SIGKILL and at once after "
+TEST_CASE("exactly one leader, a new one after SIGKILL and at once after "
           "SIGTERM",
           "[leader][daemon]") {
   cluster c;
@@ -171,6 +184,122 @@ TEST_CASE("the leader publishes swarm.lain and deployd.lain, only on change",
            + " +short swarm.lain",
          &out);
       return out == "10.1.1.9\n";
+    },
+    5s));
+}
+
+TEST_CASE("webrouter, tinydns and streamrouter publishers write the "
+          "original's keys, only on the leader and on change",
+          "[leader][daemon]") {
+  // lainlet cannot run here: the stand-in serves /v2/streamrouter/ports.
+  lainlet_server lainlet;
+  lainlet.set_streamrouter_ports("[9001, 9000]");
+  cluster c({"-webrouter", "-tinydns", "-streamrouter", "-domain=example.com",
+             "-lainlet.endpoint=" + lainlet.endpoint()});
+  std::string leader;
+  REQUIRE(wait_until([&] { return !(leader = c.agreed()).empty(); }, 15s));
+  auto put = [&](const std::string& k, const std::string& v) {
+    REQUIRE(c.etcd.etcdctl("put " + k + " '" + v + "'") == 0);
+  };
+  // What nodes serving port-only VIPs of webrouter and tinydns write.
+  put("/lain/networkd/apps/webrouter/worker/10.0.0.2:80", "node2");
+  put("/lain/networkd/apps/webrouter/worker/10.0.0.1:80", "node1");
+  put("/lain/networkd/apps/tinydns/worker/10.0.0.9:53", "node3");
+  put("/lain/config/vips/10.9.0.5",
+      R"({"app":"hello","proc":"web","ports":[{"src":"80"}]})");
+  put("/lain/config/streamrouter/vippool", R"(["10.9.1.1","10.9.1.2"])");
+  auto sr = R"({"app":"streamrouter","proc":"worker","ports":[)"
+            R"({"src":"9000","proto":"tcp","dest":"9000"},)"
+            R"({"src":"9001","proto":"tcp","dest":"9001"}],)"
+            R"("excluded_nodes":[]})";
+  std::map<std::string, std::string> expected{
+    {"/lain/config/domains/webrouter.lain",
+     R"({"ips":["10.0.0.1","10.0.0.2"],"type":""})"},
+    {"/lain/config/tinydns_fqdns/webrouter.lain",
+     R"(["+webrouter.lain:10.0.0.1:300","+webrouter.lain:10.0.0.2:300"])"},
+    {"/lain/config/tinydns_fqdns/lain",
+     R"(["+*.lain:10.0.0.1:300",".lain:10.0.0.1:a:300",)"
+     R"("+*.lain:10.0.0.2:300",".lain:10.0.0.2:a:300"])"},
+    {"/lain/config/tinydns_fqdns/example.com",
+     R"(["+*.example.com:10.0.0.1:300",".example.com:10.0.0.1:a:300",)"
+     R"("+*.example.com:10.0.0.2:300",".example.com:10.0.0.2:a:300"])"},
+    {"/lain/config/domain_servers/lain", R"({"servers":["10.0.0.9#53"]})"},
+    {"/lain/config/domain_servers/example.com",
+     R"({"servers":["10.0.0.9#53"]})"},
+    {"/lain/config/tinydns_fqdns/hello.lain", R"(["+hello.lain:10.9.0.5:300"])"},
+    {"/lain/config/vips/10.9.1.1", sr},
+    {"/lain/config/vips/10.9.1.2", sr},
+  };
+  auto all_there = [&] {
+    for (auto& [k, v] : expected)
+      if (c.get(k) != v)
+        return false;
+    return true;
+  };
+  REQUIRE(wait_until(all_there, 15s));
+  for (auto& [k, v] : expected)
+    CHECK(c.get(k) == v);
+  // Only the leader wrote.
+  for (auto& n : c.nodes) {
+    if (n->argv()[2] == "-hostname=" + leader)
+      CHECK(cluster::counter(*n, "writes") >= expected.size());
+    else
+      CHECK(cluster::counter(*n, "writes") == 0);
+  }
+  // Only on change: an input rewritten with the same value writes nothing;
+  // a later change is published, so the rewrite was seen.
+  std::string rev_before, rev_after;
+  c.get("/lain/config/tinydns_fqdns/lain", &rev_before);
+  put("/lain/networkd/apps/webrouter/worker/10.0.0.1:80", "node1");
+  put("/lain/networkd/apps/tinydns/worker/10.0.0.8:53", "node4");
+  REQUIRE(wait_until(
+    [&] {
+      return c.get("/lain/config/domain_servers/lain")
+             == R"({"servers":["10.0.0.8#53","10.0.0.9#53"]})";
+    },
+    10s));
+  c.get("/lain/config/tinydns_fqdns/lain", &rev_after);
+  CHECK(rev_before == rev_after);
+  // A VIP dropped from the pool is deleted; an app without VIPs loses its
+  // lines; new streamrouter ports rewrite the pool VIPs.
+  put("/lain/config/streamrouter/vippool", R"(["10.9.1.1"])");
+  REQUIRE(c.etcd.etcdctl("del /lain/config/vips/10.9.0.5") == 0);
+  lainlet.set_streamrouter_ports("[9000]");
+  auto sr2 = R"({"app":"streamrouter","proc":"worker","ports":[)"
+             R"({"src":"9000","proto":"tcp","dest":"9000"}],)"
+             R"("excluded_nodes":[]})";
+  REQUIRE(wait_until(
+    [&] {
+      return c.get("/lain/config/vips/10.9.1.2").empty()
+             && c.get("/lain/config/tinydns_fqdns/hello.lain").empty()
+             && c.get("/lain/config/vips/10.9.1.1") == sr2;
+    },
+    15s));
+  // A new leader takes over: it recomputes everything and publishes what
+  // changed while nobody led.
+  c.by_name(leader).proc().signal(SIGTERM);
+  c.by_name(leader).proc().wait(10s);
+  REQUIRE(c.etcd.etcdctl("del /lain/networkd/apps/webrouter/worker/10.0.0.2:80")
+          == 0);
+  REQUIRE(wait_until(
+    [&] {
+      auto l = c.agreed();
+      return !l.empty() && l != leader
+             && c.get("/lain/config/tinydns_fqdns/webrouter.lain")
+                  == R"(["+webrouter.lain:10.0.0.1:300"])"
+             && c.get("/lain/config/domains/webrouter.lain")
+                  == R"({"ips":["10.0.0.1"],"type":""})";
+    },
+    15s));
+  // Every node answers webrouter.lain from the published domain.
+  std::string out;
+  auto& any = *c.nodes.back();
+  REQUIRE(wait_until(
+    [&] {
+      sh("dig @127.0.0.1 -p " + std::to_string(any.dns_port())
+           + " +short webrouter.lain",
+         &out);
+      return out == "10.0.0.1\n";
     },
     5s));
 }

@@ -241,11 +241,13 @@ void lainlet_server::serve(conn* c, int wake_fd) {
     auto q = query_of(target);
     bool privileged;
     std::string data;
+    std::string ports;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       targets_.push_back(target);
       privileged = privileged_;
       data = data_;
+      ports = streamrouter_ports_;
     }
     if (path == "/v2/containers") {
       if (truthy(q, "watch")) {
@@ -258,6 +260,8 @@ void lainlet_server::serve(conn* c, int wake_fd) {
       } else {
         plain_reply(fd, 200, "OK", data);
       }
+    } else if (path == "/v2/streamrouter/ports" && !ports.empty()) {
+      plain_reply(fd, 200, "OK", ports);
     } else if (path == "/version") {
       plain_reply(fd, 200, "OK", "2.4.0-test");
     } else if (path == "/debug") {
@@ -519,6 +523,11 @@ size_t lainlet_server::streams_opened() const {
 size_t lainlet_server::open_streams() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return open_streams_;
+}
+
+void lainlet_server::set_streamrouter_ports(std::string body) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  streamrouter_ports_ = std::move(body);
 }
 
 std::vector<std::string> lainlet_server::targets() const {

@@ -33,6 +33,8 @@ struct lainlet_container {
 ///   the test (not filtered), as a plain body or as an event stream: `init`
 ///   with the current data on connect, then `update`/`delete`/`error` events
 ///   as the test sends them and a `heartbeat` every S seconds;
+/// - GET /v2/streamrouter/ports: the body set by set_streamrouter_ports
+///   (plain only; 404 until set);
 /// - GET /version and /debug (plain only); anything else is a 404.
 /// One accept thread and one thread per connection; the destructor stops
 /// and joins them all.
@@ -62,6 +64,9 @@ public:
   /// Sets the data; open streams get an `update` event with a new id.
   void set_data(std::string json);
   void set_containers(const std::vector<lainlet_container>& cs);
+  /// The body of /v2/streamrouter/ports (a JSON list of ports as lainlet
+  /// gives it, or anything else to test bad bodies).
+  void set_streamrouter_ports(std::string body);
   /// Sends the current data again as an `update` (lainlet repeats).
   void repeat_data();
   /// Sets the data and sends it as a `delete` event.
@@ -133,6 +138,7 @@ private:
   std::list<conn> conns_;
 
   std::string data_ = "{}";
+  std::string streamrouter_ports_; ///< "" → 404
   uint64_t id_ = 1;
   std::vector<queued> queue_;
   uint64_t drop_gen_ = 0;

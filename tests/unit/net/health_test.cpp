@@ -43,7 +43,7 @@ TEST_CASE("consecutive failures make it unhealthy, one success heals",
   CHECK(h.healthy());
 }
 
-TEST_CASE("the lowest instance serves; an IP change is a new container",
+TEST_CASE("the lowest instance serves, an IP change is a new container",
           "[health]") {
   health_machine h;
   h.set_probe_ports({80});
