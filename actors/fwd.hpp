@@ -84,5 +84,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_ATOM(networkd, networkd::atom, fence, "fence")
   CAF_ADD_ATOM(networkd, networkd::atom, vips, "vips")
   CAF_ADD_ATOM(networkd, networkd::atom, ports, "ports")
+  CAF_ADD_ATOM(networkd, networkd::atom, lost, "lost")
+  CAF_ADD_ATOM(networkd, networkd::atom, conflict, "conflict")
+  CAF_ADD_ATOM(networkd, networkd::atom, prune, "prune")
 
 CAF_END_TYPE_ID_BLOCK(networkd)

@@ -34,6 +34,10 @@ using vip_holder_actor = status_client_actor::extend<
   caf::reacts_to<atom::announce, uint64_t>,
   // Try again after a failed step (timer).
   caf::reacts_to<atom::tick>,
+  // Our address IP was removed by someone else (or expired).
+  caf::reacts_to<atom::lost, std::string>,
+  // Another MAC (second) sent ARP claiming our address IP (first).
+  caf::reacts_to<atom::conflict, std::string, std::string>,
   // Release everything now (SIGTERM): address, rules, lock.
   caf::replies_to<atom::shutdown>::with<bool>>;
 
@@ -64,7 +68,10 @@ using link_worker_actor = caf::typed_actor<
   // Removes IP/32.
   caf::replies_to<atom::erase, std::string>::with<bool>,
   // Sends a burst of gratuitous ARP (count of each form).
-  caf::replies_to<atom::announce, std::string, int64_t>::with<bool>>;
+  caf::replies_to<atom::announce, std::string, int64_t>::with<bool>,
+  // Removes the VIP-shaped addresses (/32, preferred lifetime 0, finite
+  // valid lifetime) not in the list: leftovers of a previous run.
+  caf::replies_to<atom::prune, std::vector<std::string>>::with<bool>>;
 
 /// The DNAT rules of every VIP (detached). Requests that arrive together
 /// are applied as one iptables-restore batch.
@@ -73,7 +80,10 @@ using nat_manager_actor = caf::typed_actor<
   caf::replies_to<atom::publish, std::string, std::vector<nat_rule>>::with<
     bool>,
   // Applies everything asked so far in one batch.
-  caf::reacts_to<atom::tick>>;
+  caf::reacts_to<atom::tick>,
+  // Removes the rules of every match address not in the list (leftovers
+  // of a previous run).
+  caf::replies_to<atom::prune, std::vector<std::string>>::with<bool>>;
 
 /// Receives the non-VIP key changes the supervisor routes (domains, domain
 /// servers, leaders, vippool, knobs).

@@ -289,6 +289,15 @@ int main(int argc, char** argv) {
     venv.nat = sys.spawn<caf::detached>(
       nat_manager, std::shared_ptr<nat::dnat_table>(
                      std::make_shared<nat::iptables_dnat_table>()));
+    venv.monitor = link_monitor::start(opts.net_interface);
+    scfg.prune_leftovers = [link = venv.link, nat = venv.nat,
+                            node_ip = opts.net_address](
+                             std::vector<std::string> keep) {
+      // Port-only VIPs DNAT on the node's own address.
+      keep.push_back(node_ip);
+      caf::anon_send(link, atom::prune_v, keep);
+      caf::anon_send(nat, atom::prune_v, std::move(keep));
+    };
     scfg.make_vip = [venv](caf::actor_system& s, const std::string& key) {
       return s.spawn(vip_holder, key, venv);
     };

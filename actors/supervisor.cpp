@@ -690,6 +690,12 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
                      b.prefix, b.revision, b.changes.size());
         if (st.ready() && st.cfg.client) {
           NWD_LOG_INFO(who, "first full read applied: ready");
+          if (st.cfg.prune_leftovers) {
+            std::vector<std::string> ips;
+            for (auto& [key, e] : st.children)
+              ips.push_back(e.config.ip);
+            st.cfg.prune_leftovers(std::move(ips));
+          }
           for (auto& l : st.cfg.listeners)
             self->send(l, atom::ready_v);
         }

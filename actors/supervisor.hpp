@@ -39,6 +39,10 @@ struct supervisor_config {
   dns_responder_actor dns;
   /// The leader election and publishers; told every lease change.
   leader_actor leader;
+  /// Called once, when the first full read is applied, with the addresses
+  /// of every VIP key: what a previous run left for other addresses (VIP
+  /// keys deleted while networkd was down) is removed.
+  std::function<void(std::vector<std::string>)> prune_leftovers;
   int64_t lease_ttl = 6; ///< seconds; the lease_ttl knob overrides it
   /// Log level to return to when the log_level knob is deleted.
   std::string log_level = "info";

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "actors/vip_engine.hpp"
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 
 #include "actors/errors.hpp"
@@ -137,6 +139,24 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
         return caf::make_error(errc::link_failure, r.error().to_string());
       return true;
     },
+    [cfg](atom::prune,
+          const std::vector<std::string>& keep) -> caf::result<bool> {
+      if (!cfg.addresses)
+        return caf::make_error(errc::link_failure, "netlink unavailable");
+      auto list = cfg.addresses->list(cfg.interface);
+      if (!list)
+        return caf::make_error(errc::link_failure, list.error().to_string());
+      for (auto& a : *list) {
+        if (a.prefix != 32 || a.permanent() || a.preferred_lft != 0
+            || std::find(keep.begin(), keep.end(), a.address) != keep.end())
+          continue;
+        NWD_LOG_INFO("vip-engine", "removing leftover address {}/32 from {}",
+                     a.address, cfg.interface);
+        if (auto r = cfg.addresses->remove(cfg.interface, a.address); !r)
+          return caf::make_error(errc::link_failure, r.error().to_string());
+      }
+      return true;
+    },
   };
 }
 
@@ -157,6 +177,27 @@ nat_manager(nat_manager_actor::stateful_pointer<nat_manager_state> self,
         self->send(self, atom::tick_v);
       }
       return st.waiting.back().second;
+    },
+    [self](atom::prune,
+           const std::vector<std::string>& keep) -> caf::result<bool> {
+      auto& st = self->state;
+      auto now = st.table->read();
+      if (!now)
+        return caf::make_error(errc::nat_failure, now.error().to_string());
+      std::vector<std::string> stale;
+      for (auto& e : now->entries)
+        if (!e.vip.empty()
+            && std::find(keep.begin(), keep.end(), e.vip) == keep.end()
+            && std::find(stale.begin(), stale.end(), e.vip) == stale.end())
+          stale.push_back(e.vip);
+      if (stale.empty())
+        return true;
+      for (auto& v : stale)
+        NWD_LOG_INFO("vip-engine", "removing leftover DNAT rules for {}", v);
+      auto rep = st.table->reconcile_vips(stale, {});
+      if (!rep)
+        return caf::make_error(errc::nat_failure, rep.error().to_string());
+      return true;
     },
     [self](atom::tick) {
       auto& st = self->state;

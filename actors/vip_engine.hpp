@@ -13,6 +13,7 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
+#include "actors/link_monitor.hpp"
 #include "net/arp.hpp"
 #include "net/etcd.hpp"
 #include "net/nat.hpp"
@@ -59,6 +60,12 @@ struct vip_env {
   link_worker_actor link;
   nat_manager_actor nat;
   health_hub_actor health;
+  /// Reports removals of and ARP conflicts for the addresses we serve
+  /// (null: not watched).
+  std::shared_ptr<link_monitor> monitor;
+  /// A VIP configured here that is still not ours this long after the
+  /// holder started loses what a previous run left of it (rules, address).
+  std::chrono::milliseconds leftover_grace{10000};
   int64_t arp_count = 3;
   std::chrono::milliseconds arp_interval{1100};
 };

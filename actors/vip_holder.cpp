@@ -125,6 +125,7 @@ void finish_shutdown(vip_holder_pointer self) {
 
 void reconcile_port_only(vip_holder_pointer self, bool want) {
   auto& st = self->state;
+  st.leftover = vip_holder_state::leftovers::none;
   auto addr = vip::match_address(st.config, st.env.node_ip);
   auto desired = want ? desired_rules(st) : std::vector<nat_rule>{};
   if (desired != st.rules) {
@@ -181,9 +182,27 @@ void reconcile(vip_holder_pointer self) {
     return;
   }
   using ls = vip_holder_state::lock_state;
+  using lo = vip_holder_state::leftovers;
   if (!want || st.lock != ls::ours) {
+    // What a previous run left goes once it is clear the VIP is not ours:
+    // another node holds it, this node is excluded, or the grace passed.
+    bool settled = st.lock == ls::theirs || verdict == vip::verdict::excluded
+                   || now - st.started_at >= st.env.leftover_grace;
+    if (st.leftover != lo::none && !st.address_on && st.rules.empty()
+        && (!want || st.lock == ls::theirs) && settled) {
+      if (st.leftover == lo::address) {
+        step(self, st.env.link, [self] { self->state.leftover = lo::rules; },
+             atom::erase_v, st.config.ip);
+        return;
+      }
+      step(self, st.env.nat, [self] { self->state.leftover = lo::none; },
+           atom::publish_v, st.config.ip, std::vector<nat_rule>{});
+      return;
+    }
     // Down, in order: address, rules, then the lock.
     if (st.address_on) {
+      if (st.env.monitor)
+        st.env.monitor->unwatch(st.config.ip);
       set_phase(self, "releasing", !alive ? "lease not alive"
                                    : st.shutting_down
                                      ? "shutting down"
@@ -262,7 +281,9 @@ void reconcile(vip_holder_pointer self) {
     finish_shutdown(self);
     return;
   }
-  // Up, in order: rules, address, announce.
+  // Up, in order: rules, address, announce. Leftovers of a previous run
+  // are taken over (the rules are diffed, the address re-added).
+  st.leftover = lo::none;
   auto desired = desired_rules(st);
   if (desired != st.rules) {
     step(self, st.env.nat,
@@ -276,7 +297,11 @@ void reconcile(vip_holder_pointer self) {
   if (!st.address_on) {
     step(self, st.env.link,
          [self] {
-           self->state.address_on = true;
+           auto& st = self->state;
+           st.address_on = true;
+           if (st.env.monitor)
+             st.env.monitor->watch(st.config.ip,
+                                   caf::actor_cast<caf::actor>(self));
            start_announcing(self);
          },
          atom::add_v, st.config.ip, valid_seconds(st));
@@ -326,7 +351,12 @@ std::string vip_holder_state::render() const {
   j.kv("excluded_nodes", config.excluded_nodes);
   j.kv("last_change", last_change);
   j.kv("last_error", last_error);
-  j.object("counters").kv("updates", updates).kv("transitions", transitions);
+  j.object("counters")
+    .kv("updates", updates)
+    .kv("transitions", transitions)
+    .kv("readds", readds)
+    .kv("arp_conflicts", conflicts)
+    .kv("stepped_down", stepped_down);
   j.end_object();
   j.end_object();
   return j.str();
@@ -336,6 +366,9 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
                                            std::string key, vip_env env) {
   self->state.key = std::move(key);
   self->state.env = std::move(env);
+  self->state.started_at = clock_type::now();
+  // Leftovers of a previous run are looked at again when the grace ends.
+  self->delayed_send(self, self->state.env.leftover_grace, atom::tick_v);
   return {
     [self](atom::status) { return self->state.render(); },
     [self](config::vip_config& cfg) {
@@ -374,6 +407,15 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
         ++st.lease_gen;
         reconcile(self);
         return;
+      }
+      if (st.lease_id != 0 && k.id != st.lease_id
+          && st.lock == vip_holder_state::lock_state::ours) {
+        // The lock was bound to the old lease, which is gone: compete
+        // again (the lock txn re-binds the key if it is still ours).
+        NWD_LOG_WARN(who, "{}: session lease changed: the lock must be "
+                          "taken again",
+                     st.key);
+        st.lock = vip_holder_state::lock_state::none;
       }
       st.lease_id = k.id;
       st.lease_deadline = clock_type::time_point(
@@ -423,6 +465,66 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
     [self](atom::tick) {
       self->state.retry_pending = false;
       reconcile(self);
+    },
+    [self](atom::lost, std::string& ip) {
+      auto& st = self->state;
+      if (ip != st.config.ip || !st.address_on)
+        return;
+      if (st.busy) {
+        // Maybe our own step removed it: look again once it is done.
+        self->delayed_send(self, std::chrono::milliseconds(50), atom::lost_v,
+                           std::move(ip));
+        return;
+      }
+      NWD_LOG_WARN(who, "{}: address {} was removed by someone else: "
+                        "putting it back",
+                   st.key, ip);
+      ++st.readds;
+      st.address_on = false;
+      reconcile(self);
+    },
+    [self](atom::conflict, std::string& ip, std::string& mac) {
+      auto& st = self->state;
+      using ls = vip_holder_state::lock_state;
+      if (ip != st.config.ip || st.lock != ls::ours || !st.address_on
+          || st.lease_id == 0)
+        return;
+      ++st.conflicts;
+      auto now = clock_type::now();
+      if (st.conflict_check
+          || now - st.last_conflict_check < std::chrono::seconds(1))
+        return;
+      st.conflict_check = true;
+      st.last_conflict_check = now;
+      NWD_LOG_WARN(who, "{}: {} claims {} by ARP: checking the lock", st.key,
+                   mac, ip);
+      auto key = std::string{config::vip_locks_prefix} + st.config.ip
+                 + ".lock";
+      self
+        ->request(st.env.etcd, std::chrono::seconds(5), atom::lock_v, key,
+                  st.env.hostname, st.lease_id)
+        .then(
+          [self, mac](lock_result& r) {
+            auto& st = self->state;
+            st.conflict_check = false;
+            if (st.lock != ls::ours)
+              return;
+            if (r.ours) {
+              NWD_LOG_WARN(who, "{}: the lock is ours: announcing again "
+                                "against {}",
+                           st.key, mac);
+              st.lock_revision = r.revision;
+              start_announcing(self);
+              return;
+            }
+            NWD_LOG_ERROR(who, "{}: the lock is held by {}: stepping down",
+                          st.key, r.holder);
+            ++st.stepped_down;
+            st.lock = r.holder.empty() ? ls::none : ls::theirs;
+            st.holder = r.holder;
+            reconcile(self);
+          },
+          [self](caf::error&) { self->state.conflict_check = false; });
     },
     [self](atom::shutdown) -> caf::result<bool> {
       auto& st = self->state;

@@ -49,6 +49,13 @@ struct vip_holder_state {
   bool address_on = false;
   bool app_key = false;
   std::string app_key_path;
+  /// A previous run may have left this VIP's address and rules behind:
+  /// what is still to be removed once it is clear the VIP is not ours.
+  enum class leftovers { address, rules, none };
+  leftovers leftover = leftovers::address;
+  std::chrono::steady_clock::time_point started_at{};
+  bool conflict_check = false; ///< a lock re-check after an ARP conflict
+  std::chrono::steady_clock::time_point last_conflict_check{};
 
   bool busy = false;
   bool retry_pending = false;
@@ -60,6 +67,9 @@ struct vip_holder_state {
   std::string last_change;
   std::string last_error;
   uint64_t transitions = 0;
+  uint64_t readds = 0;     ///< our address put back after a removal
+  uint64_t conflicts = 0;  ///< ARP conflicts seen
+  uint64_t stepped_down = 0;
 
   bool lease_alive(std::chrono::steady_clock::time_point now) const {
     return lease_id != 0 && now < lease_deadline;

@@ -77,6 +77,8 @@ crashy_holder(vip_holder_actor::stateful_pointer<crashy_state> self,
     [](atom::fence, uint64_t) {},
     [](atom::announce, uint64_t) {},
     [](atom::tick) {},
+    [](atom::lost, std::string&) {},
+    [](atom::conflict, std::string&, std::string&) {},
     [](atom::shutdown) { return true; },
   };
 }

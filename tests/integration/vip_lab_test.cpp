@@ -406,3 +406,120 @@ TEST_CASE("deployd's pod groups in etcd serve like lainlet", "[vip][lab]") {
   // still point at n1 for a moment).
   REQUIRE(wait_until([&] { return l.fetch().empty(); }, 5s, 20ms));
 }
+
+namespace {
+
+/// "aa:bb:..." of eth0 in `ns`.
+std::string mac_of(const netns& ns) {
+  std::string out;
+  ns.sh("cat /sys/class/net/eth0/address", &out);
+  while (!out.empty() && out.back() == '\n')
+    out.pop_back();
+  return out;
+}
+
+/// The client's neighbour entry for the VIP: the MAC it sends to, or "".
+std::string client_sees(lab& l) {
+  std::string out;
+  l.client.sh("ip neigh show " + vip + " dev eth0", &out);
+  auto p = out.find("lladdr ");
+  return p == std::string::npos ? std::string{} : out.substr(p + 7, 17);
+}
+
+/// A number from the counters of the VIP's holder in /v1/vips.
+uint64_t holder_counter(node& n, const std::string& name) {
+  auto body = n.networkd->get("/v1/vips").body;
+  auto p = body.find("\"" + name + "\":");
+  return p == std::string::npos
+           ? 0
+           : std::stoull(body.substr(p + name.size() + 3));
+}
+
+} // namespace
+
+TEST_CASE("an address removed by someone else is put back and announced",
+          "[vip][lab]") {
+  lab l;
+  auto& n = *l.nodes[0];
+  n.start_networkd(l.endpoint());
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  auto t0 = std::chrono::steady_clock::now();
+  n.ns.must("ip addr del " + vip + "/32 dev eth0");
+  REQUIRE(wait_until([&] { return n.has_vip(); }, 5s, 5ms));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  WARN("address removed by hand to back on the interface: " << took.count()
+                                                           << " ms");
+  CHECK(took < 1s);
+  CHECK(l.fetch() == "n1");
+  CHECK(holder_counter(n, "readds") == 1);
+  // Put back with a lease-bound lifetime again, never used as a source.
+  std::string out;
+  n.ns.sh("ip -4 -o addr show dev eth0 to " + vip + "/32", &out);
+  CHECK(out.find(vip + "/32") != std::string::npos);
+  CHECK(out.find("valid_lft forever") == std::string::npos);
+  CHECK(out.find("preferred_lft 0sec") != std::string::npos);
+}
+
+TEST_CASE("another host claiming the VIP by ARP: the owner checks its lock "
+          "and announces again",
+          "[vip][lab]") {
+  lab l;
+  auto& n = *l.nodes[0];
+  auto& rogue = *l.nodes[1]; // no networkd: a host that grabs the address
+  n.start_networkd(l.endpoint());
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  REQUIRE(wait_until([&] { return client_sees(l) == mac_of(n.ns); }, 5s));
+  // The rogue takes the address and announces it (an unsolicited reply
+  // the client accepts: arp_accept is on), then lets it go again.
+  rogue.ns.must("ip addr add " + vip + "/32 dev eth0");
+  rogue.ns.must("arping -q -A -c 1 -I eth0 " + vip);
+  rogue.ns.must("ip addr del " + vip + "/32 dev eth0");
+  REQUIRE(wait_until([&] { return holder_counter(n, "arp_conflicts") > 0; },
+                     5s, 20ms));
+  // The lock is ours: the owner announces again and the client comes back.
+  REQUIRE(wait_until([&] { return client_sees(l) == mac_of(n.ns); }, 5s,
+                     20ms));
+  CHECK(l.fetch() == "n1");
+  CHECK(holder_counter(n, "stepped_down") == 0);
+  CHECK(l.lock_holder() == "n1");
+}
+
+TEST_CASE("leftovers of a previous run for VIPs not ours are removed at start",
+          "[vip][lab]") {
+  lab l;
+  auto& n = *l.nodes[0];
+  // What a networkd that died long ago left: the address and rules of a VIP
+  // whose key was deleted since, and of one another node now holds.
+  auto leave = [&](const std::string& ip) {
+    n.ns.must("ip addr add " + ip + "/32 dev eth0 valid_lft 300 "
+              "preferred_lft 0");
+    n.ns.must("iptables -t nat -A lain-PREROUTING -p tcp -d " + ip
+              + "/32 --dport 80 -m comment --comment web.main -j DNAT "
+                "--to-destination 172.20.1.2:80");
+  };
+  n.ns.must("iptables -t nat -N lain-PREROUTING");
+  leave("10.88.0.60");
+  leave(vip);
+  put_vip(l);
+  REQUIRE(l.ctl("put /lain/networkd/vips/" + vip + ".lock n2") == 0);
+  n.start_networkd(l.endpoint());
+  auto has = [&](const std::string& what, const std::string& cmd) {
+    std::string out;
+    n.ns.sh(cmd, &out);
+    return out.find(what) != std::string::npos;
+  };
+  REQUIRE(wait_until(
+    [&] {
+      return !has("10.88.0.60/32", "ip -4 -o addr show dev eth0")
+             && !has("10.88.0.60", "iptables -t nat -S lain-PREROUTING")
+             && !has(vip + "/32", "ip -4 -o addr show dev eth0")
+             && !has(vip, "iptables -t nat -S lain-PREROUTING");
+    },
+    10s, 50ms));
+  // The node's own addresses are untouched.
+  CHECK(has(n.ip + "/24", "ip -4 -o addr show dev eth0"));
+  CHECK(l.lock_holder() == "n2");
+}

@@ -67,7 +67,14 @@ TEST_CASE("classify returns unknown for other keys and empty suffixes") {
   CHECK(classify("/lain/networkd/vips/nope.lock").fam == family::unknown);
   CHECK(classify("/lain/networkd/leader/7a").fam
         == family::leader_candidate);
-  CHECK(classify("/lain/config/tinydns_fqdns/lain").fam == family::unknown);
+  CHECK(classify("/lain/config/tinydns_fqdns/lain").fam
+        == family::tinydns_fqdns);
+  CHECK(classify("/lain/config/tinydns_fqdns/").fam == family::unknown);
+  CHECK(classify("/lain/networkd/apps/web/worker/10.0.0.1:80").fam
+        == family::app_endpoint);
+  CHECK(classify("/lain/networkd/apps/web/worker/10.0.0.1:80").suffix
+        == "web/worker/10.0.0.1:80");
+  CHECK(classify("/lain/config/whitelist_ips/x").fam == family::unknown);
 }
 
 TEST_CASE("enums have names") {
