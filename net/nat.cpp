@@ -197,15 +197,16 @@ void ensure_chains(const state& actual, plan& p) {
     p.lines.push_back(std::string(":") + prerouting_chain + " - [0:0]");
   if (!actual.has_output_chain)
     p.lines.push_back(std::string(":") + output_chain + " - [0:0]");
-  auto hook = [&](int count, const char* base, const char* ours) {
-    auto spec = std::string(base) + " -j " + ours;
+  auto hook = [&](int count, const std::string& spec) {
     if (count == 0)
       p.lines.push_back("-A " + spec);
     for (int i = 1; i < count; ++i)
       p.lines.push_back("-D " + spec);
   };
-  hook(actual.prerouting_hooks, "PREROUTING", prerouting_chain);
-  hook(actual.output_hooks, "OUTPUT", output_chain);
+  hook(actual.prerouting_hooks, std::string("PREROUTING ") + prerouting_hook);
+  for (int i = 0; i < actual.legacy_prerouting_hooks; ++i)
+    p.lines.push_back(std::string("-D PREROUTING -j ") + prerouting_chain);
+  hook(actual.output_hooks, std::string("OUTPUT -j ") + output_chain);
 }
 
 /// Adds go to the head of the chain (-I): ahead of any stale line for the
@@ -262,7 +263,8 @@ state parse_save(std::string_view text) {
   state s;
   bool in_nat = false;
   size_t pos = 0;
-  const std::string pre_hook = std::string("-j ") + prerouting_chain;
+  const std::string pre_hook = prerouting_hook;
+  const std::string legacy_pre_hook = std::string("-j ") + prerouting_chain;
   const std::string out_hook = std::string("-j ") + output_chain;
   while (pos < text.size()) {
     auto end = text.find('\n', pos);
@@ -303,6 +305,8 @@ state parse_save(std::string_view text) {
     if (name == "PREROUTING" || name == "OUTPUT") {
       if (name == "PREROUTING" && spec == pre_hook)
         ++s.prerouting_hooks;
+      else if (name == "PREROUTING" && spec == legacy_pre_hook)
+        ++s.legacy_prerouting_hooks;
       else if (name == "OUTPUT" && spec == out_hook)
         ++s.output_hooks;
       continue;
@@ -393,6 +397,8 @@ result<plan> rebuild(const state& actual, const std::vector<dnat_rule>& desired,
 plan teardown(const state& actual) {
   plan p;
   for (int i = 0; i < actual.prerouting_hooks; ++i)
+    p.lines.push_back(std::string("-D PREROUTING ") + prerouting_hook);
+  for (int i = 0; i < actual.legacy_prerouting_hooks; ++i)
     p.lines.push_back(std::string("-D PREROUTING -j ") + prerouting_chain);
   for (int i = 0; i < actual.output_hooks; ++i)
     p.lines.push_back(std::string("-D OUTPUT -j ") + output_chain);
@@ -476,6 +482,7 @@ void apply(state& s, const plan& p) {
     // Every diff/rebuild plan makes sure both chains exist, hooked once.
     s.has_prerouting_chain = s.has_output_chain = true;
     s.prerouting_hooks = s.output_hooks = 1;
+    s.legacy_prerouting_hooks = 0;
   }
 }
 

@@ -28,6 +28,9 @@ enum class chain { prerouting, output };
 
 inline constexpr const char* prerouting_chain = "lain-PREROUTING";
 inline constexpr const char* output_chain = "lain-OUTPUT";
+/// How PREROUTING jumps to our chain: only for packets to a local address.
+inline constexpr const char* prerouting_hook
+  = "-m addrtype --dst-type LOCAL -j lain-PREROUTING";
 
 /// "lain-PREROUTING" / "lain-OUTPUT".
 const char* chain_name(chain c);
@@ -75,7 +78,14 @@ struct entry {
 struct state {
   bool has_prerouting_chain = false;
   bool has_output_chain = false;
-  int prerouting_hooks = 0; ///< `-A PREROUTING -j lain-PREROUTING` lines
+  /// `-A PREROUTING -m addrtype --dst-type LOCAL -j lain-PREROUTING`
+  /// lines: DNAT applies only while the VIP is a local address, so a node
+  /// whose address expired (networkd frozen, lease gone) no longer serves
+  /// clients that still have its MAC cached: they are routed on.
+  int prerouting_hooks = 0;
+  /// `-A PREROUTING -j lain-PREROUTING` lines (the original daemon's hook,
+  /// without the local-address match): replaced by ours.
+  int legacy_prerouting_hooks = 0;
   int output_hooks = 0;     ///< `-A OUTPUT -j lain-OUTPUT` lines
   std::vector<entry> entries;
 };

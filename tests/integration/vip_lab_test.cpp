@@ -523,3 +523,40 @@ TEST_CASE("leftovers of a previous run for VIPs not ours are removed at start",
   CHECK(has(n.ip + "/24", "ip -4 -o addr show dev eth0"));
   CHECK(l.lock_holder() == "n2");
 }
+
+TEST_CASE("a frozen owner whose address expired no longer DNATs clients "
+          "that still send to its MAC",
+          "[vip][lab]") {
+  lab l;
+  for (auto& n : l.nodes)
+    n->start_networkd(l.endpoint());
+  put_vip(l);
+  std::string owner;
+  REQUIRE(wait_until(
+    [&] {
+      owner = l.lock_holder();
+      return !owner.empty() && l.fetch() == owner;
+    },
+    15s, 20ms));
+  auto& first = l.by_name(owner);
+  auto other = owner == "n1" ? std::string{"n2"} : std::string{"n1"};
+  // The client keeps sending to the frozen owner's MAC whatever ARP says.
+  l.client.must("ip neigh replace " + vip + " lladdr " + mac_of(first.ns)
+                + " nud permanent dev eth0");
+  first.networkd->proc().signal(SIGSTOP);
+  // The kernel drops the address when its lease-bound lifetime ends; the
+  // other node takes the VIP once the lease expired in etcd.
+  REQUIRE(wait_until([&] { return !first.has_vip(); }, 10s, 20ms));
+  REQUIRE(wait_until([&] { return l.by_name(other).has_vip(); }, 10s, 20ms));
+  // The frozen node still has its DNAT rules, but they apply only to local
+  // addresses: it routes the packet on to the new owner instead of handing
+  // it to its own container.
+  std::string got;
+  REQUIRE(wait_until([&] { return (got = l.fetch()) == other; }, 5s, 50ms));
+  for (int i = 0; i < 10; ++i)
+    CHECK(l.fetch() != owner);
+  first.networkd->proc().signal(SIGCONT);
+  // Awake, it does not take the VIP back.
+  CHECK_FALSE(wait_until([&] { return first.has_vip(); }, 2s, 20ms));
+  CHECK(l.lock_holder() == other);
+}

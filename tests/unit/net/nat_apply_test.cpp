@@ -103,7 +103,10 @@ TEST_CASE("DNAT rules carry client and local traffic to the container",
   CHECK(r->added == 4);
   CHECK(r->deleted == 0);
   auto saved = l.save();
-  CHECK(count(saved, "-A PREROUTING -j lain-PREROUTING") == 1);
+  CHECK(count(saved, "-A PREROUTING -m addrtype --dst-type LOCAL -j "
+                     "lain-PREROUTING")
+        == 1);
+  CHECK(count(saved, "-A PREROUTING -j lain-PREROUTING") == 0);
   CHECK(count(saved, "-A OUTPUT -j lain-OUTPUT") == 1);
   CHECK(saved.find("-A lain-PREROUTING -d 10.80.0.100/32 -p tcp -m tcp "
                    "--dport 80 -m comment --comment \"app.web\" -j DNAT "

@@ -104,7 +104,9 @@ TEST_CASE("iptables-save output is parsed for our chains only", "[nat]") {
   auto s = parse_save(sample);
   CHECK(s.has_prerouting_chain);
   CHECK(s.has_output_chain);
-  CHECK(s.prerouting_hooks == 1);
+  // The sample has the original daemon's hook (no local-address match).
+  CHECK(s.prerouting_hooks == 0);
+  CHECK(s.legacy_prerouting_hooks == 1);
   CHECK(s.output_hooks == 1);
   REQUIRE(s.entries.size() == 3);
   CHECK(s.entries[0].where == chain::output);
@@ -180,7 +182,7 @@ TEST_CASE("a diff from nothing creates, hooks and fills both chains", "[nat]") {
     == std::vector<std::string>{
       ":lain-PREROUTING - [0:0]",
       ":lain-OUTPUT - [0:0]",
-      "-A PREROUTING -j lain-PREROUTING",
+      "-A PREROUTING -m addrtype --dst-type LOCAL -j lain-PREROUTING",
       "-A OUTPUT -j lain-OUTPUT",
       "-I lain-PREROUTING " + render(web(), chain::prerouting),
       "-I lain-OUTPUT " + render(web(), chain::output),
@@ -213,7 +215,12 @@ TEST_CASE("an empty desired set still creates and hooks the chains once",
   s.output_hooks = 0;
   auto q = diff(s, rules_in(s, chain::output));
   REQUIRE(q.ok());
-  CHECK(lines_starting(*q, "-D PREROUTING -j lain-PREROUTING").size() == 2);
+  CHECK(lines_starting(*q, "-D PREROUTING -m addrtype --dst-type LOCAL -j "
+                           "lain-PREROUTING")
+          .size()
+        == 2);
+  // The original daemon's hook is replaced, not kept beside ours.
+  CHECK(lines_starting(*q, "-D PREROUTING -j lain-PREROUTING").size() == 1);
   CHECK(lines_starting(*q, "-A OUTPUT -j lain-OUTPUT").size() == 1);
   CHECK(lines_starting(*q, ":").empty());
 }
@@ -327,6 +334,13 @@ TEST_CASE("teardown unhooks, flushes and deletes our chains", "[nat]") {
   CHECK(s.entries.empty());
   CHECK_FALSE(s.has_prerouting_chain);
   CHECK(teardown(state{}).empty());
+  state ours;
+  ours.has_prerouting_chain = true;
+  ours.prerouting_hooks = 1;
+  CHECK(teardown(ours).lines
+        == std::vector<std::string>{
+          "-D PREROUTING -m addrtype --dst-type LOCAL -j lain-PREROUTING",
+          "-F lain-PREROUTING", "-X lain-PREROUTING"});
 }
 
 TEST_CASE("a diff over 16000 lines is fast and holds only the change",
