@@ -29,6 +29,7 @@ struct probe_done;
 struct nat_rule;
 struct docker_report;
 struct lock_result;
+struct spread_report;
 
 } // namespace networkd
 
@@ -59,6 +60,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(networkd, (std::vector<networkd::nat_rule>))
   CAF_ADD_TYPE_ID(networkd, (networkd::lock_result))
   CAF_ADD_TYPE_ID(networkd, (networkd::docker_report))
+  CAF_ADD_TYPE_ID(networkd, (networkd::spread_report))
+  CAF_ADD_TYPE_ID(networkd, (std::vector<int64_t>))
 
   CAF_ADD_ATOM(networkd, networkd::atom, status, "status")
   CAF_ADD_ATOM(networkd, networkd::atom, ready, "ready")

@@ -38,6 +38,8 @@ using vip_holder_actor = status_client_actor::extend<
   caf::reacts_to<atom::lost, std::string>,
   // Another MAC (second) sent ARP claiming our address IP (first).
   caf::reacts_to<atom::conflict, std::string, std::string>,
+  // How many VIPs of our app.proc each instance holds.
+  caf::reacts_to<spread_report>,
   // Release everything now (SIGTERM): address, rules, lock.
   caf::replies_to<atom::shutdown>::with<bool>>;
 

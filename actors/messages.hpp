@@ -106,6 +106,21 @@ struct proc_health {
   std::string reason;
 };
 
+/// How many VIPs of app.proc each instance holds (instances that registered
+/// with "unused" keys count with 0), from the spreading keys of all nodes.
+struct spread_report {
+  std::string app;
+  std::string proc;
+  std::vector<int64_t> instances; ///< sorted
+  std::vector<int64_t> used;      ///< VIPs held, per instance
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, spread_report& x) {
+  return f(caf::meta::type_name("spread_report"), x.app, x.proc, x.instances,
+           x.used);
+}
+
 /// What Docker lists as running (or why it could not be asked).
 struct docker_report {
   bool ok = false;

@@ -103,6 +103,12 @@ key_change parse_change(const etcd::watch_event& ev) {
     case config::family::tinydns_fqdns:
       c.text = v;
       break;
+    case config::family::container_vip:
+      if (auto r = config::parse_container_vip(cls.suffix, v); !r)
+        fail(r.error());
+      else
+        c.text = v;
+      break;
     case config::family::acl:
       break;
     case config::family::unknown:
@@ -135,6 +141,7 @@ std::vector<std::string> default_prefixes() {
           std::string{config::deployd_leader_key},
           std::string{config::knobs_prefix},
           std::string{config::vip_locks_prefix},
+          std::string{config::container_vips_prefix},
           std::string{config::leader_prefix}};
 }
 
@@ -313,6 +320,57 @@ void broadcast_lease(supervisor_pointer self) {
     self->send(self->state.cfg.leader, k);
 }
 
+/// How many VIPs of app.proc each registered instance holds.
+spread_report spread_of(const supervisor_state& st, const std::string& app,
+                        const std::string& proc) {
+  spread_report r;
+  r.app = app;
+  r.proc = proc;
+  auto i = st.spread.find(app + "/" + proc);
+  if (i == st.spread.end())
+    return r;
+  for (auto& [instance, vips] : i->second) {
+    int64_t used = 0;
+    for (auto& [vip, u] : vips)
+      used += u ? 1 : 0;
+    r.instances.push_back(instance);
+    r.used.push_back(used);
+  }
+  return r;
+}
+
+void spawn_child(supervisor_pointer self, const std::string& key);
+
+/// A spreading key changed: the holders of that app.proc hear the counts.
+void apply_spread(supervisor_pointer self, const key_change& c) {
+  auto& st = self->state;
+  auto suffix = c.key.substr(config::container_vips_prefix.size());
+  auto parsed = config::parse_container_vip(suffix,
+                                            c.deleted ? "unused" : c.text);
+  if (!parsed)
+    return;
+  auto& p = *parsed;
+  auto group = p.app + "/" + p.proc;
+  auto& instances = st.spread[group];
+  if (c.deleted) {
+    auto i = instances.find(p.instance);
+    if (i != instances.end()) {
+      i->second.erase(p.vip);
+      if (i->second.empty())
+        instances.erase(i);
+    }
+    if (instances.empty())
+      st.spread.erase(group);
+  } else {
+    instances[p.instance][p.vip] = p.used;
+  }
+  auto report = spread_of(st, p.app, p.proc);
+  for (auto& [key, e] : st.children)
+    if (e.handle && e.config.app == p.app && e.config.proc == p.proc
+        && !e.config.port_only())
+      self->send(e.handle, report);
+}
+
 void spawn_child(supervisor_pointer self, const std::string& key) {
   auto& st = self->state;
   auto& e = st.children[key];
@@ -322,6 +380,8 @@ void spawn_child(supervisor_pointer self, const std::string& key) {
   e.last_event = describe(e.config);
   self->send(e.handle, lease_view(self));
   self->send(e.handle, e.config);
+  if (!e.config.port_only())
+    self->send(e.handle, spread_of(st, e.config.app, e.config.proc));
 }
 
 /// The address VIPs of app "webrouter", sorted: what "webrouter" typed
@@ -370,6 +430,8 @@ void route_vip(supervisor_pointer self, const key_change& c) {
     return; // the restart sends the newest config
   i->second.last_event = describe(*c.vip);
   self->send(i->second.handle, *c.vip);
+  if (!c.vip->port_only())
+    self->send(i->second.handle, spread_of(st, c.vip->app, c.vip->proc));
 }
 
 void apply_knob(supervisor_pointer self, const key_change& c) {
@@ -410,6 +472,8 @@ void apply_change(supervisor_pointer self, const key_change& c) {
   st.accept(c.key);
   if (c.fam == config::family::vip) {
     route_vip(self, c);
+  } else if (c.fam == config::family::container_vip) {
+    apply_spread(self, c);
   } else if (c.fam == config::family::vip_lock) {
     auto cls = config::classify(c.key);
     auto i = st.children.find(std::string{config::vips_prefix} + cls.suffix);

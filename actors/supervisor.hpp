@@ -93,6 +93,9 @@ struct supervisor_state {
   std::map<std::string, config::knob> knobs;
   std::map<std::string, int64_t> family_keys; ///< family → live keys
   std::vector<std::string> webrouter_ips; ///< last sent to cfg.dns
+  /// The spreading keys: "app/proc" → instance → VIP → used.
+  std::map<std::string, std::map<int64_t, std::map<std::string, bool>>>
+    spread;
 
   uint64_t events = 0;
   uint64_t restarts = 0;

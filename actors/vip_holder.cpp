@@ -52,6 +52,29 @@ int64_t valid_seconds(const vip_holder_state& st) {
 
 void reconcile(vip_holder_pointer self);
 
+/// "" when this instance may take another VIP of its proc: its count stays
+/// within one of the least loaded instance's. Otherwise why it may not.
+std::string spread_block(const vip_holder_state& st) {
+  if (!st.container)
+    return {};
+  auto me = st.container->instance;
+  auto i = st.spread_used.find(me);
+  int64_t mine = i == st.spread_used.end() ? 0 : i->second;
+  int64_t least = mine;
+  int64_t least_instance = me;
+  for (auto& [instance, used] : st.spread_used)
+    if (used < least) {
+      least = used;
+      least_instance = instance;
+    }
+  if (mine <= least)
+    return {};
+  return "spreading: instance " + std::to_string(me) + " holds "
+         + std::to_string(mine) + " VIPs of " + st.config.app + "."
+         + st.config.proc + ", instance " + std::to_string(least_instance)
+         + " holds " + std::to_string(least);
+}
+
 /// Runs one effect; on its answer clears busy and reconciles again.
 template <class Handle, class... Ts>
 void step(vip_holder_pointer self, const Handle& h, std::function<void()> ok,
@@ -121,6 +144,44 @@ void finish_shutdown(vip_holder_pointer self) {
   auto& st = self->state;
   if (st.shutting_down && st.shutdown_promise.pending())
     st.shutdown_promise.deliver(true);
+}
+
+/// Keeps /lain/networkd/containers/{app}/{proc}/{instance}/{vip} = used or
+/// unused (on the lease) while a healthy instance of app.proc runs here.
+/// True when a write was started.
+bool reconcile_spread(vip_holder_pointer self, vip::verdict verdict,
+                      bool alive) {
+  auto& st = self->state;
+  if (st.shutting_down)
+    return false; // the lease revoke removes the key
+  if (!alive) {
+    st.spread_key.clear(); // it went with the lease
+    return false;
+  }
+  std::string key;
+  std::string value;
+  if (st.container && verdict == vip::verdict::applies) {
+    key = std::string{config::container_vips_prefix} + st.config.app + "/"
+          + st.config.proc + "/" + std::to_string(st.container->instance)
+          + "/" + st.config.ip;
+    value = st.lock == vip_holder_state::lock_state::ours && st.address_on
+              ? "used"
+              : "unused";
+  }
+  if (!st.spread_key.empty() && st.spread_key != key) {
+    step(self, st.env.etcd, [self] { self->state.spread_key.clear(); },
+         atom::erase_v, st.spread_key);
+    return true;
+  }
+  if (key.empty() || (key == st.spread_key && value == st.spread_value))
+    return false;
+  step(self, st.env.etcd,
+       [self, key, value] {
+         self->state.spread_key = key;
+         self->state.spread_value = value;
+       },
+       atom::put_v, key, value, st.lease_id);
+  return true;
 }
 
 void reconcile_port_only(vip_holder_pointer self, bool want) {
@@ -231,6 +292,13 @@ void reconcile(vip_holder_pointer self) {
       }
     }
     if (want && st.lock == ls::none) {
+      st.spread_wait = spread_block(st);
+      if (!st.spread_wait.empty()) {
+        set_phase(self, "standby", st.spread_wait);
+        if (!reconcile_spread(self, verdict, alive))
+          finish_shutdown(self);
+        return;
+      }
       st.lock = ls::acquiring;
       set_phase(self, "acquiring", "applies here");
       auto key = std::string{config::vip_locks_prefix} + st.config.ip
@@ -278,6 +346,8 @@ void reconcile(vip_holder_pointer self) {
                                                  : vip::to_string(verdict));
     else if (st.lock == ls::theirs)
       set_phase(self, "standby", "lock held by " + st.holder);
+    if (reconcile_spread(self, verdict, alive))
+      return;
     finish_shutdown(self);
     return;
   }
@@ -308,6 +378,7 @@ void reconcile(vip_holder_pointer self) {
     return;
   }
   set_phase(self, "serving", "lock, rules and address in place");
+  reconcile_spread(self, verdict, alive);
 }
 
 } // namespace
@@ -348,6 +419,17 @@ std::string vip_holder_state::render() const {
     j.end_object();
   }
   j.kv("health", health_reason);
+  if (!config.port_only()) {
+    j.object("spreading");
+    j.kv("key", spread_key);
+    j.kv("value", spread_value);
+    j.kv("waiting", spread_wait);
+    j.object("used_by_instance");
+    for (auto& [instance, used] : spread_used)
+      j.kv(std::to_string(instance).c_str(), used);
+    j.end_object();
+    j.end_object();
+  }
   j.kv("excluded_nodes", config.excluded_nodes);
   j.kv("last_change", last_change);
   j.kv("last_error", last_error);
@@ -464,6 +546,18 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
     },
     [self](atom::tick) {
       self->state.retry_pending = false;
+      reconcile(self);
+    },
+    [self](spread_report& r) {
+      auto& st = self->state;
+      if (r.app != st.config.app || r.proc != st.config.proc)
+        return;
+      std::map<int64_t, int64_t> used;
+      for (size_t i = 0; i < r.instances.size() && i < r.used.size(); ++i)
+        used[r.instances[i]] = r.used[i];
+      if (used == st.spread_used)
+        return;
+      st.spread_used = std::move(used);
       reconcile(self);
     },
     [self](atom::lost, std::string& ip) {

@@ -7,6 +7,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,11 @@ struct vip_holder_state {
   enum class leftovers { address, rules, none };
   leftovers leftover = leftovers::address;
   std::chrono::steady_clock::time_point started_at{};
+  // spreading over the instances of app.proc
+  std::map<int64_t, int64_t> spread_used; ///< instance → VIPs it holds
+  std::string spread_key;   ///< our spreading key as written ("": none)
+  std::string spread_value; ///< "used" / "unused" as written
+  std::string spread_wait;  ///< why this instance does not compete now
   bool conflict_check = false; ///< a lock re-check after an ARP conflict
   std::chrono::steady_clock::time_point last_conflict_check{};
 

@@ -308,6 +308,8 @@ const char* to_string(family f) {
       return "app_endpoint";
     case family::tinydns_fqdns:
       return "tinydns_fqdns";
+    case family::container_vip:
+      return "container_vip";
     case family::acl:
       return "acl";
     case family::unknown:
@@ -335,6 +337,7 @@ classified classify(std::string_view full_key) {
     {leader_prefix, family::leader_candidate},
     {app_endpoints_prefix, family::app_endpoint},
     {tinydns_fqdns_prefix, family::tinydns_fqdns},
+    {container_vips_prefix, family::container_vip},
   };
   constexpr std::string_view lock_suffix = ".lock";
   if (full_key.size() > vip_locks_prefix.size() + lock_suffix.size()
@@ -824,6 +827,51 @@ result<app_endpoint> parse_app_endpoint(std::string_view suffix) {
   if (!port)
     return fail("bad port");
   out.port = *port;
+  return out;
+}
+
+result<container_vip> parse_container_vip(std::string_view suffix,
+                                          std::string_view value) {
+  auto fail = [&](const std::string& why) -> result<container_vip> {
+    return make_failure("bad_key", std::string{container_vips_prefix}
+                                     + std::string{suffix} + ": " + why);
+  };
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    auto slash = suffix.find('/', start);
+    parts.push_back(suffix.substr(start, slash == std::string_view::npos
+                                           ? std::string_view::npos
+                                           : slash - start));
+    if (slash == std::string_view::npos)
+      break;
+    start = slash + 1;
+  }
+  if (parts.size() != 4
+      || std::any_of(parts.begin(), parts.end(),
+                     [](auto p) { return p.empty(); }))
+    return fail("expected {app}/{proc}/{instance}/{vip}");
+  container_vip out;
+  out.app = std::string{parts[0]};
+  out.proc = std::string{parts[1]};
+  int64_t n = 0;
+  for (auto ch : parts[2]) {
+    if (ch < '0' || ch > '9' || n > 1000000000)
+      return fail("the instance is not a number");
+    n = n * 10 + (ch - '0');
+  }
+  out.instance = n;
+  out.vip = std::string{parts[3]};
+  if (!is_ipv4(out.vip))
+    return fail("the VIP is not IPv4");
+  if (value == "used")
+    out.used = true;
+  else if (value != "unused")
+    return make_failure("bad_field",
+                        std::string{container_vips_prefix}
+                          + std::string{suffix}
+                          + ": expected \"used\" or \"unused\", got "
+                          + quote(value));
   return out;
 }
 

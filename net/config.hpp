@@ -42,6 +42,11 @@ inline constexpr std::string_view vip_locks_prefix = "/lain/networkd/vips/";
 /// hostname serving a port-only VIP (on that node's lease).
 inline constexpr std::string_view app_endpoints_prefix
   = "/lain/networkd/apps/";
+/// Written by networkd: /lain/networkd/containers/{app}/{proc}/{instance}/{vip}
+/// = "used" or "unused" (on the node's lease): how many VIPs of a proc each
+/// instance holds, so that VIPs spread over the instances.
+inline constexpr std::string_view container_vips_prefix
+  = "/lain/networkd/containers/";
 /// Written by the leader: /lain/config/tinydns_fqdns/{domain} = JSON list of
 /// tinydns data lines.
 inline constexpr std::string_view tinydns_fqdns_prefix
@@ -59,6 +64,7 @@ enum class family : uint8_t {
   leader_candidate, ///< suffix: the candidate's lease id
   app_endpoint, ///< suffix: "{app}/{proc}/{ip}:{port}"
   tinydns_fqdns, ///< suffix: the domain
+  container_vip, ///< suffix: "{app}/{proc}/{instance}/{vip}"
   acl, ///< /lain/config/whitelist_* (parsed by net/acl.hpp)
   unknown,
 };
@@ -164,6 +170,19 @@ struct app_endpoint {
 };
 
 result<app_endpoint> parse_app_endpoint(std::string_view suffix);
+
+/// The suffix of a spreading key, "{app}/{proc}/{instance}/{vip}", and its
+/// value ("used" or "unused").
+struct container_vip {
+  std::string app;
+  std::string proc;
+  int64_t instance = 0;
+  std::string vip;
+  bool used = false;
+};
+
+result<container_vip> parse_container_vip(std::string_view suffix,
+                                          std::string_view value);
 
 /// lainlet's /v2/streamrouter/ports: a JSON list of ports (numbers or
 /// strings). Sorted, duplicates dropped.

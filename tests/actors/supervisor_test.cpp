@@ -78,6 +78,7 @@ crashy_holder(vip_holder_actor::stateful_pointer<crashy_state> self,
     [](atom::announce, uint64_t) {},
     [](atom::tick) {},
     [](atom::lost, std::string&) {},
+    [](spread_report&) {},
     [](atom::conflict, std::string&, std::string&) {},
     [](atom::shutdown) { return true; },
   };

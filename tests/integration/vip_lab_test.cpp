@@ -8,6 +8,8 @@
 
 #include <signal.h>
 
+#include <cstdlib>
+#include <map>
 #include <memory>
 
 #include "tests/support/daemon.hpp"
@@ -559,4 +561,59 @@ TEST_CASE("a frozen owner whose address expired no longer DNATs clients "
   // Awake, it does not take the VIP back.
   CHECK_FALSE(wait_until([&] { return first.has_vip(); }, 2s, 20ms));
   CHECK(l.lock_holder() == other);
+}
+
+TEST_CASE("VIPs of one proc spread over its instances", "[vip][lab]") {
+  lab l;
+  auto holder_of = [&](const std::string& ip) {
+    std::string out;
+    l.ctl("get --print-value-only /lain/networkd/vips/" + ip + ".lock", &out);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+      out.pop_back();
+    return out;
+  };
+  auto value = std::string{"'{\"app\":\"web\",\"proc\":\"main\","
+                           "\"ports\":[{\"src\":\"80\"}]}'"};
+  auto keys = [&] {
+    std::string out;
+    l.ctl("get --prefix /lain/networkd/containers/web/main/", &out);
+    return out;
+  };
+  // n1 alone takes the first two.
+  l.nodes[0]->start_networkd(l.endpoint());
+  for (auto ip : {"10.88.0.50", "10.88.0.51"})
+    REQUIRE(l.ctl(std::string("put /lain/config/vips/") + ip + " " + value)
+            == 0);
+  REQUIRE(wait_until(
+    [&] {
+      return holder_of("10.88.0.50") == "n1" && holder_of("10.88.0.51") == "n1"
+             && keys().find("/1/10.88.0.51\nused") != std::string::npos;
+    },
+    15s, 20ms));
+  // n2's instance registers (unused keys for the VIPs it does not hold).
+  l.nodes[1]->start_networkd(l.endpoint());
+  REQUIRE(wait_until(
+    [&] {
+      auto k = keys();
+      return k.find("/2/10.88.0.50\nunused") != std::string::npos
+             && k.find("/2/10.88.0.51\nunused") != std::string::npos;
+    },
+    15s, 20ms));
+  // Two more: instance 1 holds two, instance 2 none, so only instance 2
+  // competes until it holds as many.
+  for (auto ip : {"10.88.0.52", "10.88.0.53"})
+    REQUIRE(l.ctl(std::string("put /lain/config/vips/") + ip + " " + value)
+            == 0);
+  REQUIRE(wait_until(
+    [&] {
+      return holder_of("10.88.0.52") == "n2" && holder_of("10.88.0.53") == "n2"
+             && tcp_fetch(l.client, "10.88.0.52", 80, 300ms) == "n2"
+             && tcp_fetch(l.client, "10.88.0.53", 80, 300ms) == "n2";
+    },
+    15s, 20ms));
+  CHECK(tcp_fetch(l.client, "10.88.0.50", 80, 300ms) == "n1");
+  CHECK(tcp_fetch(l.client, "10.88.0.51", 80, 300ms) == "n1");
+  // n1's holders say why they stand by.
+  CHECK(l.nodes[0]->networkd->get("/v1/vips").body.find("spreading: instance")
+        != std::string::npos);
 }

@@ -775,3 +775,23 @@ TEST_CASE("parsers never crash on random or mutated input") {
   }
   CHECK(runs == 6000);
 }
+
+TEST_CASE("spreading keys parse strictly") {
+  auto r = parse_container_vip("web/main/2/10.0.0.5", "used");
+  REQUIRE(r);
+  CHECK(r->app == "web");
+  CHECK(r->proc == "main");
+  CHECK(r->instance == 2);
+  CHECK(r->vip == "10.0.0.5");
+  CHECK(r->used);
+  auto u = parse_container_vip("web/main/2/10.0.0.5", "unused");
+  REQUIRE(u);
+  CHECK_FALSE(u->used);
+  CHECK(parse_container_vip("web/main/2/10.0.0.5", "yes").error().code
+        == "bad_field");
+  for (auto bad : {"web/main/2", "web/main/x/10.0.0.5", "web/main/2/host",
+                   "web//2/10.0.0.5", "web/main/2/10.0.0.5/x"})
+    CHECK(parse_container_vip(bad, "used").error().code == "bad_key");
+  CHECK(classify("/lain/networkd/containers/web/main/2/10.0.0.5").fam
+        == family::container_vip);
+}
