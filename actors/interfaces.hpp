@@ -40,6 +40,10 @@ using vip_holder_actor = status_client_actor::extend<
   caf::reacts_to<atom::conflict, std::string, std::string>,
   // How many VIPs of our app.proc each instance holds.
   caf::reacts_to<spread_report>,
+  // An ARP knob (arp_count, arp_interval_ms, arp_refresh_s).
+  caf::reacts_to<config::knob>,
+  // Periodic gratuitous ARP refresh (timer).
+  caf::reacts_to<atom::refresh, uint64_t>,
   // Release everything now (SIGTERM): address, rules, lock.
   caf::replies_to<atom::shutdown>::with<bool>>;
 
@@ -170,6 +174,8 @@ using supervisor_actor = status_client_actor::extend<
   caf::reacts_to<watch_report>,
   // Keep-alive timer.
   caf::reacts_to<atom::tick>,
+  // An ARP knob changed: tell every VIP holder.
+  caf::reacts_to<atom::announce>,
   // Restart the crashed child of this key (backoff timer).
   caf::reacts_to<atom::restart, std::string>,
   // Release everything (revoke the lease), stop the children, quit.

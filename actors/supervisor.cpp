@@ -320,6 +320,23 @@ void broadcast_lease(supervisor_pointer self) {
     self->send(self->state.cfg.leader, k);
 }
 
+/// The ARP knobs (set or default) every VIP holder is told.
+std::vector<config::knob> arp_knobs(const supervisor_state& st) {
+  std::vector<config::knob> out;
+  for (auto name : {"arp_count", "arp_interval_ms", "arp_refresh_s"}) {
+    auto i = st.knobs.find(name);
+    if (i != st.knobs.end()) {
+      out.push_back(i->second);
+    } else if (auto spec = config::find_knob(name)) {
+      config::knob k;
+      k.name = name;
+      k.number = spec->default_number;
+      out.push_back(k);
+    }
+  }
+  return out;
+}
+
 /// How many VIPs of app.proc each registered instance holds.
 spread_report spread_of(const supervisor_state& st, const std::string& app,
                         const std::string& proc) {
@@ -373,12 +390,15 @@ void apply_spread(supervisor_pointer self, const key_change& c) {
 
 void spawn_child(supervisor_pointer self, const std::string& key) {
   auto& st = self->state;
+  auto arp = arp_knobs(st);
   auto& e = st.children[key];
   e.handle = st.cfg.make_vip(self->system(), key);
   self->monitor(e.handle);
   e.restart_pending = false;
   e.last_event = describe(e.config);
   self->send(e.handle, lease_view(self));
+  for (auto& k : arp)
+    self->send(e.handle, k);
   self->send(e.handle, e.config);
   if (!e.config.port_only())
     self->send(e.handle, spread_of(st, e.config.app, e.config.proc));
@@ -437,6 +457,10 @@ void route_vip(supervisor_pointer self, const key_change& c) {
 void apply_knob(supervisor_pointer self, const key_change& c) {
   auto& st = self->state;
   auto name = c.key.substr(config::knobs_prefix.size());
+  if (name.rfind("arp_", 0) == 0) {
+    // Applied by the holders at once (after the update below).
+    self->send(self, atom::announce_v);
+  }
   if (c.deleted) {
     st.knobs.erase(name);
     if (name == "log_level")
@@ -781,6 +805,13 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       w.revision = rev;
     },
     [self](atom::tick) { keepalive(self); },
+    [self](atom::announce) {
+      auto arp = arp_knobs(self->state);
+      for (auto& [key, e] : self->state.children)
+        if (e.handle)
+          for (auto& k : arp)
+            self->send(e.handle, k);
+    },
     [self](atom::restart, const std::string& key) {
       auto& st = self->state;
       auto i = st.children.find(key);

@@ -66,8 +66,11 @@ struct vip_env {
   /// A VIP configured here that is still not ours this long after the
   /// holder started loses what a previous run left of it (rules, address).
   std::chrono::milliseconds leftover_grace{10000};
-  int64_t arp_count = 3;
+  /// Gratuitous ARP until the knobs say otherwise: rounds, the pause
+  /// between them, and the refresh period while serving (0: none).
+  int64_t arp_count = 4;
   std::chrono::milliseconds arp_interval{1100};
+  std::chrono::seconds arp_refresh{0};
 };
 
 } // namespace networkd

@@ -103,10 +103,12 @@ void step(vip_holder_pointer self, const Handle& h, std::function<void()> ok,
       });
 }
 
-void announce_now(vip_holder_pointer self) {
+/// One round of gratuitous ARP: `count` requests and `count` replies.
+void announce_now(vip_holder_pointer self, int64_t count = 1) {
   auto& st = self->state;
+  ++st.arp_rounds;
   self->request(st.env.link, std::chrono::seconds(5), atom::announce_v,
-                st.config.ip, st.env.arp_count)
+                st.config.ip, count)
     .then([](bool) {},
           [self](caf::error& err) {
             NWD_LOG_WARN(who, "{}: gratuitous ARP failed: {}", self->state.key,
@@ -114,14 +116,28 @@ void announce_now(vip_holder_pointer self) {
           });
 }
 
+void schedule_refresh(vip_holder_pointer self) {
+  auto& st = self->state;
+  auto gen = ++st.refresh_gen;
+  if (st.env.arp_refresh.count() > 0)
+    self->delayed_send(self, st.env.arp_refresh, atom::refresh_v, gen);
+}
+
+/// A burst at once (two of each form), then arp_count - 1 more rounds
+/// arp_interval apart (Linux ignores ARP updates within 1 s of a change),
+/// and a late round 5 s on for hosts that were busy; then the refresh.
 void start_announcing(vip_holder_pointer self) {
   auto& st = self->state;
   auto gen = ++st.announce_gen;
-  announce_now(self);
-  // Linux ignores ARP updates within 1 s of a change: repeat after that,
-  // and once more a few seconds on.
-  self->delayed_send(self, st.env.arp_interval, atom::announce_v, gen);
-  self->delayed_send(self, std::chrono::seconds(5), atom::announce_v, gen);
+  schedule_refresh(self);
+  if (st.env.arp_count <= 0)
+    return;
+  announce_now(self, 2);
+  for (int64_t k = 1; k < st.env.arp_count; ++k)
+    self->delayed_send(self, st.env.arp_interval * k, atom::announce_v, gen);
+  auto late = std::chrono::milliseconds(5000);
+  if (st.env.arp_interval * (st.env.arp_count - 1) < late)
+    self->delayed_send(self, late, atom::announce_v, gen);
 }
 
 void subscribe_health(vip_holder_pointer self) {
@@ -438,7 +454,8 @@ std::string vip_holder_state::render() const {
     .kv("transitions", transitions)
     .kv("readds", readds)
     .kv("arp_conflicts", conflicts)
-    .kv("stepped_down", stepped_down);
+    .kv("stepped_down", stepped_down)
+    .kv("arp_rounds", arp_rounds);
   j.end_object();
   j.end_object();
   return j.str();
@@ -547,6 +564,27 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
     [self](atom::tick) {
       self->state.retry_pending = false;
       reconcile(self);
+    },
+    [self](config::knob& k) {
+      auto& env = self->state.env;
+      if (k.name == "arp_count") {
+        env.arp_count = k.number;
+      } else if (k.name == "arp_interval_ms") {
+        env.arp_interval = std::chrono::milliseconds(k.number);
+      } else if (k.name == "arp_refresh_s") {
+        if (env.arp_refresh == std::chrono::seconds(k.number))
+          return;
+        env.arp_refresh = std::chrono::seconds(k.number);
+        if (self->state.address_on)
+          schedule_refresh(self);
+      }
+    },
+    [self](atom::refresh, uint64_t gen) {
+      auto& st = self->state;
+      if (gen != st.refresh_gen || !st.address_on)
+        return;
+      announce_now(self);
+      schedule_refresh(self);
     },
     [self](spread_report& r) {
       auto& st = self->state;

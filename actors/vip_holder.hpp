@@ -68,6 +68,8 @@ struct vip_holder_state {
   bool shutting_down = false;
   caf::response_promise shutdown_promise;
   uint64_t announce_gen = 0;
+  uint64_t refresh_gen = 0;
+  uint64_t arp_rounds = 0; ///< gratuitous ARP rounds sent
 
   std::string phase = "created";
   std::string last_change;

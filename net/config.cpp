@@ -226,9 +226,11 @@ const std::vector<knob_spec>& knob_table() {
     {"lease_ttl", true, 2, 300, "s",
      "TTL of this node's etcd lease (VIP locks, leader key)", 6, "", ""},
     {"arp_count", true, 0, 20, "",
-     "gratuitous ARP packets sent when a VIP is taken (0: none)", 4, "", ""},
+     "gratuitous ARP rounds when a VIP is taken (0: none)", 4, "", ""},
     {"arp_interval_ms", true, 100, 10000, "ms",
-     "pause between gratuitous ARP packets", 1000, "", ""},
+     "pause between gratuitous ARP rounds (Linux ignores a second update "
+     "within 1 s)",
+     1100, "", ""},
     {"arp_refresh_s", true, 0, 3600, "s",
      "resend gratuitous ARP for held VIPs this often (0: off)", 0, "", ""},
     {"probe_interval_ms", true, 50, 60000, "ms",

@@ -52,15 +52,19 @@ public:
     return std::chrono::duration_cast<duration>(deadline_ - now);
   }
 
-  /// Delay until the next keep-alive: TTL/3 normally; after a failure,
-  /// retry sooner (a tenth of the TTL, at least 100 ms) so one lost round
-  /// trip does not eat the margin.
+  /// Delay until the next keep-alive: TTL/3, but at most a quarter of
+  /// (TTL - margin) (at least 250 ms): a VIP address lives in the kernel
+  /// for the whole seconds left before the deadline, which for short TTLs
+  /// is as little as 1 s, and the renewal must land well inside that.
+  /// After a failure, retry sooner (a tenth of the TTL, at least 100 ms) so
+  /// one lost round trip does not eat the margin.
   duration next_keepalive(bool last_failed) const {
     auto ttl = std::chrono::duration_cast<duration>(
       std::chrono::seconds(std::max<int64_t>(ttl_s_, 1)));
     if (last_failed)
       return std::max(duration{100}, ttl / 10);
-    return std::max(duration{100}, ttl / 3);
+    auto quarter = std::max(duration{250}, (ttl - margin_) / 4);
+    return std::max(duration{100}, std::min(ttl / 3, quarter));
   }
 
 private:

@@ -79,6 +79,8 @@ crashy_holder(vip_holder_actor::stateful_pointer<crashy_state> self,
     [](atom::tick) {},
     [](atom::lost, std::string&) {},
     [](spread_report&) {},
+    [](config::knob&) {},
+    [](atom::refresh, uint64_t) {},
     [](atom::conflict, std::string&, std::string&) {},
     [](atom::shutdown) { return true; },
   };

@@ -69,12 +69,19 @@ TEST_CASE("networkd serves its state and becomes ready after the first read",
           == 0);
   daemon_process d{etcd.endpoint()};
   REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
-  auto doc = state_of(d);
-  auto sup = supervisor_of(doc);
-  REQUIRE(sup != nullptr);
-  CHECK(std::string{(*sup)["lease"]["state"].GetString()} == "alive");
+  // The first lease is granted once the knobs are read: soon after ready.
+  rapidjson::Document doc;
+  const rapidjson::Value* sup = nullptr;
+  REQUIRE(wait_until(
+    [&] {
+      doc = state_of(d);
+      sup = supervisor_of(doc);
+      return sup != nullptr
+             && std::string{(*sup)["lease"]["state"].GetString()} == "alive";
+    },
+    10s));
   auto& watches = (*sup)["watches"];
-  REQUIRE(watches.GetArray().Size() == 9);
+  REQUIRE(watches.GetArray().Size() == 10);
   for (auto& w : watches.GetArray()) {
     CHECK(w["synced"].GetBool());
     CHECK(w["revision"].GetInt64() >= 2);

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 
+#include "net/arp.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/lainlet_server.hpp"
 #include "tests/support/netns.hpp"
@@ -616,4 +617,51 @@ TEST_CASE("VIPs of one proc spread over its instances", "[vip][lab]") {
   // n1's holders say why they stand by.
   CHECK(l.nodes[0]->networkd->get("/v1/vips").body.find("spreading: instance")
         != std::string::npos);
+}
+
+TEST_CASE("gratuitous ARP follows the ARP knobs at runtime", "[vip][lab]") {
+  lab l;
+  auto& n = *l.nodes[0];
+  // Three rounds 300 ms apart; no refresh yet.
+  REQUIRE(l.ctl("put /lain/networkd/config/arp_count 3") == 0);
+  REQUIRE(l.ctl("put /lain/networkd/config/arp_interval_ms 300") == 0);
+  n.start_networkd(l.endpoint());
+  // What the client hears claiming the VIP, on the wire.
+  std::unique_ptr<networkd::arp::arp_watch> watch;
+  l.client.run([&] {
+    auto w = networkd::arp::arp_watch::open("eth0");
+    REQUIRE(w);
+    watch = std::move(*w);
+  });
+  watch->set_filter({vip});
+  auto heard = [&](std::chrono::milliseconds for_how_long) {
+    size_t count = 0;
+    auto until = std::chrono::steady_clock::now() + for_how_long;
+    while (std::chrono::steady_clock::now() < until) {
+      auto got = watch->read(std::chrono::milliseconds(50));
+      REQUIRE(got);
+      for (auto& s : *got)
+        // Gratuitous: sender = target (a plain reply targets the asker).
+        if (networkd::arp::to_string(s.sender_mac) == mac_of(n.ns)
+            && s.target_ip == vip)
+          ++count;
+    }
+    return count;
+  };
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  // The burst (2 requests + 2 replies) and two more rounds (1 + 1 each)
+  // within a second; then quiet until the late round at 5 s.
+  auto first = heard(1500ms);
+  CHECK(first == 8);
+  CHECK(heard(2000ms) == 0);
+  // A refresh every second, applied to the VIP already served.
+  REQUIRE(l.ctl("put /lain/networkd/config/arp_refresh_s 1") == 0);
+  auto refreshed = heard(3500ms);
+  INFO("gratuitous ARP packets heard in 3.5 s: " << refreshed);
+  INFO("holder: " << n.networkd->get("/v1/vips").body);
+  CHECK(refreshed >= 4); // >= 2 refresh rounds (+ maybe the late round)
+  CHECK(refreshed <= 10);
+  // The address never lapsed between keep-alives (no re-add was needed).
+  CHECK(holder_counter(n, "readds") == 0);
 }

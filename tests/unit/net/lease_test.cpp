@@ -31,12 +31,18 @@ TEST_CASE("a late answer to an older keep-alive never shortens the deadline",
   CHECK(t.renewals() == 2);
 }
 
-TEST_CASE("keep-alives go at a third of the TTL, sooner after a failure",
+TEST_CASE("keep-alives go well inside the TTL, sooner after a failure",
           "[lease]") {
-  lease_tracker t;
+  lease_tracker t{1s};
+  t.renewed(1, 30, lease_tracker::time_point{});
+  CHECK(t.next_keepalive(false) == 7250ms); // (30 s - 1 s) / 4
   t.renewed(1, 6, lease_tracker::time_point{});
-  CHECK(t.next_keepalive(false) == 2000ms);
+  CHECK(t.next_keepalive(false) == 1250ms);
   CHECK(t.next_keepalive(true) == 600ms);
+  t.renewed(1, 3, lease_tracker::time_point{});
+  CHECK(t.next_keepalive(false) == 500ms);
+  t.renewed(1, 2, lease_tracker::time_point{});
+  CHECK(t.next_keepalive(false) == 250ms);
   t.renewed(1, 1, lease_tracker::time_point{});
   CHECK(t.next_keepalive(true) == 100ms);
 }
