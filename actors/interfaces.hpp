@@ -62,10 +62,22 @@ using etcd_worker_actor = caf::typed_actor<
   // leader's write): false when the guard failed.
   caf::replies_to<atom::publish, std::string, std::string, std::string,
                   int64_t>::with<bool>,
+  // Puts keys[i] = values[i] (an empty value deletes) bound to the lease,
+  // all in one txn.
+  caf::replies_to<atom::put, std::vector<std::string>,
+                  std::vector<std::string>, int64_t>::with<bool>,
   // Deletes key only while guard key's create revision is rev (a leader's
   // delete): false when the guard failed.
   caf::replies_to<atom::erase, std::string, std::string, int64_t>::with<
     bool>>;
+
+/// Writes the VIP holders' spreading keys in batches (one txn per up to
+/// 100 keys): they are many and not on any failover path.
+using spread_writer_actor = caf::typed_actor<
+  // key = value on the lease ("" deletes); the latest value per key wins.
+  caf::reacts_to<atom::put, std::string, std::string, int64_t>,
+  // Flush timer.
+  caf::reacts_to<atom::tick>>;
 
 /// Addresses and gratuitous ARP on the VIP interface (detached).
 using link_worker_actor = caf::typed_actor<
@@ -176,6 +188,8 @@ using supervisor_actor = status_client_actor::extend<
   caf::reacts_to<atom::tick>,
   // An ARP knob changed: tell every VIP holder.
   caf::reacts_to<atom::announce>,
+  // Send the spreading counts that changed (coalescing timer).
+  caf::reacts_to<atom::publish>,
   // Restart the crashed child of this key (backoff timer).
   caf::reacts_to<atom::restart, std::string>,
   // Release everything (revoke the lease), stop the children, quit.

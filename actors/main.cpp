@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -272,7 +273,14 @@ int main(int argc, char** argv) {
     venv.node_ip = opts.net_address;
     venv.interface = opts.net_interface;
     venv.health = hub;
-    venv.etcd = sys.spawn<caf::detached>(etcd_worker, client);
+    // Lock txns of many VIPs at once (a cold start) run on a few threads:
+    // etcd commits concurrent writes together. One VIP always uses the
+    // same worker, so its own steps stay in order.
+    std::vector<etcd_worker_actor> etcd_pool;
+    for (int i = 0; i < 4; ++i)
+      etcd_pool.push_back(sys.spawn<caf::detached>(etcd_worker, client));
+    venv.etcd = etcd_pool.front();
+    venv.spread = sys.spawn(spread_writer, etcd_pool.back());
     link_config lcfg;
     lcfg.interface = opts.net_interface;
     if (auto a = netlink::rtnl_address_manager::open())
@@ -298,8 +306,11 @@ int main(int argc, char** argv) {
       caf::anon_send(link, atom::prune_v, keep);
       caf::anon_send(nat, atom::prune_v, std::move(keep));
     };
-    scfg.make_vip = [venv](caf::actor_system& s, const std::string& key) {
-      return s.spawn(vip_holder, key, venv);
+    scfg.make_vip = [venv, etcd_pool](caf::actor_system& s,
+                                      const std::string& key) {
+      auto env = venv;
+      env.etcd = etcd_pool[std::hash<std::string>{}(key) % etcd_pool.size()];
+      return s.spawn(vip_holder, key, env);
     };
     scfg.listeners.push_back(responder);
     scfg.listeners.push_back(hub);
@@ -356,7 +367,8 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(venv.etcd, caf::exit_reason::user_shutdown);
+      for (auto& w : etcd_pool)
+        caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.link, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.nat, caf::exit_reason::user_shutdown);
       if (acl)
@@ -410,7 +422,8 @@ int main(int argc, char** argv) {
       caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(leader, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(venv.etcd, caf::exit_reason::user_shutdown);
+      for (auto& w : etcd_pool)
+        caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.link, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(venv.nat, caf::exit_reason::user_shutdown);
       self->wait_for(sup, guardian, responder, hub, leader);

@@ -381,11 +381,31 @@ void apply_spread(supervisor_pointer self, const key_change& c) {
   } else {
     instances[p.instance][p.vip] = p.used;
   }
-  auto report = spread_of(st, p.app, p.proc);
-  for (auto& [key, e] : st.children)
-    if (e.handle && e.config.app == p.app && e.config.proc == p.proc
-        && !e.config.port_only())
-      self->send(e.handle, report);
+  st.spread_dirty.insert(group);
+  if (!st.spread_flush_scheduled) {
+    st.spread_flush_scheduled = true;
+    self->delayed_send(self, std::chrono::milliseconds(50), atom::publish_v);
+  }
+}
+
+void flush_spread(supervisor_pointer self) {
+  auto& st = self->state;
+  st.spread_flush_scheduled = false;
+  auto dirty = std::move(st.spread_dirty);
+  st.spread_dirty.clear();
+  std::map<std::string, spread_report> reports;
+  for (auto& group : dirty) {
+    auto slash = group.find('/');
+    reports[group] = spread_of(st, group.substr(0, slash),
+                               group.substr(slash + 1));
+  }
+  for (auto& [key, e] : st.children) {
+    if (!e.handle || e.config.port_only())
+      continue;
+    auto r = reports.find(e.config.app + "/" + e.config.proc);
+    if (r != reports.end())
+      self->send(e.handle, r->second);
+  }
 }
 
 void spawn_child(supervisor_pointer self, const std::string& key) {
@@ -805,6 +825,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       w.revision = rev;
     },
     [self](atom::tick) { keepalive(self); },
+    [self](atom::publish) { flush_spread(self); },
     [self](atom::announce) {
       auto arp = arp_knobs(self->state);
       for (auto& [key, e] : self->state.children)
@@ -853,8 +874,9 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
               self->quit();
             });
       };
-      // Every holder removes its address and rules and deletes its lock
-      // first (others take over at once), then the lease goes.
+      // Every holder removes its address and rules first; then the lease
+      // revoke releases every lock (and app key) in one step, and the
+      // other nodes take over the moment they see the deletes.
       auto pending = std::make_shared<size_t>(0);
       for (auto& [key, e] : st.children)
         if (e.handle)

@@ -96,6 +96,10 @@ struct supervisor_state {
   /// The spreading keys: "app/proc" → instance → VIP → used.
   std::map<std::string, std::map<int64_t, std::map<std::string, bool>>>
     spread;
+  /// Groups whose counts changed since they were last sent; sent at most
+  /// every 50 ms (a cold start changes thousands of keys).
+  std::set<std::string> spread_dirty;
+  bool spread_flush_scheduled = false;
 
   uint64_t events = 0;
   uint64_t restarts = 0;

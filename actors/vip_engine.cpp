@@ -76,6 +76,21 @@ etcd_worker(etcd_worker_actor::pointer, std::shared_ptr<etcd::client> c) {
         return to_error(r.error());
       return true;
     },
+    [c](atom::put, const std::vector<std::string>& keys,
+        const std::vector<std::string>& values,
+        int64_t lease) -> caf::result<bool> {
+      etcd::txn_request req;
+      for (size_t i = 0; i < keys.size() && i < values.size(); ++i)
+        if (values[i].empty())
+          req.success.push_back({etcd::txn_op::kind::erase, keys[i], {}, 0});
+        else
+          req.success.push_back(
+            {etcd::txn_op::kind::put, keys[i], values[i], lease});
+      auto r = c->txn(req);
+      if (!r)
+        return to_error(r.error());
+      return r->succeeded;
+    },
     [c](atom::erase, const std::string& key) -> caf::result<bool> {
       auto r = c->erase(key);
       if (!r)
@@ -103,6 +118,70 @@ etcd_worker(etcd_worker_actor::pointer, std::shared_ptr<etcd::client> c) {
       if (!r)
         return to_error(r.error());
       return r->succeeded;
+    },
+  };
+}
+
+spread_writer_actor::behavior_type
+spread_writer(spread_writer_actor::stateful_pointer<spread_writer_state> self,
+              etcd_worker_actor etcd) {
+  self->state.etcd = std::move(etcd);
+  return {
+    [self](atom::put, std::string& key, std::string& value, int64_t lease) {
+      auto& st = self->state;
+      if (lease != st.lease) {
+        // Keys of an older lease are gone with it.
+        st.pending.clear();
+        st.lease = lease;
+      }
+      st.pending[key] = std::move(value);
+      if (!st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->delayed_send(self, std::chrono::milliseconds(20), atom::tick_v);
+      }
+    },
+    [self](atom::tick) {
+      auto& st = self->state;
+      st.flush_scheduled = false;
+      if (st.in_flight || st.pending.empty())
+        return;
+      std::vector<std::string> keys;
+      std::vector<std::string> values;
+      while (!st.pending.empty() && keys.size() < 100) {
+        auto i = st.pending.begin();
+        keys.push_back(i->first);
+        values.push_back(std::move(i->second));
+        st.pending.erase(i);
+      }
+      st.in_flight = true;
+      auto lease = st.lease;
+      self
+        ->request(st.etcd, std::chrono::seconds(10), atom::put_v, keys, values,
+                  lease)
+        .then(
+          [self](bool) {
+            auto& st = self->state;
+            st.in_flight = false;
+            ++st.batches;
+            if (!st.pending.empty()) {
+              st.flush_scheduled = true;
+              self->send(self, atom::tick_v);
+            }
+          },
+          [self, keys, values, lease](caf::error& err) {
+            auto& st = self->state;
+            st.in_flight = false;
+            NWD_LOG_WARN("vip-engine", "spreading keys not written: {}",
+                         self->system().render(err));
+            // Retry what no newer value replaced, unless the lease moved on.
+            if (lease == st.lease)
+              for (size_t i = 0; i < keys.size(); ++i)
+                st.pending.emplace(keys[i], values[i]);
+            if (!st.flush_scheduled) {
+              st.flush_scheduled = true;
+              self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+            }
+          });
     },
   };
 }

@@ -51,6 +51,20 @@ nat_manager_actor::behavior_type
 nat_manager(nat_manager_actor::stateful_pointer<nat_manager_state> self,
             std::shared_ptr<nat::dnat_table> table);
 
+struct spread_writer_state {
+  static inline const char* name = "spread-writer";
+  etcd_worker_actor etcd;
+  int64_t lease = 0;
+  std::map<std::string, std::string> pending; ///< key → value ("" deletes)
+  bool flush_scheduled = false;
+  bool in_flight = false;
+  uint64_t batches = 0;
+};
+
+spread_writer_actor::behavior_type
+spread_writer(spread_writer_actor::stateful_pointer<spread_writer_state> self,
+              etcd_worker_actor etcd);
+
 /// What every VIP holder shares.
 struct vip_env {
   std::string hostname;
@@ -60,6 +74,8 @@ struct vip_env {
   link_worker_actor link;
   nat_manager_actor nat;
   health_hub_actor health;
+  /// Writes the spreading keys (null: not written).
+  spread_writer_actor spread;
   /// Reports removals of and ARP conflicts for the addresses we serve
   /// (null: not watched).
   std::shared_ptr<link_monitor> monitor;

@@ -164,15 +164,15 @@ void finish_shutdown(vip_holder_pointer self) {
 
 /// Keeps /lain/networkd/containers/{app}/{proc}/{instance}/{vip} = used or
 /// unused (on the lease) while a healthy instance of app.proc runs here.
-/// True when a write was started.
-bool reconcile_spread(vip_holder_pointer self, vip::verdict verdict,
+/// The spread writer batches the writes; nothing here waits for them.
+void reconcile_spread(vip_holder_pointer self, vip::verdict verdict,
                       bool alive) {
   auto& st = self->state;
-  if (st.shutting_down)
-    return false; // the lease revoke removes the key
+  if (st.shutting_down || !st.env.spread)
+    return; // the lease revoke removes the key
   if (!alive) {
     st.spread_key.clear(); // it went with the lease
-    return false;
+    return;
   }
   std::string key;
   std::string value;
@@ -185,19 +185,16 @@ bool reconcile_spread(vip_holder_pointer self, vip::verdict verdict,
               : "unused";
   }
   if (!st.spread_key.empty() && st.spread_key != key) {
-    step(self, st.env.etcd, [self] { self->state.spread_key.clear(); },
-         atom::erase_v, st.spread_key);
-    return true;
+    self->send(st.env.spread, atom::put_v, st.spread_key, std::string{},
+               st.lease_id);
+    st.spread_key.clear();
+    st.spread_value.clear();
   }
   if (key.empty() || (key == st.spread_key && value == st.spread_value))
-    return false;
-  step(self, st.env.etcd,
-       [self, key, value] {
-         self->state.spread_key = key;
-         self->state.spread_value = value;
-       },
-       atom::put_v, key, value, st.lease_id);
-  return true;
+    return;
+  self->send(st.env.spread, atom::put_v, key, value, st.lease_id);
+  st.spread_key = key;
+  st.spread_value = value;
 }
 
 void reconcile_port_only(vip_holder_pointer self, bool want) {
@@ -227,8 +224,9 @@ void reconcile_port_only(vip_holder_pointer self, bool want) {
     return;
   }
   if (!want && st.app_key) {
-    // A lost lease took the key already; only delete it when alive.
-    if (!st.lease_alive(clock_type::now())) {
+    // A lost lease took the key already; only delete it when alive (and
+    // not on shutdown: the lease revoke takes it).
+    if (!st.lease_alive(clock_type::now()) || st.shutting_down) {
       st.app_key = false;
     } else {
       step(self, st.env.etcd, [self] { self->state.app_key = false; },
@@ -296,6 +294,10 @@ void reconcile(vip_holder_pointer self) {
     if (st.lock == ls::ours) {
       if (!alive) {
         st.lock = ls::none; // it went with the lease
+      } else if (st.shutting_down) {
+        // The lease revoke that ends the shutdown releases every lock at
+        // once; a delete per VIP would only delay it.
+        st.lock = ls::none;
       } else {
         step(self, st.env.etcd,
              [self] { self->state.lock = vip_holder_state::lock_state::none; },
@@ -311,8 +313,8 @@ void reconcile(vip_holder_pointer self) {
       st.spread_wait = spread_block(st);
       if (!st.spread_wait.empty()) {
         set_phase(self, "standby", st.spread_wait);
-        if (!reconcile_spread(self, verdict, alive))
-          finish_shutdown(self);
+        reconcile_spread(self, verdict, alive);
+        finish_shutdown(self);
         return;
       }
       st.lock = ls::acquiring;
@@ -362,8 +364,7 @@ void reconcile(vip_holder_pointer self) {
                                                  : vip::to_string(verdict));
     else if (st.lock == ls::theirs)
       set_phase(self, "standby", "lock held by " + st.holder);
-    if (reconcile_spread(self, verdict, alive))
-      return;
+    reconcile_spread(self, verdict, alive);
     finish_shutdown(self);
     return;
   }
@@ -516,6 +517,8 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
                      st.key);
         st.lock = vip_holder_state::lock_state::none;
       }
+      if (k.id != st.lease_id)
+        st.spread_key.clear(); // written with the old lease, gone with it
       st.lease_id = k.id;
       st.lease_deadline = clock_type::time_point(
         std::chrono::nanoseconds(k.sent_at_ns));
