@@ -87,6 +87,9 @@ using link_worker_actor = caf::typed_actor<
   caf::replies_to<atom::erase, std::string>::with<bool>,
   // Sends a burst of gratuitous ARP (count of each form).
   caf::replies_to<atom::announce, std::string, int64_t>::with<bool>,
+  // The lease was renewed: every address added (and not removed since)
+  // gets this valid lifetime (seconds), in one go.
+  caf::reacts_to<atom::keepalive, int64_t>,
   // Removes the VIP-shaped addresses (/32, preferred lifetime 0, finite
   // valid lifetime) not in the list: leftovers of a previous run.
   caf::replies_to<atom::prune, std::vector<std::string>>::with<bool>>;

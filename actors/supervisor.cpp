@@ -313,6 +313,12 @@ keepalive_info lease_view(supervisor_pointer self) {
 
 void broadcast_lease(supervisor_pointer self) {
   auto k = lease_view(self);
+  if (k.id != 0 && self->state.cfg.extend_addresses) {
+    auto left = std::chrono::duration_cast<std::chrono::seconds>(
+                  self->state.lease.deadline() - std::chrono::steady_clock::now())
+                  .count();
+    self->state.cfg.extend_addresses(std::max<int64_t>(left, 1));
+  }
   for (auto& [key, e] : self->state.children)
     if (e.handle)
       self->send(e.handle, k);

@@ -43,6 +43,9 @@ struct supervisor_config {
   /// of every VIP key: what a previous run left for other addresses (VIP
   /// keys deleted while networkd was down) is removed.
   std::function<void(std::vector<std::string>)> prune_leftovers;
+  /// Called on every renewal with the whole seconds left before the local
+  /// deadline: the VIP addresses' valid lifetime (kernel-side fencing).
+  std::function<void(int64_t)> extend_addresses;
   int64_t lease_ttl = 6; ///< seconds; the lease_ttl knob overrides it
   /// Log level to return to when the log_level knob is deleted.
   std::string log_level = "info";

@@ -2,6 +2,7 @@
 #include "actors/vip_engine.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include <caf/all.hpp>
 
@@ -188,9 +189,11 @@ spread_writer(spread_writer_actor::stateful_pointer<spread_writer_state> self,
 
 link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
                                              link_config cfg) {
+  // The addresses this worker added (its own thread only).
+  auto added = std::make_shared<std::set<std::string>>();
   return {
-    [cfg](atom::add, const std::string& ip,
-          int64_t valid_s) -> caf::result<bool> {
+    [cfg, added](atom::add, const std::string& ip,
+                 int64_t valid_s) -> caf::result<bool> {
       if (!cfg.addresses)
         return caf::make_error(errc::link_failure, "netlink unavailable");
       auto r = cfg.addresses->add(cfg.interface, ip,
@@ -198,11 +201,24 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
                                     valid_s, 1)));
       if (!r)
         return caf::make_error(errc::link_failure, r.error().to_string());
+      added->insert(ip);
       return true;
     },
-    [cfg](atom::erase, const std::string& ip) -> caf::result<bool> {
+    [cfg, added](atom::keepalive, int64_t valid_s) {
+      if (!cfg.addresses)
+        return;
+      for (auto& ip : *added)
+        if (auto r = cfg.addresses->add(
+              cfg.interface, ip,
+              static_cast<uint32_t>(std::max<int64_t>(valid_s, 1)));
+            !r)
+          NWD_LOG_WARN("vip-engine", "lifetime of {} not extended: {}", ip,
+                       r.error().to_string());
+    },
+    [cfg, added](atom::erase, const std::string& ip) -> caf::result<bool> {
       if (!cfg.addresses)
         return caf::make_error(errc::link_failure, "netlink unavailable");
+      added->erase(ip);
       auto r = cfg.addresses->remove(cfg.interface, ip);
       if (!r)
         return caf::make_error(errc::link_failure, r.error().to_string());

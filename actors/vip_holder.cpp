@@ -529,12 +529,8 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
                            std::chrono::duration_cast<std::chrono::nanoseconds>(
                              left),
                            atom::fence_v, gen);
-      // Kernel-side fencing: the address lives no longer than the lease.
-      if (st.address_on && !st.busy)
-        self
-          ->request(st.env.link, std::chrono::seconds(5), atom::add_v,
-                    st.config.ip, valid_seconds(st))
-          .then([](bool) {}, [](caf::error&) {});
+      // Kernel-side fencing: the link worker extends the lifetime of every
+      // address it added, in one go per renewal (the supervisor tells it).
       reconcile(self);
     },
     [self](atom::fence, uint64_t gen) {
