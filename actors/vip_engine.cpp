@@ -205,8 +205,27 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
       return true;
     },
     [cfg, added](atom::keepalive, int64_t valid_s) {
-      if (!cfg.addresses)
+      if (!cfg.addresses || added->empty())
         return;
+      // Only addresses still on the interface are extended: one the kernel
+      // expired (a frozen node) or someone removed must never come back
+      // from here, since adding an IPv4 address creates it when absent. Its
+      // holder decides whether it returns.
+      auto now = cfg.addresses->list(cfg.interface);
+      if (!now) {
+        NWD_LOG_WARN("vip-engine", "lifetimes not extended: {}",
+                     now.error().to_string());
+        return;
+      }
+      std::set<std::string> present;
+      for (auto& a : *now)
+        if (a.prefix == 32)
+          present.insert(a.address);
+      for (auto i = added->begin(); i != added->end();)
+        if (present.count(*i) == 0)
+          i = added->erase(i);
+        else
+          ++i;
       for (auto& ip : *added)
         if (auto r = cfg.addresses->add(
               cfg.interface, ip,

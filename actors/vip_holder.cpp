@@ -278,6 +278,9 @@ void reconcile(vip_holder_pointer self) {
     if (st.address_on) {
       if (st.env.monitor)
         st.env.monitor->unwatch(st.config.ip);
+      // Pending announcement timers are void from here on.
+      ++st.announce_gen;
+      ++st.refresh_gen;
       set_phase(self, "releasing", !alive ? "lease not alive"
                                    : st.shutting_down
                                      ? "shutting down"
@@ -557,7 +560,11 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
     },
     [self](atom::announce, uint64_t gen) {
       auto& st = self->state;
-      if (gen == st.announce_gen && st.address_on)
+      // Only while we own it: timers of an earlier burst may fire late
+      // (after a freeze) while the address is on its way out.
+      if (gen == st.announce_gen && st.address_on
+          && st.lock == vip_holder_state::lock_state::ours
+          && st.lease_alive(clock_type::now()) && !st.shutting_down)
         announce_now(self);
     },
     [self](atom::tick) {
@@ -580,7 +587,9 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
     },
     [self](atom::refresh, uint64_t gen) {
       auto& st = self->state;
-      if (gen != st.refresh_gen || !st.address_on)
+      if (gen != st.refresh_gen || !st.address_on
+          || st.lock != vip_holder_state::lock_state::ours
+          || !st.lease_alive(clock_type::now()))
         return;
       announce_now(self);
       schedule_refresh(self);
