@@ -5,12 +5,29 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "dns/wire.hpp"
 
 namespace networkd::dns {
 
 namespace {
+
+// The SOA's MINIMUM field, when the rdata holds two whole names and the
+// five 32-bit fields after them.
+std::optional<uint32_t> soa_minimum(const knot_rdata_t* rd) {
+  const uint8_t* pos = rd->data;
+  const uint8_t* end = rd->data + rd->len;
+  for (int name = 0; name < 2; ++name) {
+    int size = knot_dname_wire_check(pos, end, nullptr);
+    if (size <= 0)
+      return std::nullopt;
+    pos += size;
+  }
+  if (end - pos < 20)
+    return std::nullopt;
+  return knot_wire_read_u32(pos + 16);
+}
 
 /// Offset just past the (possibly compressed) name at pos. The body was
 /// written by libknot just before, so it is well formed; libknot has no call
@@ -95,7 +112,12 @@ make_cache_entry(std::string_view lower_wire_name, uint16_t qtype,
     for (uint16_t i = 0; i < authority->count; ++i) {
       auto rr = knot_pkt_rr(authority, i);
       if (rr->type == KNOT_RRTYPE_SOA && rr->rrs.count > 0) {
-        lifetime = std::min(rr->ttl, knot_soa_minimum(rr->rrs.rdata));
+        // An upstream's SOA is not trusted to be whole: without its
+        // MINIMUM field the answer is not cached.
+        auto minimum = soa_minimum(rr->rrs.rdata);
+        if (!minimum)
+          break;
+        lifetime = std::min(rr->ttl, *minimum);
         lifetime = std::min(lifetime, opts.max_negative_ttl);
         break;
       }
