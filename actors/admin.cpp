@@ -33,6 +33,10 @@ std::string ask_status(caf::actor_system& sys, const Handle& h) {
 
 admin_server::admin_server(caf::actor_system& sys, supervisor_actor sup)
   : sys_(sys), sup_(std::move(sup)), http_(std::make_unique<httplib::Server>()) {
+  // cpp-httplib's default pool has max(8, cores - 1) threads; an admin
+  // endpoint asked by a scraper and an operator needs two (a third request
+  // waits in the pool's queue).
+  http_->new_task_queue = [] { return new httplib::ThreadPool(2); };
 }
 
 admin_server::~admin_server() {

@@ -3,11 +3,10 @@
 
 #include <caf/all.hpp>
 
-#include <malloc.h>
-
 #include <sstream>
 
 #include "actors/json.hpp"
+#include "actors/memory.hpp"
 #include "dns/hosts.hpp"
 #include "net/log.hpp"
 
@@ -56,6 +55,18 @@ dns::table_input dns_responder_state::input() const {
     in.domain_servers.push_back(s);
   in.upstreams = upstreams;
   return in;
+}
+
+void dns_responder_state::compact() {
+  // A full etcd read arrives as thousands of key messages at once, and the
+  // entries made while they were queued sit between them in the heap, so
+  // the freed messages leave holes that no trim can return. Copies made
+  // now fill those holes instead; the old entries are freed next to them
+  // and everything coalesces (release_free_memory after the publish).
+  auto fresh_domains = domains;
+  domains.swap(fresh_domains);
+  auto fresh_servers = servers;
+  servers.swap(fresh_servers);
 }
 
 void dns_responder_state::read_hosts() {
@@ -246,9 +257,17 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
         default:
           return;
       }
+      ++st.changes_since_publish;
       schedule_publish(self);
     },
-    [](atom::ready) {},
+    [self](atom::ready) {
+      // The first full etcd read is in: its keys went through every
+      // listener as thousands of messages at once. Once the others have
+      // handled theirs too, rebuild the maps and the table into the holes
+      // they left, and give the rest back to the kernel (see compact()).
+      self->state.compact_next = true;
+      self->delayed_send(self, std::chrono::seconds(1), atom::publish_v);
+    },
     [self](atom::upstream, std::vector<config::upstream>& ups) {
       if (ups == self->state.upstreams)
         return;
@@ -263,15 +282,22 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
     [self](atom::publish) {
       auto& st = self->state;
       st.publish_pending = false;
+      if (st.compact_next
+          || (st.changes_since_publish >= 64
+              && 2 * st.changes_since_publish >= st.domains.size()))
+        st.compact();
+      st.compact_next = false;
+      st.changes_since_publish = 0;
       st.warnings.clear();
       auto tbl = dns::table::build(st.input(), &st.warnings);
       for (auto& w : st.warnings)
         NWD_LOG_DEBUG(who, "table: {}", w);
+      // The old table is freed once the server's threads let go of it:
+      // its memory goes back then; what compact() and the build freed, now.
       if (st.cfg.server)
-        st.cfg.server->publish(tbl);
+        st.cfg.server->publish(tbl, release_free_memory);
       ++st.publishes;
-      // Building a table frees the old one's memory: give it back.
-      malloc_trim(0);
+      release_free_memory();
       NWD_LOG_DEBUG(who, "published table serial {} ({} names)",
                     tbl->serial(), tbl->size());
     },

@@ -39,10 +39,14 @@ struct dns_responder_state {
   std::unique_ptr<file_watch> hosts_watch;
   std::vector<std::string> warnings; ///< from the last table build
   bool publish_pending = false;
+  size_t changes_since_publish = 0; ///< domain and domain server keys
+  bool compact_next = false;        ///< set a while after the first read
   uint64_t publishes = 0;
   uint64_t hosts_reloads = 0;
 
   dns::table_input input() const;
+  /// Copies the domain maps into fresh allocations after a bulk change.
+  void compact();
   void read_hosts();
   std::string render() const;
 };

@@ -22,6 +22,7 @@
 #include <iostream>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "actors/admin.hpp"
 #include "actors/cli.hpp"
@@ -29,6 +30,7 @@
 #include "actors/health.hpp"
 #include "actors/acl_keeper.hpp"
 #include "actors/leader.hpp"
+#include "actors/memory.hpp"
 #include "actors/resolv_guardian.hpp"
 #include "actors/errors.hpp"
 #include "actors/supervisor.hpp"
@@ -141,9 +143,7 @@ public:
 } // namespace
 
 int main(int argc, char** argv) {
-  // Few malloc arenas: networkd's threads allocate little, and each arena
-  // costs resident memory.
-  mallopt(M_ARENA_MAX, 2);
+  tune_malloc();
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = parse_options(args);
   if (!parsed) {

@@ -24,7 +24,8 @@
 # same dnsperf settings. Prints per server the median QPS, the average
 # latency, the server's CPU time per query (user + system, from /proc; less
 # disturbed by other load on the machine than QPS), the ratios, and
-# networkd's peak RSS (VmRSS sampled during its runs, and VmHWM). No
+# networkd's peak RSS (VmRSS sampled during its runs, split into anonymous
+# memory and mapped files at that moment, and VmHWM). No
 # pass/fail: it exits non-zero only when the setup fails. Everything started
 # is stopped and the temp dir removed on exit, Ctrl-C included.
 set -euo pipefail
@@ -253,11 +254,14 @@ cpu_ticks() {
   sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-# sample_rss PID OUT: writes the largest VmRSS (kB) seen until killed.
+# sample_rss PID OUT: writes the largest VmRSS (kB) seen until killed, as
+# "VmRSS:RssAnon:RssFile" of that moment (heap and stacks vs. mapped files).
 sample_rss() {
   local max=0 v
-  while v=$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null); do
-    [ -n "$v" ] && [ "$v" -gt "$max" ] && { max=$v; echo "$max" >"$2"; }
+  while v=$(awk '/^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} /^RssFile:/ {f = $2}
+                 END { if (r) print r ":" a ":" f }' \
+              "/proc/$1/status" 2>/dev/null) && [ -n "$v" ]; do
+    [ "${v%%:*}" -gt "$max" ] && { max=${v%%:*}; echo "$v" >"$2"; }
     sleep 0.1
   done
 }
@@ -322,7 +326,7 @@ for sc, sv, r, qps, lat, lost, rss, cpu in rows:
   d["lat"].append(float(lat or 0))
   d["lost"] += int(lost or 0)
   if rss not in ("-", ""):
-    d["rss"].append(int(rss))
+    d["rss"].append(tuple(int(x) for x in rss.split(":")))
 servers = ["networkd", "dnsmasq", "unbound"]
 print("%-8s %-9s %9s %9s %7s %8s %6s  %s" % ("scenario", "server",
       "QPS(med)", "QPS range", "avg ms", "cpu-us/q", "lost", "runs QPS"))
@@ -351,10 +355,11 @@ for sc, targets in [("local", {"dnsmasq": 1.3, "unbound": 1.0}),
     parts.append("networkd/%s = %.2f%s" % (other, ratio, goal))
   print("%-7s %s" % (sc + ":", ",  ".join(parts)))
 peak = max((max(d["rss"]) for (sc, sv), d in by.items() if d["rss"]),
-           default=0)
+           default=(0, 0, 0))
 print()
-print("networkd RSS: peak sampled during load %.1f MB, VmHWM (lifetime "
-      "peak) %.1f MB (target <= 30 MB)" % (peak / 1024, hwm / 1024))
+print("networkd RSS: peak sampled during load %.1f MB (anonymous %.1f MB, "
+      "files %.1f MB), VmHWM (lifetime peak) %.1f MB (target <= 30 MB)"
+      % (peak[0] / 1024, peak[1] / 1024, peak[2] / 1024, hwm / 1024))
 try:
   st = json.loads(sys.argv[3])
   def find(o, key):

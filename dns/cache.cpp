@@ -46,6 +46,22 @@ size_t skip_name(const uint8_t* wire, size_t pos, size_t size) {
 
 } // namespace
 
+cache_entry::cache_entry(std::string_view lower_wire_name,
+                         const uint8_t* body, size_t body_size,
+                         const std::vector<uint16_t>& ttl_offsets)
+  : ttl_count_(static_cast<uint16_t>(ttl_offsets.size())),
+    body_size_(static_cast<uint16_t>(body_size)),
+    name_size_(static_cast<uint16_t>(lower_wire_name.size())) {
+  data_.reset(new uint8_t[names_at() + name_size_]);
+  if (ttl_count_ > 0)
+    std::memcpy(data_.get(), ttl_offsets.data(), body_at());
+  if (body_size_ > 0)
+    std::memcpy(data_.get() + body_at(), body, body_size_);
+  if (name_size_ > 0)
+    std::memcpy(data_.get() + names_at(), lower_wire_name.data(),
+                name_size_);
+}
+
 std::string cache_key(std::string_view lower_wire_name, uint16_t qtype,
                       uint16_t qclass, bool dnssec_ok,
                       bool checking_disabled) {
@@ -123,9 +139,15 @@ make_cache_entry(std::string_view lower_wire_name, uint16_t qtype,
       }
     }
   }
-  pkt_ptr body{knot_pkt_new(nullptr, 65535, nullptr)};
+  // The body is built in a buffer kept by the thread (the forwarder's):
+  // a fresh 64 KiB allocation per answer would only churn the heap.
+  thread_local std::vector<uint8_t> scratch(65535);
+  pkt_ptr body{knot_pkt_new(scratch.data(),
+                            static_cast<uint16_t>(scratch.size()), nullptr)};
   if (!body)
     return nullptr;
+  // Over a given buffer a packet starts as "parsed, full": empty it.
+  knot_pkt_clear(body.get());
   auto lower = reinterpret_cast<const knot_dname_t*>(lower_wire_name.data());
   if (knot_pkt_put_question(body.get(), lower, qclass, qtype) != KNOT_EOK)
     return nullptr;
@@ -167,12 +189,11 @@ make_cache_entry(std::string_view lower_wire_name, uint16_t qtype,
   }
   if (lifetime == std::numeric_limits<uint32_t>::max())
     lifetime = opts.max_ttl; // NOERROR with answers: cannot happen
-  auto entry = std::make_shared<cache_entry>();
-  entry->name = std::string(lower_wire_name);
-  entry->body.assign(body->wire, body->wire + body->size);
-  for (auto start : rr_starts)
-    entry->ttl_offsets.push_back(static_cast<uint16_t>(
-      skip_name(entry->body.data(), start, entry->body.size()) + 4));
+  for (auto& start : rr_starts)
+    start = static_cast<uint16_t>(skip_name(body->wire, start, body->size)
+                                  + 4);
+  auto entry = std::make_shared<cache_entry>(lower_wire_name, body->wire,
+                                             body->size, rr_starts);
   entry->stored_ms = now_ms;
   entry->expires_ms = now_ms + uint64_t{lifetime} * 1000;
   entry->rcode = rcode;
@@ -192,14 +213,58 @@ make_failure_entry(std::string_view lower_wire_name, uint16_t qtype,
   knot_wire_set_qr(body->wire);
   knot_wire_set_ra(body->wire);
   knot_wire_set_rcode(body->wire, KNOT_RCODE_SERVFAIL);
-  auto entry = std::make_shared<cache_entry>();
-  entry->name = std::string(lower_wire_name);
-  entry->body.assign(body->wire, body->wire + body->size);
+  auto entry = std::make_shared<cache_entry>(lower_wire_name, body->wire,
+                                             body->size,
+                                             std::vector<uint16_t>{});
   entry->stored_ms = now_ms;
   entry->expires_ms = now_ms + uint64_t{opts.failure_ttl} * 1000;
   entry->rcode = KNOT_RCODE_SERVFAIL;
   entry->failure = true;
   return entry;
+}
+
+cache::node* cache::node::make(std::string_view key,
+                               std::shared_ptr<const cache_entry> entry) {
+  void* mem = ::operator new(sizeof(node) + key.size());
+  auto n = new (mem) node;
+  n->entry = std::move(entry);
+  n->key_size = static_cast<uint16_t>(key.size());
+  std::memcpy(reinterpret_cast<char*>(n + 1), key.data(), key.size());
+  return n;
+}
+
+void cache::node::destroy(node* n) {
+  n->~node();
+  ::operator delete(n);
+}
+
+void cache::shard::unlink(node* n) {
+  (n->prev ? n->prev->next : front) = n->next;
+  (n->next ? n->next->prev : back) = n->prev;
+  n->prev = n->next = nullptr;
+}
+
+void cache::shard::push_front(node* n) {
+  n->prev = nullptr;
+  n->next = front;
+  (front ? front->prev : back) = n;
+  front = n;
+}
+
+void cache::shard::erase(node* n) {
+  index.erase(n->key()); // before the node that holds the key
+  unlink(n);
+  node::destroy(n);
+}
+
+void cache::shard::clear() {
+  index.clear();
+  while (front != nullptr) {
+    auto next = front->next;
+    node::destroy(front);
+    front = next;
+  }
+  back = nullptr;
 }
 
 cache::cache(cache_options opts) : opts_(opts) {
@@ -226,16 +291,18 @@ std::shared_ptr<const cache_entry> cache::find(std::string_view key,
     ++s.misses;
     return nullptr;
   }
-  if (i->second->entry->expires_ms <= now_ms) {
-    auto node = i->second;
-    s.index.erase(i); // before the node that holds its key
-    s.lru.erase(node);
+  auto n = i->second;
+  if (n->entry->expires_ms <= now_ms) {
+    s.erase(n);
     ++s.misses;
     return nullptr;
   }
-  s.lru.splice(s.lru.begin(), s.lru, i->second);
+  if (n != s.front) {
+    s.unlink(n);
+    s.push_front(n);
+  }
   ++s.hits;
-  return i->second->entry;
+  return n->entry;
 }
 
 void cache::put(std::string_view key,
@@ -246,15 +313,17 @@ void cache::put(std::string_view key,
   std::lock_guard<std::mutex> guard{s.mtx};
   ++s.inserts;
   if (auto i = s.index.find(key); i != s.index.end()) {
-    i->second->entry = std::move(entry);
-    s.lru.splice(s.lru.begin(), s.lru, i->second);
+    auto n = i->second;
+    n->entry = std::move(entry);
+    s.unlink(n);
+    s.push_front(n);
     return;
   }
-  s.lru.push_front(node{std::string(key), std::move(entry)});
-  s.index.emplace(s.lru.front().key, s.lru.begin());
-  while (s.lru.size() > per_shard_) {
-    s.index.erase(s.lru.back().key);
-    s.lru.pop_back();
+  auto n = node::make(key, std::move(entry));
+  s.push_front(n);
+  s.index.emplace(n->key(), n);
+  while (s.index.size() > per_shard_) {
+    s.erase(s.back);
     ++s.evictions;
   }
 }
@@ -263,14 +332,13 @@ size_t cache::drop_if(const std::function<bool(std::string_view)>& pred) {
   size_t dropped = 0;
   for (auto& sp : shards_) {
     std::lock_guard<std::mutex> guard{sp->mtx};
-    for (auto i = sp->lru.begin(); i != sp->lru.end();) {
-      if (pred(i->entry->name)) {
-        sp->index.erase(i->key);
-        i = sp->lru.erase(i);
+    for (auto n = sp->front; n != nullptr;) {
+      auto next = n->next;
+      if (pred(n->entry->name())) {
+        sp->erase(n);
         ++dropped;
-      } else {
-        ++i;
       }
+      n = next;
     }
   }
   return dropped;
@@ -279,8 +347,7 @@ size_t cache::drop_if(const std::function<bool(std::string_view)>& pred) {
 void cache::clear() {
   for (auto& sp : shards_) {
     std::lock_guard<std::mutex> guard{sp->mtx};
-    sp->lru.clear();
-    sp->index.clear();
+    sp->clear();
   }
 }
 
@@ -288,7 +355,7 @@ cache::counters cache::stats() const {
   counters c;
   for (auto& sp : shards_) {
     std::lock_guard<std::mutex> guard{sp->mtx};
-    c.size += sp->lru.size();
+    c.size += sp->index.size();
     c.hits += sp->hits;
     c.misses += sp->misses;
     c.evictions += sp->evictions;

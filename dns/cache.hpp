@@ -5,8 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,11 +26,13 @@ struct cache_options {
 };
 
 /// One stored upstream answer, ready to be copied out: the response wire
-/// without OPT, ID 0, question lower-cased, TTLs already capped.
-struct cache_entry {
-  std::string name;                ///< lower-case wire qname
-  std::vector<uint8_t> body;
-  std::vector<uint16_t> ttl_offsets; ///< where each RR's TTL sits in body
+/// without OPT, ID 0, question lower-cased, TTLs already capped. The name,
+/// the wire and the TTL offsets share one allocation.
+class cache_entry {
+public:
+  cache_entry(std::string_view lower_wire_name, const uint8_t* body,
+              size_t body_size, const std::vector<uint16_t>& ttl_offsets);
+
   uint64_t stored_ms = 0;
   uint64_t expires_ms = 0;          ///< stored_ms + lifetime
   uint16_t rcode = 0;
@@ -39,6 +41,30 @@ struct cache_entry {
   uint32_t ttl() const {
     return static_cast<uint32_t>((expires_ms - stored_ms) / 1000);
   }
+
+  /// Lower-case wire qname.
+  std::string_view name() const {
+    return {reinterpret_cast<const char*>(data_.get()) + names_at(),
+            name_size_};
+  }
+  const uint8_t* body() const { return data_.get() + body_at(); }
+  size_t body_size() const { return body_size_; }
+  /// Where each RR's TTL sits in body().
+  size_t ttl_count() const { return ttl_count_; }
+  uint16_t ttl_offset(size_t i) const {
+    uint16_t off;
+    std::memcpy(&off, data_.get() + 2 * i, 2);
+    return off;
+  }
+
+private:
+  // data_: ttl offsets (2 bytes each), body, name.
+  size_t body_at() const { return 2 * size_t{ttl_count_}; }
+  size_t names_at() const { return body_at() + body_size_; }
+  std::unique_ptr<uint8_t[]> data_;
+  uint16_t ttl_count_ = 0;
+  uint16_t body_size_ = 0;
+  uint16_t name_size_ = 0;
 };
 
 /// The cache key: lower-case wire name, type, class and the DO/CD bits.
@@ -102,19 +128,39 @@ public:
   const cache_options& options() const { return opts_; }
 
 private:
+  /// One cached key: its place in the LRU list, the entry and the key's
+  /// bytes, in one allocation (node::make).
   struct node {
-    std::string key;
+    node* prev = nullptr;
+    node* next = nullptr;
     std::shared_ptr<const cache_entry> entry;
+    uint16_t key_size = 0;
+    std::string_view key() const {
+      return {reinterpret_cast<const char*>(this + 1), key_size};
+    }
+    static node* make(std::string_view key,
+                      std::shared_ptr<const cache_entry> entry);
+    static void destroy(node* n);
   };
   struct shard {
     mutable std::mutex mtx;
-    std::list<node> lru; // front = most recently used
-    /// Keys point into the list nodes' strings (list nodes never move).
-    std::unordered_map<std::string_view, std::list<node>::iterator> index;
+    node* front = nullptr; ///< most recently used
+    node* back = nullptr;  ///< least recently used
+    /// Keys point into the nodes.
+    std::unordered_map<std::string_view, node*> index;
     uint64_t hits = 0;
     uint64_t misses = 0;
     uint64_t evictions = 0;
     uint64_t inserts = 0;
+    shard() = default;
+    shard(const shard&) = delete;
+    shard& operator=(const shard&) = delete;
+    ~shard() { clear(); }
+    void unlink(node* n);
+    void push_front(node* n);
+    /// Unlinks, unindexes and frees n.
+    void erase(node* n);
+    void clear();
   };
   shard& shard_for(std::string_view key);
 

@@ -273,11 +273,11 @@ void respond_from_entry(const query& q, const cache_entry& e,
                         uint64_t now_ms, uint16_t max_udp_payload,
                         std::vector<uint8_t>& out) {
   size_t question_end = KNOT_WIRE_HEADER_SIZE + q.qname.size() + 4;
-  if (e.body.size() < question_end || q.qname.size() != e.name.size()) {
+  if (e.body_size() < question_end || q.qname.size() != e.name().size()) {
     respond_error(q, KNOT_RCODE_SERVFAIL, max_udp_payload, out);
     return;
   }
-  out.assign(e.body.begin(), e.body.end());
+  out.assign(e.body(), e.body() + e.body_size());
   uint8_t* wire = out.data();
   knot_wire_set_id(wire, q.id);
   std::memcpy(wire + KNOT_WIRE_HEADER_SIZE, q.qname.data(), q.qname.size());
@@ -288,7 +288,8 @@ void respond_from_entry(const query& q, const cache_entry& e,
   knot_wire_set_flags2(wire, static_cast<uint8_t>((f2 & ~0x10)
                                                   | (q.flags2 & 0x10)));
   uint64_t elapsed = now_ms > e.stored_ms ? (now_ms - e.stored_ms) / 1000 : 0;
-  for (auto off : e.ttl_offsets) {
+  for (size_t i = 0; i < e.ttl_count(); ++i) {
+    auto off = e.ttl_offset(i);
     if (off + 4u > out.size())
       continue;
     uint32_t ttl = knot_wire_read_u32(wire + off);

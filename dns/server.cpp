@@ -30,7 +30,12 @@ namespace {
 
 constexpr const char* component = "dns-server";
 constexpr size_t batch_size = 32;
-constexpr size_t udp_buffer = 4096;
+constexpr size_t udp_buffer = 4096; ///< largest query read over UDP
+/// recvmmsg scatters each datagram over a small head, which holds nearly
+/// every query, and a tail used only by larger ones: the tails' pages stay
+/// untouched, so a worker's resident buffers are 16 KiB instead of 128 KiB.
+constexpr size_t udp_head = 512;
+constexpr size_t udp_tail = udp_buffer - udp_head;
 
 uint64_t steady_ms() {
   return static_cast<uint64_t>(
@@ -246,9 +251,12 @@ struct server::impl {
       ev.data.fd = fd;
       ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     }
-    std::vector<std::array<uint8_t, udp_buffer>> bufs(batch_size);
+    std::vector<std::array<uint8_t, udp_head>> heads(batch_size);
+    // Not value-initialised: zeroing would touch every page.
+    std::unique_ptr<uint8_t[]> tails{new uint8_t[batch_size * udp_tail]};
+    std::array<uint8_t, udp_buffer> joined; // a query longer than its head
     std::vector<sockaddr_storage> addrs(batch_size);
-    std::vector<iovec> iov(batch_size);
+    std::vector<iovec> iov(2 * batch_size);
     std::vector<mmsghdr> msgs(batch_size);
     std::vector<std::vector<uint8_t>> outs(batch_size);
     std::vector<iovec> out_iov(batch_size);
@@ -267,12 +275,13 @@ struct server::impl {
     // Answers one batch from fd; returns how many packets it read.
     auto serve_batch = [&](int fd) -> int {
       for (size_t i = 0; i < batch_size; ++i) {
-        iov[i] = iovec{bufs[i].data(), bufs[i].size()};
+        iov[2 * i] = iovec{heads[i].data(), udp_head};
+        iov[2 * i + 1] = iovec{tails.get() + i * udp_tail, udp_tail};
         std::memset(&msgs[i], 0, sizeof(mmsghdr));
         msgs[i].msg_hdr.msg_name = &addrs[i];
         msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_iov = &iov[2 * i];
+        msgs[i].msg_hdr.msg_iovlen = 2;
       }
       int got = ::recvmmsg(fd, msgs.data(), batch_size, MSG_DONTWAIT,
                            nullptr);
@@ -295,7 +304,15 @@ struct server::impl {
         env.client_allowed = access.allows(sa);
         env.rotation = rotation++;
         auto& out = outs[replies];
-        auto r = handle_query(bufs[i].data(), msgs[i].msg_len, env, q, out);
+        const uint8_t* data = heads[i].data();
+        size_t len = msgs[i].msg_len;
+        if (len > udp_head) {
+          std::memcpy(joined.data(), heads[i].data(), udp_head);
+          std::memcpy(joined.data() + udp_head, tails.get() + i * udp_tail,
+                      len - udp_head);
+          data = joined.data();
+        }
+        auto r = handle_query(data, len, env, q, out);
         ctr.count(r);
         if (r.what == disposition::forward) {
           auto client = addrs[i];
@@ -427,11 +444,14 @@ struct server::impl {
       c.out.push_back(static_cast<uint8_t>(msg.size() & 0xff));
       c.out.insert(c.out.end(), msg.begin(), msg.end());
     };
-    auto handle = [&](connection& c, const uint8_t* data, size_t len) {
+    auto refresh = [&] {
       if (auto g = generation.load(std::memory_order_acquire); g != seen) {
         snapshot = std::atomic_load(&tbl);
         seen = g;
       }
+    };
+    auto handle = [&](connection& c, const uint8_t* data, size_t len) {
+      refresh();
       query_env env;
       env.tbl = snapshot.get();
       env.answers = &answers;
@@ -491,6 +511,7 @@ struct server::impl {
     uint64_t last_sweep = steady_ms();
     while (!stopping.load(std::memory_order_relaxed)) {
       int n = ::epoll_wait(ep, events, 64, 200);
+      refresh(); // also without queries: let go of a replaced table
       for (int e = 0; e < n; ++e) {
         uint64_t tag = events[e].data.u64;
         if (tag == 0)
@@ -685,9 +706,21 @@ void server::stop() {
   impl_.reset();
 }
 
-void server::publish(std::shared_ptr<const table> t) {
+void server::publish(std::shared_ptr<const table> t,
+                     std::function<void()> after_free) {
   if (!t)
     return;
+  if (after_free) {
+    // Every thread shares this pointer; its deleter runs on whichever lets
+    // go of the table last.
+    const table* raw = t.get();
+    t = std::shared_ptr<const table>(
+      raw, [held = std::move(t), after_free = std::move(after_free)](
+             const table*) mutable {
+        held.reset();
+        after_free();
+      });
+  }
   if (!impl_) {
     initial_ = std::move(t);
     return;

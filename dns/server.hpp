@@ -30,6 +30,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -89,8 +90,12 @@ public:
   /// Makes `t` the table every thread answers from, and drops cached
   /// answers for names that are local in it. Thread-safe with the query
   /// threads; call it from one thread (the dns responder). A table
-  /// published before start() is used from the start.
-  void publish(std::shared_ptr<const table> t);
+  /// published before start() is used from the start. `after_free`, when
+  /// given, runs once `t` has been replaced and every thread has let go of
+  /// it (within a second), on that last thread: the daemon gives the freed
+  /// memory back to the kernel there.
+  void publish(std::shared_ptr<const table> t,
+               std::function<void()> after_free = {});
   std::shared_ptr<const table> current() const;
 
   server_stats stats() const;

@@ -61,7 +61,7 @@ local_name& table::add_name(std::string owner, name_source src) {
 std::shared_ptr<const table> table::build(const table_input& in,
                                           std::vector<std::string>* warn) {
   std::shared_ptr<table> t{new table};
-  t->input_ = in;
+  t->upstreams_ = in.upstreams;
   t->ttl_ = in.ttl;
   t->serial_ = static_cast<uint32_t>(std::time(nullptr));
   auto bad_name = [&](const std::string& what, const std::string& name) {
@@ -202,7 +202,17 @@ table::upstreams_for(std::string_view lower_wire) const {
     if (found)
       return *found;
   }
-  return input_.upstreams;
+  return upstreams_;
+}
+
+table_input table::input() const {
+  table_input in;
+  in.ttl = ttl_;
+  for (auto& [wire, list] : servers_)
+    in.domain_servers.push_back(
+      config::domain_servers_config{text_name(wire), list});
+  in.upstreams = upstreams_;
+  return in;
 }
 
 std::string table::config_text() const {
@@ -231,7 +241,7 @@ std::string table::config_text() const {
     for (auto& u : list)
       out += "server=/" + name + "/" + u.ip + "#" + std::to_string(u.port)
              + "\n";
-  for (auto& u : input_.upstreams)
+  for (auto& u : upstreams_)
     out += "nameserver " + u.ip + "#" + std::to_string(u.port) + "\n";
   return out;
 }

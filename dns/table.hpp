@@ -101,7 +101,10 @@ public:
   uint32_t ttl() const { return ttl_; }
   uint32_t serial() const { return serial_; }
   size_t size() const { return names_.size(); }
-  const table_input& input() const { return input_; }
+  /// What the table keeps of its input: TTL, domain servers and default
+  /// upstreams. Names are not kept (only their records are), so that a
+  /// table costs no copy of the responder's data.
+  table_input input() const;
 
   /// The text of /v1/dns/config: `host-record=name,ip,...` per exact name
   /// (etcd and dynamic), `address=/suffix/ip` per wildcard address,
@@ -113,7 +116,7 @@ private:
   table() = default;
   local_name& add_name(std::string owner, name_source src);
 
-  table_input input_;
+  std::vector<config::upstream> upstreams_; ///< default, in order
   uint32_t ttl_ = 60;
   uint32_t serial_ = 1;
   std::deque<local_name> names_;
