@@ -10,7 +10,6 @@
 #include <net/if.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +30,7 @@
 #include "actors/acl_keeper.hpp"
 #include "actors/leader.hpp"
 #include "actors/memory.hpp"
+#include "actors/sd_notify.hpp"
 #include "actors/resolv_guardian.hpp"
 #include "actors/errors.hpp"
 #include "actors/supervisor.hpp"
@@ -381,17 +381,16 @@ int main(int argc, char** argv) {
         caf::anon_send_exit(acl, caf::exit_reason::user_shutdown);
       return 1;
     }
-    sd_notify(0, "READY=1");
+    sd_notify_state("READY=1");
 
     // Watchdog: ping only while the supervisor answers.
     std::atomic<bool> running{true};
     std::mutex mtx;
     std::condition_variable cv;
-    uint64_t wd_usec = 0;
     std::thread watchdog;
-    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
-      watchdog = std::thread([&] {
-        auto period = std::chrono::microseconds(wd_usec / 2);
+    if (auto wd = sd_watchdog_period()) {
+      watchdog = std::thread([&, wd] {
+        auto period = *wd / 2;
         std::unique_lock<std::mutex> lk{mtx};
         while (running) {
           cv.wait_for(lk, period);
@@ -402,7 +401,7 @@ int main(int argc, char** argv) {
           self->request(sup, std::chrono::seconds(2), atom::ready_v)
             .receive([&](bool) { alive = true; }, [&](caf::error&) {});
           if (alive)
-            sd_notify(0, "WATCHDOG=1");
+            sd_notify_state("WATCHDOG=1");
         }
       });
     }
@@ -418,7 +417,7 @@ int main(int argc, char** argv) {
                    strsignal(sig));
       break;
     }
-    sd_notify(0, "STOPPING=1");
+    sd_notify_state("STOPPING=1");
     {
       caf::scoped_actor self{sys};
       self->request(sup, std::chrono::seconds(5), atom::shutdown_v)

@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libcaf-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc rapidjson-dev libc-ares-dev catch2 libmnl-dev
-  libcpp-httplib-dev libspdlog-dev libfmt-dev libsystemd-dev libknot-dev
+  libcpp-httplib-dev libspdlog-dev libfmt-dev libknot-dev
   libssl-dev zlib1g-dev
   etcd-server etcd-client iptables iproute2 iputils-arping iputils-ping
   dnsutils dnsperf dnsmasq-base unbound procps curl python3 netcat-openbsd
