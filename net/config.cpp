@@ -89,6 +89,16 @@ std::optional<failure> parse_json_object(std::string_view value,
   return std::nullopt;
 }
 
+std::optional<failure> parse_json_array(std::string_view value,
+                                        rapidjson::Document& doc) {
+  if (auto f = parse_json(value, doc))
+    return f;
+  if (!doc.IsArray())
+    return bad("bad_json",
+               std::string("expected a JSON array, got ") + type_name(doc));
+  return std::nullopt;
+}
+
 // A member of an object, or nullptr when absent or null.
 const json* member(const json& obj, const char* name) {
   auto i = obj.FindMember(name);
@@ -107,6 +117,18 @@ result<std::string> required_string(const json& obj, const char* name) {
   if (v->GetStringLength() == 0)
     return in_field(name, bad("bad_field", "empty"));
   return std::string(view(*v));
+}
+
+// A required non-empty array member.
+result<const json*> required_array(const json& obj, const char* name) {
+  auto v = member(obj, name);
+  if (v == nullptr)
+    return in_field(name, bad("bad_field", "missing"));
+  if (!v->IsArray())
+    return in_field(name, wrong_type("an array", *v));
+  if (v->Empty())
+    return in_field(name, bad("bad_field", "empty"));
+  return v;
 }
 
 // Whole numbers with an optional minus sign; nullopt on anything else or on
@@ -501,13 +523,10 @@ result<vip_config> parse_vip_impl(std::string_view suffix,
   if (!proc)
     return proc.error();
   cfg.proc = std::move(*proc);
-  auto ports = member(doc, "ports");
-  if (ports == nullptr)
-    return in_field("ports", bad("bad_field", "missing"));
-  if (!ports->IsArray())
-    return in_field("ports", wrong_type("an array", *ports));
-  if (ports->Empty())
-    return in_field("ports", bad("bad_field", "empty"));
+  auto ports_or = required_array(doc, "ports");
+  if (!ports_or)
+    return ports_or.error();
+  const json* ports = *ports_or;
   for (rapidjson::SizeType i = 0; i < ports->Size(); ++i) {
     auto path = "ports[" + std::to_string(i) + "]";
     auto pm = parse_port_entry((*ports)[i], cfg.key_port, path);
@@ -609,13 +628,10 @@ parse_domain_servers_impl(std::string_view domain, std::string_view value) {
   rapidjson::Document doc;
   if (auto f = parse_json_object(value, doc))
     return *f;
-  auto servers = member(doc, "servers");
-  if (servers == nullptr)
-    return in_field("servers", bad("bad_field", "missing"));
-  if (!servers->IsArray())
-    return in_field("servers", wrong_type("an array", *servers));
-  if (servers->Empty())
-    return in_field("servers", bad("bad_field", "empty"));
+  auto servers_or = required_array(doc, "servers");
+  if (!servers_or)
+    return servers_or.error();
+  const json* servers = *servers_or;
   for (rapidjson::SizeType i = 0; i < servers->Size(); ++i) {
     auto& s = (*servers)[i];
     auto path = "servers[" + std::to_string(i) + "]";
@@ -656,11 +672,8 @@ result<leader_addr> parse_leader_impl(std::string_view value) {
 
 result<std::vector<std::string>> parse_vippool_impl(std::string_view value) {
   rapidjson::Document doc;
-  if (auto f = parse_json(value, doc))
+  if (auto f = parse_json_array(value, doc))
     return *f;
-  if (!doc.IsArray())
-    return bad("bad_json",
-               std::string("expected a JSON array, got ") + type_name(doc));
   std::vector<std::string> out;
   for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
     auto& v = doc[i];
@@ -683,11 +696,8 @@ result<std::vector<std::string>> parse_vippool_impl(std::string_view value) {
 result<std::vector<uint16_t>>
 parse_streamrouter_ports_impl(std::string_view value) {
   rapidjson::Document doc;
-  if (auto f = parse_json(value, doc))
+  if (auto f = parse_json_array(value, doc))
     return *f;
-  if (!doc.IsArray())
-    return bad("bad_json",
-               std::string("expected a JSON array, got ") + type_name(doc));
   std::vector<uint16_t> out;
   for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
     auto p = port_from_json(doc[i]);
