@@ -1051,6 +1051,41 @@ struct client::impl {
            + " heartbeat intervals): stream dead";
   }
 
+  // Waits for the next bytes of the stream and reads up to `size` of them
+  // into `chunk` (their count in `n`). An outcome instead when the stream
+  // ends: stopped, silent past `deadline` (`dead_prefix` leads the state
+  // message), closed by the peer (`closed_message`) or an error.
+  std::optional<outcome> receive_some(int fd,
+                                      std::optional<clock::time_point> deadline,
+                                      char* chunk, size_t size, size_t& n,
+                                      const char* dead_prefix,
+                                      const char* closed_message) {
+    for (;;) {
+      int w = wait_fd(fd, POLLIN, deadline);
+      if (w < 0)
+        return outcome::stopped;
+      if (w == 0) {
+        update([](client_status& s) { ++s.counters.dead_streams; }, false);
+        count_disconnect();
+        set_state(client_state::disconnected, dead_prefix + dead_message());
+        return outcome::retry;
+      }
+      auto got = ::recv(fd, chunk, size, 0);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR))
+        continue;
+      if (got <= 0) {
+        count_disconnect();
+        set_state(client_state::disconnected,
+                  got == 0 ? std::string(closed_message)
+                           : std::string("recv: ") + std::strerror(errno));
+        return outcome::retry;
+      }
+      n = static_cast<size_t>(got);
+      return std::nullopt;
+    }
+  }
+
+
   void count_disconnect() {
     update([](client_status& s) { ++s.counters.disconnects; }, false);
   }
@@ -1090,27 +1125,12 @@ struct client::impl {
     size_t head_end = std::string::npos;
     size_t sep = 0;
     while (head_end == std::string::npos) {
-      int w = wait_fd(fd, POLLIN, deadline);
-      if (w < 0)
-        return outcome::stopped;
-      if (w == 0) {
-        update([](client_status& s) { ++s.counters.dead_streams; }, false);
-        count_disconnect();
-        set_state(client_state::disconnected,
-                  "no reply headers: " + dead_message());
-        return outcome::retry;
-      }
-      auto n = ::recv(fd, chunk, sizeof(chunk), 0);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        continue;
-      if (n <= 0) {
-        count_disconnect();
-        set_state(client_state::disconnected,
-                  n == 0 ? "closed before the reply headers"
-                         : std::string("recv: ") + std::strerror(errno));
-        return outcome::retry;
-      }
-      buf.append(chunk, static_cast<size_t>(n));
+      size_t n = 0;
+      if (auto o = receive_some(fd, deadline, chunk, sizeof(chunk), n,
+                                "no reply headers: ",
+                                "closed before the reply headers"))
+        return *o;
+      buf.append(chunk, n);
       auto a = buf.find("\r\n\r\n");
       auto b = buf.find("\n\n");
       if (a != std::string::npos && (b == std::string::npos || a < b)) {
@@ -1208,26 +1228,11 @@ struct client::impl {
           return outcome::retry;
         }
       }
-      int w = wait_fd(fd, POLLIN, deadline);
-      if (w < 0)
-        return outcome::stopped;
-      if (w == 0) {
-        update([](client_status& s) { ++s.counters.dead_streams; }, false);
-        count_disconnect();
-        set_state(client_state::disconnected, dead_message());
-        return outcome::retry;
-      }
-      auto n = ::recv(fd, chunk, sizeof(chunk), 0);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        continue;
-      if (n <= 0) {
-        count_disconnect();
-        set_state(client_state::disconnected,
-                  n == 0 ? "stream closed by lainlet"
-                         : std::string("recv: ") + std::strerror(errno));
-        return outcome::retry;
-      }
-      raw.assign(chunk, static_cast<size_t>(n));
+      size_t n = 0;
+      if (auto o = receive_some(fd, deadline, chunk, sizeof(chunk), n, "",
+                                "stream closed by lainlet"))
+        return *o;
+      raw.assign(chunk, n);
     }
   }
 
