@@ -673,49 +673,22 @@ iptables_filter_table::iptables_filter_table()
 iptables_filter_table::iptables_filter_table(options opts)
     : opts_(std::move(opts)) {}
 
-std::vector<std::string>
-iptables_filter_table::argv(const std::string& tool) const {
-  std::vector<std::string> out;
-  if (!opts_.netns.empty())
-    out = {"ip", "netns", "exec", opts_.netns};
-  out.push_back(tool);
-  return out;
-}
-
 result<state> iptables_filter_table::read() {
   std::lock_guard<std::mutex> guard{mtx_};
   return read_locked();
 }
 
 result<state> iptables_filter_table::read_locked() {
-  auto cmd = argv(opts_.save_command);
-  cmd.insert(cmd.end(), {"-t", "filter"});
-  auto r = nat::run_command(cmd, {}, opts_.timeout);
-  if (!r)
-    return r.error();
-  if (r->exit_code != 0)
-    return make_failure("iptables", opts_.save_command + " -t filter failed ("
-                                      + std::to_string(r->exit_code)
-                                      + "): " + r->err);
-  return parse_save(r->out);
+  auto text = nat::save_table(opts_.netns, opts_.save_command, "filter",
+                              opts_.timeout);
+  if (!text)
+    return text.error();
+  return parse_save(*text);
 }
 
 result<unit> iptables_filter_table::restore(const plan& p) {
-  auto cmd = argv(opts_.restore_command);
-  auto wait_s = std::max<long long>(1, opts_.timeout.count() / 2000);
-  cmd.insert(cmd.end(), {"--noflush", "--wait=" + std::to_string(wait_s)});
-  auto r = nat::run_command(cmd, batch(p), opts_.timeout);
-  if (!r)
-    return r.error();
-  if (r->exit_code != 0) {
-    auto msg = r->err;
-    while (!msg.empty() && msg.back() == '\n')
-      msg.pop_back();
-    return make_failure("iptables", opts_.restore_command + " failed ("
-                                      + std::to_string(r->exit_code)
-                                      + "): " + msg);
-  }
-  return unit{};
+  return nat::restore_noflush(opts_.netns, opts_.restore_command, batch(p),
+                              opts_.timeout);
 }
 
 result<report> iptables_filter_table::apply(const ruleset& desired) {

@@ -287,7 +287,6 @@ public:
 private:
   result<state> read_locked();
   result<unit> restore(const plan& p);
-  std::vector<std::string> argv(const std::string& tool) const;
 
   options opts_;
   std::mutex mtx_;

@@ -630,19 +630,58 @@ result<command_output> run_command(const std::vector<std::string>& argv,
   }
 }
 
+std::vector<std::string> tool_argv(const std::string& netns,
+                                   const std::string& tool) {
+  std::vector<std::string> out;
+  if (!netns.empty())
+    out = {"ip", "netns", "exec", netns};
+  out.push_back(tool);
+  return out;
+}
+
+result<std::string> save_table(const std::string& netns,
+                               const std::string& save_command,
+                               const std::string& table,
+                               std::chrono::milliseconds timeout) {
+  auto cmd = tool_argv(netns, save_command);
+  cmd.insert(cmd.end(), {"-t", table});
+  auto r = run_command(cmd, {}, timeout);
+  if (!r)
+    return r.error();
+  if (r->exit_code != 0)
+    return make_failure("iptables", save_command + " -t " + table
+                                      + " failed ("
+                                      + std::to_string(r->exit_code)
+                                      + "): " + r->err);
+  return std::move(r->out);
+}
+
+result<unit> restore_noflush(const std::string& netns,
+                             const std::string& restore_command,
+                             const std::string& text,
+                             std::chrono::milliseconds timeout) {
+  auto cmd = tool_argv(netns, restore_command);
+  // iptables' own lock: wait for it up to half the time we give the tool.
+  auto wait_s = std::max<long long>(1, timeout.count() / 2000);
+  cmd.insert(cmd.end(), {"--noflush", "--wait=" + std::to_string(wait_s)});
+  auto r = run_command(cmd, text, timeout);
+  if (!r)
+    return r.error();
+  if (r->exit_code != 0) {
+    auto msg = r->err;
+    while (!msg.empty() && msg.back() == '\n')
+      msg.pop_back();
+    return make_failure("iptables", restore_command + " failed ("
+                                      + std::to_string(r->exit_code)
+                                      + "): " + msg);
+  }
+  return unit{};
+}
+
 iptables_dnat_table::iptables_dnat_table() : iptables_dnat_table(options{}) {}
 
 iptables_dnat_table::iptables_dnat_table(options opts)
     : opts_(std::move(opts)) {}
-
-std::vector<std::string>
-iptables_dnat_table::argv(const std::string& tool) const {
-  std::vector<std::string> out;
-  if (!opts_.netns.empty())
-    out = {"ip", "netns", "exec", opts_.netns};
-  out.push_back(tool);
-  return out;
-}
 
 void iptables_dnat_table::invalidate() {
   std::lock_guard<std::mutex> guard{mtx_};
@@ -655,37 +694,18 @@ result<state> iptables_dnat_table::read() {
 }
 
 result<state> iptables_dnat_table::read_locked() {
-  auto cmd = argv(opts_.save_command);
-  cmd.insert(cmd.end(), {"-t", "nat"});
-  auto r = run_command(cmd, {}, opts_.timeout);
+  auto text = save_table(opts_.netns, opts_.save_command, "nat", opts_.timeout);
   known_.reset(); // whatever we knew is no longer to be trusted
-  if (!r)
-    return r.error();
-  if (r->exit_code != 0)
-    return make_failure("iptables", opts_.save_command + " -t nat failed ("
-                                      + std::to_string(r->exit_code)
-                                      + "): " + r->err);
-  known_ = parse_save(r->out);
+  if (!text)
+    return text.error();
+  known_ = parse_save(*text);
   known_at_ = clock::now();
   return *known_;
 }
 
 result<unit> iptables_dnat_table::restore(const std::string& text) {
-  auto cmd = argv(opts_.restore_command);
-  auto wait_s = std::max<long long>(1, opts_.timeout.count() / 2000);
-  cmd.insert(cmd.end(), {"--noflush", "--wait=" + std::to_string(wait_s)});
-  auto r = run_command(cmd, text, opts_.timeout);
-  if (!r)
-    return r.error();
-  if (r->exit_code != 0) {
-    auto msg = r->err;
-    while (!msg.empty() && msg.back() == '\n')
-      msg.pop_back();
-    return make_failure("iptables", opts_.restore_command + " failed ("
-                                      + std::to_string(r->exit_code)
-                                      + "): " + msg);
-  }
-  return unit{};
+  return restore_noflush(opts_.netns, opts_.restore_command, text,
+                         opts_.timeout);
 }
 
 result<report>

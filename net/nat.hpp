@@ -201,6 +201,23 @@ result<command_output> run_command(const std::vector<std::string>& argv,
                                    const std::string& input,
                                    std::chrono::milliseconds timeout);
 
+/// An iptables tool's argv, run in the named network namespace when
+/// `netns` is not empty.
+std::vector<std::string> tool_argv(const std::string& netns,
+                                   const std::string& tool);
+
+/// `save_command -t table`: the table's text, or why it could not be read.
+result<std::string> save_table(const std::string& netns,
+                               const std::string& save_command,
+                               const std::string& table,
+                               std::chrono::milliseconds timeout);
+
+/// `restore_command --noflush` fed `text`: our chains change, nothing else.
+result<unit> restore_noflush(const std::string& netns,
+                             const std::string& restore_command,
+                             const std::string& text,
+                             std::chrono::milliseconds timeout);
+
 /// dnat_table over iptables-save / iptables-restore --noflush.
 class iptables_dnat_table final : public dnat_table {
 public:
@@ -242,7 +259,6 @@ private:
   result<report> run(const std::vector<dnat_rule>& desired, const scope& where);
   result<state> read_locked();
   result<unit> restore(const std::string& text);
-  std::vector<std::string> argv(const std::string& tool) const;
 
   options opts_;
   std::mutex mtx_;
