@@ -52,6 +52,8 @@ using etcd_worker_actor = caf::typed_actor<
   // Takes (or re-binds) lock key for value with the lease.
   caf::replies_to<atom::lock, std::string, std::string, int64_t>::with<
     lock_result>,
+  // Takes the locks asked so far, in few round trips (queued by a lock).
+  caf::reacts_to<atom::tick>,
   // Deletes the lock key if it still has this value.
   caf::replies_to<atom::release, std::string, std::string>::with<bool>,
   // Puts a key bound to a lease.

@@ -8,6 +8,7 @@
 
 #include "actors/errors.hpp"
 #include "net/log.hpp"
+#include "net/vip_lock.hpp"
 
 namespace networkd {
 
@@ -19,48 +20,52 @@ caf::error to_error(const failure& f) {
 
 } // namespace
 
+void etcd_worker_state::take_locks() {
+  flush_scheduled = false;
+  if (locks.empty())
+    return;
+  auto batch = std::move(locks);
+  locks.clear();
+  std::vector<vip::lock_ask> asks;
+  asks.reserve(batch.size());
+  for (auto& p : batch)
+    asks.push_back(p.ask);
+  auto answers = vip::take_locks(*client, asks);
+  ++lock_batches;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (answers[i])
+      batch[i].rp.deliver(lock_result{answers[i]->ours, answers[i]->holder,
+                                      answers[i]->revision});
+    else
+      batch[i].rp.deliver(to_error(answers[i].error()));
+  }
+}
+
 etcd_worker_actor::behavior_type
-etcd_worker(etcd_worker_actor::pointer, std::shared_ptr<etcd::client> c) {
+etcd_worker(etcd_worker_actor::stateful_pointer<etcd_worker_state> self,
+            std::shared_ptr<etcd::client> c) {
+  self->state.client = c;
+  // Lock requests wait for the tick queued behind the requests already in
+  // the mailbox, so that locks asked together share round trips. Every
+  // other request takes the waiting locks first: this worker's effects
+  // stay in the order they were asked.
   return {
-    [c](atom::lock, const std::string& key, const std::string& value,
-        int64_t lease) -> caf::result<lock_result> {
-      // Put if absent; otherwise read who holds it.
-      etcd::txn_request req;
-      req.compares.push_back({key, etcd::compare::target::create_revision,
-                              etcd::compare::op::equal, {}, 0});
-      req.success.push_back({etcd::txn_op::kind::put, key, value, lease});
-      req.failure.push_back({etcd::txn_op::kind::range, key, {}, 0});
-      auto r = c->txn(req);
-      if (!r)
-        return to_error(r.error());
-      if (r->succeeded)
-        return lock_result{true, value, r->revision};
-      if (r->ranges.empty() || r->ranges[0].empty())
-        return lock_result{false, "", 0}; // deleted meanwhile: try again
-      auto kv = r->ranges[0][0];
-      if (kv.value != value)
-        return lock_result{false, kv.value, kv.mod_revision};
-      if (kv.lease == lease)
-        return lock_result{true, value, kv.mod_revision};
-      // Ours from before a restart: bind it to the new lease in one txn
-      // guarded by the value and revision, so nobody can slip in between.
-      etcd::txn_request rebind;
-      rebind.compares.push_back({key, etcd::compare::target::value,
-                                 etcd::compare::op::equal, value, 0});
-      rebind.compares.push_back({key, etcd::compare::target::mod_revision,
-                                 etcd::compare::op::equal, {},
-                                 kv.mod_revision});
-      rebind.success.push_back({etcd::txn_op::kind::put, key, value, lease});
-      auto rb = c->txn(rebind);
-      if (!rb)
-        return to_error(rb.error());
-      if (!rb->succeeded)
-        return lock_result{false, "", 0};
-      NWD_LOG_INFO("vip-holder", "adopted {} from a previous run", key);
-      return lock_result{true, value, rb->revision};
+    [self](atom::lock, std::string& key, std::string& value,
+           int64_t lease) -> caf::result<lock_result> {
+      auto& st = self->state;
+      st.locks.push_back({vip::lock_ask{std::move(key), std::move(value),
+                                        lease},
+                          self->make_response_promise<lock_result>()});
+      if (!st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->send(self, atom::tick_v);
+      }
+      return st.locks.back().rp;
     },
-    [c](atom::release, const std::string& key,
-        const std::string& value) -> caf::result<bool> {
+    [self](atom::tick) { self->state.take_locks(); },
+    [self, c](atom::release, const std::string& key,
+              const std::string& value) -> caf::result<bool> {
+      self->state.take_locks();
       etcd::txn_request req;
       req.compares.push_back({key, etcd::compare::target::value,
                               etcd::compare::op::equal, value, 0});
@@ -70,16 +75,18 @@ etcd_worker(etcd_worker_actor::pointer, std::shared_ptr<etcd::client> c) {
         return to_error(r.error());
       return r->succeeded;
     },
-    [c](atom::put, const std::string& key, const std::string& value,
-        int64_t lease) -> caf::result<bool> {
+    [self, c](atom::put, const std::string& key, const std::string& value,
+              int64_t lease) -> caf::result<bool> {
+      self->state.take_locks();
       auto r = c->put(key, value, lease);
       if (!r)
         return to_error(r.error());
       return true;
     },
-    [c](atom::put, const std::vector<std::string>& keys,
-        const std::vector<std::string>& values,
-        int64_t lease) -> caf::result<bool> {
+    [self, c](atom::put, const std::vector<std::string>& keys,
+              const std::vector<std::string>& values,
+              int64_t lease) -> caf::result<bool> {
+      self->state.take_locks();
       etcd::txn_request req;
       for (size_t i = 0; i < keys.size() && i < values.size(); ++i)
         if (values[i].empty())
@@ -92,14 +99,16 @@ etcd_worker(etcd_worker_actor::pointer, std::shared_ptr<etcd::client> c) {
         return to_error(r.error());
       return r->succeeded;
     },
-    [c](atom::erase, const std::string& key) -> caf::result<bool> {
+    [self, c](atom::erase, const std::string& key) -> caf::result<bool> {
+      self->state.take_locks();
       auto r = c->erase(key);
       if (!r)
         return to_error(r.error());
       return r->deleted > 0;
     },
-    [c](atom::publish, const std::string& key, const std::string& value,
-        const std::string& guard, int64_t rev) -> caf::result<bool> {
+    [self, c](atom::publish, const std::string& key, const std::string& value,
+              const std::string& guard, int64_t rev) -> caf::result<bool> {
+      self->state.take_locks();
       etcd::txn_request req;
       req.compares.push_back({guard, etcd::compare::target::create_revision,
                               etcd::compare::op::equal, {}, rev});
@@ -109,8 +118,9 @@ etcd_worker(etcd_worker_actor::pointer, std::shared_ptr<etcd::client> c) {
         return to_error(r.error());
       return r->succeeded;
     },
-    [c](atom::erase, const std::string& key, const std::string& guard,
-        int64_t rev) -> caf::result<bool> {
+    [self, c](atom::erase, const std::string& key, const std::string& guard,
+              int64_t rev) -> caf::result<bool> {
+      self->state.take_locks();
       etcd::txn_request req;
       req.compares.push_back({guard, etcd::compare::target::create_revision,
                               etcd::compare::op::equal, {}, rev});

@@ -18,11 +18,27 @@
 #include "net/etcd.hpp"
 #include "net/nat.hpp"
 #include "net/netlink.hpp"
+#include "net/vip_lock.hpp"
 
 namespace networkd {
 
+struct etcd_worker_state {
+  static inline const char* name = "etcd-worker";
+  std::shared_ptr<etcd::client> client;
+  struct pending_lock {
+    vip::lock_ask ask;
+    caf::typed_response_promise<lock_result> rp;
+  };
+  /// Lock requests waiting for the tick, in the order asked.
+  std::vector<pending_lock> locks;
+  bool flush_scheduled = false;
+  uint64_t lock_batches = 0;
+  /// Takes every waiting lock (few round trips) and answers each request.
+  void take_locks();
+};
+
 etcd_worker_actor::behavior_type
-etcd_worker(etcd_worker_actor::pointer self,
+etcd_worker(etcd_worker_actor::stateful_pointer<etcd_worker_state> self,
             std::shared_ptr<etcd::client> client);
 
 struct link_config {

@@ -145,6 +145,13 @@ public:
                          int64_t lease = 0, bool prev_kv = false);
   result<delete_result> erase(const std::string& key, bool prefix = false);
   result<txn_result> txn(const txn_request& req);
+  /// Runs independent txns in one round trip, as the nested txns of one
+  /// outer txn (etcd >= 3.3): each keeps its own compares and branches, all
+  /// commit at one revision (every result's `revision`) or none does. At
+  /// most max_nested_txns, each with one op per branch and no key written
+  /// by two of them (etcd refuses both).
+  result<std::vector<txn_result>> txns(const std::vector<txn_request>& reqs);
+  static constexpr size_t max_nested_txns = 64;
   result<lease_grant_result> lease_grant(int64_t ttl_seconds);
   result<unit> lease_revoke(int64_t id);
   /// One keep-alive round trip over the LeaseKeepAlive stream.

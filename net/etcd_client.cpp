@@ -799,15 +799,40 @@ result<delete_result> client::erase(const std::string& key, bool prefix) {
   });
 }
 
+namespace {
+
+etcdserverpb::TxnRequest to_txn_request(const txn_request& request) {
+  etcdserverpb::TxnRequest req;
+  for (auto& c : request.compares)
+    *req.add_compare() = to_compare(c);
+  for (auto& op : request.success)
+    *req.add_success() = to_request_op(op);
+  for (auto& op : request.failure)
+    *req.add_failure() = to_request_op(op);
+  return req;
+}
+
+txn_result to_txn_result(const etcdserverpb::TxnResponse& resp,
+                         int64_t revision) {
+  txn_result out;
+  out.succeeded = resp.succeeded();
+  out.revision = revision;
+  for (auto& op : resp.responses()) {
+    if (!op.has_response_range())
+      continue;
+    std::vector<key_value> kvs;
+    for (auto& kv : op.response_range().kvs())
+      kvs.push_back(to_key_value(kv));
+    out.ranges.push_back(std::move(kvs));
+  }
+  return out;
+}
+
+} // namespace
+
 result<txn_result> client::txn(const txn_request& request) {
   return guarded<txn_result>("txn", [&]() -> result<txn_result> {
-    etcdserverpb::TxnRequest req;
-    for (auto& c : request.compares)
-      *req.add_compare() = to_compare(c);
-    for (auto& op : request.success)
-      *req.add_success() = to_request_op(op);
-    for (auto& op : request.failure)
-      *req.add_failure() = to_request_op(op);
+    auto req = to_txn_request(request);
     etcdserverpb::TxnResponse resp;
     auto r = impl_->unary("txn", [&](member& m, grpc::ClientContext& ctx) {
       resp.Clear();
@@ -815,16 +840,48 @@ result<txn_result> client::txn(const txn_request& request) {
     });
     if (!r)
       return r.error();
-    txn_result out;
-    out.succeeded = resp.succeeded();
-    out.revision = resp.header().revision();
+    return to_txn_result(resp, resp.header().revision());
+  });
+}
+
+result<std::vector<txn_result>>
+client::txns(const std::vector<txn_request>& requests) {
+  using out_type = std::vector<txn_result>;
+  return guarded<out_type>("txns", [&]() -> result<out_type> {
+    if (requests.size() > max_nested_txns)
+      return make_failure("invalid", "txns: more than "
+                                       + std::to_string(max_nested_txns)
+                                       + " txns in one batch");
+    if (requests.empty())
+      return out_type{};
+    // No compares: the outer success branch always runs, and with it
+    // every nested txn, each deciding on its own compares.
+    etcdserverpb::TxnRequest req;
+    for (auto& r : requests)
+      *req.add_success()->mutable_request_txn() = to_txn_request(r);
+    etcdserverpb::TxnResponse resp;
+    auto r = impl_->unary("txns", [&](member& m, grpc::ClientContext& ctx) {
+      resp.Clear();
+      return m.kv->Txn(&ctx, req, &resp);
+    });
+    if (!r)
+      return r.error();
+    if (!resp.succeeded()
+        || static_cast<size_t>(resp.responses_size()) != requests.size())
+      return make_failure("internal",
+                          "txns: " + std::to_string(resp.responses_size())
+                            + " answers to "
+                            + std::to_string(requests.size())
+                            + " nested txns (etcd older than 3.3?)");
+    out_type out;
+    out.reserve(requests.size());
     for (auto& op : resp.responses()) {
-      if (!op.has_response_range())
-        continue;
-      std::vector<key_value> kvs;
-      for (auto& kv : op.response_range().kvs())
-        kvs.push_back(to_key_value(kv));
-      out.ranges.push_back(std::move(kvs));
+      if (!op.has_response_txn())
+        return make_failure("internal",
+                            "txns: an answer is not a txn (etcd older "
+                            "than 3.3?)");
+      out.push_back(to_txn_result(op.response_txn(),
+                                  resp.header().revision()));
     }
     return out;
   });
