@@ -430,6 +430,10 @@ void spawn_child(supervisor_pointer self, const std::string& key) {
     self->send(e.handle, spread_of(st, e.config.app, e.config.proc));
 }
 
+bool is_webrouter(const config::vip_config& v) {
+  return v.app == "webrouter" && !v.port_only();
+}
+
 /// The address VIPs of app "webrouter", sorted: what "webrouter" typed
 /// domains resolve to on every node.
 void update_webrouter(supervisor_pointer self) {
@@ -438,7 +442,7 @@ void update_webrouter(supervisor_pointer self) {
     return;
   std::vector<std::string> ips;
   for (auto& [key, e] : st.children)
-    if (e.config.app == "webrouter" && !e.config.port_only())
+    if (is_webrouter(e.config))
       ips.push_back(e.config.ip);
   std::sort(ips.begin(), ips.end());
   if (ips == st.webrouter_ips)
@@ -456,22 +460,29 @@ void route_vip(supervisor_pointer self, const key_change& c) {
       return;
     NWD_LOG_INFO(who, "vip key {} deleted: stopping its holder", c.key);
     auto h = i->second.handle;
+    bool webrouter = is_webrouter(i->second.config);
     st.children.erase(i);
     if (h)
       self->send_exit(h, caf::exit_reason::user_shutdown);
-    update_webrouter(self);
+    if (webrouter)
+      update_webrouter(self);
     return;
   }
+  // update_webrouter walks every child: only when a webrouter VIP changed
+  // (a cold start adds thousands of keys in one batch).
   auto i = st.children.find(c.key);
   if (i == st.children.end()) {
     NWD_LOG_INFO(who, "new vip key {}: spawning its holder", c.key);
     st.children[c.key].config = *c.vip;
     spawn_child(self, c.key);
-    update_webrouter(self);
+    if (is_webrouter(*c.vip))
+      update_webrouter(self);
     return;
   }
+  bool webrouter = is_webrouter(i->second.config) || is_webrouter(*c.vip);
   i->second.config = *c.vip;
-  update_webrouter(self);
+  if (webrouter)
+    update_webrouter(self);
   if (i->second.restart_pending)
     return; // the restart sends the newest config
   i->second.last_event = describe(*c.vip);
@@ -590,7 +601,9 @@ void grant_lease(supervisor_pointer self) {
 
 void keepalive(supervisor_pointer self) {
   auto& st = self->state;
-  if (st.shutting_down || st.keepalive_in_flight)
+  // Renewals go on while shutting down: the holders release their
+  // addresses and rules under a live lease, and the revoke ends it.
+  if (st.keepalive_in_flight || (st.shutting_down && st.lease.id() == 0))
     return;
   auto now = std::chrono::steady_clock::now();
   if (st.lease.id() == 0 || st.lease_state == "lost"
@@ -614,6 +627,8 @@ void keepalive(supervisor_pointer self) {
       [self](keepalive_info& k) {
         auto& st = self->state;
         st.keepalive_in_flight = false;
+        if (st.shutting_down && (k.ttl <= 0 || st.lease.id() == 0))
+          return; // revoked
         if (k.ttl <= 0) {
           NWD_LOG_ERROR(who, "lease {:x} is gone on the server", k.id);
           st.lease.lost();
@@ -720,6 +735,15 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
   st.cfg = std::move(cfg);
   st.lease = lease_tracker{st.cfg.fencing_margin};
   auto live = std::make_shared<std::map<std::string, std::set<std::string>>>();
+  // Children are monitored, not linked: an exit (main's, when a shutdown
+  // ran out of time) must take them along, or ~actor_system waits for them.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    for (auto& [key, e] : self->state.children)
+      if (e.handle)
+        self->send_exit(e.handle, msg.reason);
+    self->state.children.clear();
+    self->quit(msg.reason);
+  });
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     for (auto& [key, e] : st.children) {

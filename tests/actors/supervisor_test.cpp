@@ -292,3 +292,28 @@ TEST_CASE("watch events are parsed into typed key changes", "[supervisor]") {
   CHECK(b.changes[2].deleted);
   CHECK_FALSE(b.changes[2].vip);
 }
+
+TEST_CASE("an exit of the supervisor takes its holders along",
+          "[supervisor]") {
+  test::actor_fixture f;
+  auto holders = std::make_shared<std::vector<vip_holder_actor>>();
+  supervisor_config sc;
+  sc.hostname = "node1";
+  sc.make_vip = [holders](caf::actor_system& s, const std::string& key) {
+    holders->push_back(s.spawn(crashy_holder, key));
+    return holders->back();
+  };
+  auto sup = f.sys.spawn(supervisor, sc);
+  f.run();
+  f.self->send(sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 5),
+                                 put(vips + "10.0.0.6", good_vip, 6)}));
+  f.run();
+  REQUIRE(holders->size() == 2);
+  // What main does when a shutdown runs out of time: the holders are
+  // monitored, not linked, and would otherwise live on.
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  f.run();
+  for (auto& h : *holders)
+    CHECK(caf::actor_cast<caf::abstract_actor*>(h)->getf(
+      caf::abstract_actor::is_terminated_flag));
+}
