@@ -103,6 +103,19 @@ void step(vip_holder_pointer self, const Handle& h, std::function<void()> ok,
       });
 }
 
+/// Fires atom::fence at the lease deadline (none when it passed).
+void arm_fence(vip_holder_pointer self, uint64_t gen) {
+  auto& st = self->state;
+  auto left = st.lease_deadline - clock_type::now();
+  st.fence_armed = left > clock_type::duration::zero();
+  if (!st.fence_armed)
+    return; // passed already: reconcile sees it
+  self->delayed_send(self,
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       left),
+                     atom::fence_v, gen);
+}
+
 /// One round of gratuitous ARP: `count` requests and `count` replies.
 void announce_now(vip_holder_pointer self, int64_t count = 1) {
   auto& st = self->state;
@@ -507,6 +520,7 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
       auto& st = self->state;
       if (k.id == 0) {
         st.lease_id = 0;
+        st.fence_armed = false;
         ++st.lease_gen;
         reconcile(self);
         return;
@@ -522,16 +536,17 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
       }
       if (k.id != st.lease_id)
         st.spread_key.clear(); // written with the old lease, gone with it
+      bool same_lease = k.id == st.lease_id;
       st.lease_id = k.id;
       st.lease_deadline = clock_type::time_point(
         std::chrono::nanoseconds(k.sent_at_ns));
+      // One fence timer per holder: a renewal of the same lease only moves
+      // the deadline, and the timer, when it fires early, waits for the
+      // rest (thousands of holders renew four times a second).
+      if (same_lease && st.fence_armed)
+        return reconcile(self);
       auto gen = ++st.lease_gen;
-      auto left = st.lease_deadline - clock_type::now();
-      if (left > clock_type::duration::zero())
-        self->delayed_send(self,
-                           std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             left),
-                           atom::fence_v, gen);
+      arm_fence(self, gen);
       // Kernel-side fencing: the link worker extends the lifetime of every
       // address it added, in one go per renewal (the supervisor tells it).
       reconcile(self);
@@ -539,7 +554,14 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
     [self](atom::fence, uint64_t gen) {
       auto& st = self->state;
       if (gen != st.lease_gen)
-        return; // renewed since
+        return; // another lease since
+      st.fence_armed = false;
+      if (st.lease_id == 0)
+        return;
+      if (clock_type::now() < st.lease_deadline) {
+        arm_fence(self, gen); // renewed since
+        return;
+      }
       NWD_LOG_ERROR(who, "{}: lease deadline passed without renewal: fencing",
                     st.key);
       st.lease_id = 0;

@@ -33,6 +33,7 @@ struct vip_holder_state {
   int64_t lease_id = 0;
   std::chrono::steady_clock::time_point lease_deadline{};
   uint64_t lease_gen = 0;
+  bool fence_armed = false; ///< a fence timer of lease_gen is pending
 
   // health of app.proc here
   std::string subscribed_to; ///< "app.proc" we subscribed for
