@@ -57,30 +57,24 @@ link_monitor::~link_monitor() {
   ::close(wake_wr_);
 }
 
+// One address in or out of the ARP filter per call: thousands of holders
+// call these at a cold start or shutdown.
 void link_monitor::watch(const std::string& ip, const caf::actor& holder) {
-  std::vector<std::string> ips;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     watched_[ip] = caf::actor_cast<caf::weak_actor_ptr>(holder);
-    for (auto& [a, h] : watched_)
-      ips.push_back(a);
   }
   if (arp_)
-    arp_->set_filter(ips);
+    arp_->filter_add(ip);
 }
 
 void link_monitor::unwatch(const std::string& ip) {
-  std::vector<std::string> ips;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     watched_.erase(ip);
-    for (auto& [a, h] : watched_)
-      ips.push_back(a);
   }
-  if (ips.empty())
-    ips.emplace_back("0.0.0.0");
   if (arp_)
-    arp_->set_filter(ips);
+    arp_->filter_remove(ip);
 }
 
 link_monitor::counters link_monitor::stats() const {

@@ -224,6 +224,24 @@ void arp_watch::set_filter(const std::vector<std::string>& ips) {
       next.insert(*a);
   std::lock_guard<std::mutex> guard{mtx_};
   filter_ = std::move(next);
+  filtering_ = !filter_.empty();
+}
+
+void arp_watch::filter_add(const std::string& ip) {
+  auto a = parse_ipv4(ip);
+  if (!a)
+    return;
+  std::lock_guard<std::mutex> guard{mtx_};
+  filter_.insert(*a);
+  filtering_ = true;
+}
+
+void arp_watch::filter_remove(const std::string& ip) {
+  auto a = parse_ipv4(ip);
+  if (!a)
+    return;
+  std::lock_guard<std::mutex> guard{mtx_};
+  filter_.erase(*a);
 }
 
 result<std::vector<sighting>>
@@ -235,7 +253,6 @@ arp_watch::read(std::chrono::milliseconds timeout) {
     return errno_failure(errno, "poll ARP socket");
   if (ready <= 0)
     return out;
-  std::lock_guard<std::mutex> guard{mtx_};
   for (;;) {
     arp_packet pkt{};
     sockaddr_ll from{};
@@ -256,8 +273,11 @@ arp_watch::read(std::chrono::milliseconds timeout) {
       continue;
     uint32_t spa = 0;
     std::memcpy(&spa, pkt.spa, 4);
-    if (!filter_.empty() && filter_.count(spa) == 0)
-      continue;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (filtering_ && filter_.count(spa) == 0)
+        continue;
+    }
     sighting s;
     s.sender_ip = format_ipv4(pkt.spa);
     std::memcpy(s.sender_mac.data(), pkt.sha, 6);

@@ -84,6 +84,11 @@ public:
   /// Only packets whose sender IP is in `ips` are reported; an empty set
   /// (the start) reports every ARP packet. Safe from any thread.
   void set_filter(const std::vector<std::string>& ips);
+  /// Adds one address to the filter (a filter of only it, at the start).
+  void filter_add(const std::string& ip);
+  /// Removes one address from the filter; once none is left, no packet
+  /// passes.
+  void filter_remove(const std::string& ip);
 
   int fd() const { return fd_; }
 
@@ -94,7 +99,10 @@ public:
 private:
   explicit arp_watch(int fd) : fd_(fd) {}
   int fd_ = -1;
+  /// Guards the filter only, held per packet: a filter change never waits
+  /// for a burst of packets being drained.
   std::mutex mtx_;
+  bool filtering_ = false; ///< false: every packet passes
   std::unordered_set<uint32_t> filter_;
 };
 

@@ -160,3 +160,31 @@ TEST_CASE("bad interfaces and addresses are clear ARP failures", "[arp]") {
   REQUIRE_FALSE(w.ok());
   CHECK(w.error().code == "no_device");
 }
+
+TEST_CASE("addresses join and leave the filter one at a time", "[arp]") {
+  lab l;
+  auto watch = l.watch_in(l.client, "ec");
+  const std::string marker = "10.78.0.201";
+  watch->set_filter({"0.0.0.0"}); // what the link monitor starts with
+  watch->filter_add(vip);
+  auto ann = l.announcer_in(l.n1);
+  REQUIRE(ann->announce("e1", vip, 1).ok());
+  auto seen = collect(*watch, [&](const std::vector<sighting>& s) {
+    return !s.empty();
+  });
+  REQUIRE_FALSE(seen.empty());
+  CHECK(seen.front().sender_ip == vip);
+  // Out again: its packets are dropped, the marker's (sent after them on
+  // the same link) still come.
+  watch->filter_remove(vip);
+  watch->filter_add(marker);
+  REQUIRE(ann->announce("e1", vip, 1).ok());
+  REQUIRE(ann->announce("e1", marker, 1).ok());
+  seen = collect(*watch, [&](const std::vector<sighting>& s) {
+    return std::any_of(s.begin(), s.end(), [&](const sighting& x) {
+      return x.sender_ip == marker;
+    });
+  });
+  for (auto& s : seen)
+    CHECK(s.sender_ip == marker);
+}
