@@ -394,6 +394,19 @@ result<plan> rebuild(const state& actual, const std::vector<dnat_rule>& desired,
   return p;
 }
 
+bool prefer_rebuild(const state& actual, const plan& p) {
+  // Below this many deletes the diff is cheap enough whatever stays.
+  constexpr size_t min_deletes = 16;
+  // Deletes cost about this many inserts each (see the header).
+  constexpr size_t delete_weight = 16;
+  if (p.removed.size() < min_deletes)
+    return false;
+  auto stays = actual.entries.size() > p.removed.size()
+                 ? actual.entries.size() - p.removed.size()
+                 : 0;
+  return p.removed.size() * delete_weight >= stays + p.added.size();
+}
+
 plan teardown(const state& actual) {
   plan p;
   for (int i = 0; i < actual.prerouting_hooks; ++i)
@@ -778,6 +791,10 @@ result<report> iptables_dnat_table::run(const std::vector<dnat_rule>& desired,
     NWD_LOG_DEBUG("nat", "conflicting DNAT rule: {}", c);
   if (p->empty())
     return rep;
+  if (prefer_rebuild(*known_, *p)) {
+    if (auto full = rebuild(*known_, desired, where))
+      p = std::move(full);
+  }
   auto applied = timed_apply(*p);
   if (applied)
     return rep;

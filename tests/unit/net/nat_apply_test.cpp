@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 using namespace networkd;
@@ -350,5 +351,51 @@ TEST_CASE("16000 rules go in as one batch and one change among them is "
   auto s = table.read();
   REQUIRE(s.ok());
   CHECK(s->entries.size() == 16000);
+  REQUIRE(table.remove_all().ok());
+}
+
+TEST_CASE("releasing most VIPs at once is one flush-and-refill batch",
+          "[nat_apply]") {
+  netns ns{"natmass"};
+  std::vector<dnat_rule> desired;
+  std::vector<std::string> vips;
+  for (int v = 0; v < 500; ++v) {
+    vips.push_back("10.90." + std::to_string(v / 250) + "."
+                   + std::to_string(v % 250 + 1));
+    for (uint16_t port = 0; port < 4; ++port)
+      desired.push_back(dnat_rule{vips.back(), protocol::tcp,
+                                  static_cast<uint16_t>(80 + port),
+                                  "172.20.0.2",
+                                  static_cast<uint16_t>(8080 + port),
+                                  "scale.main"});
+  }
+  iptables_dnat_table::options o;
+  o.netns = ns.name();
+  iptables_dnat_table table{o};
+  REQUIRE(table.reconcile(desired).ok());
+  // A shutdown: every VIP but the last five lets go of its rules. Deleting
+  // 3960 lines one by one would take iptables-nft minutes.
+  std::vector<std::string> going(vips.begin(), vips.end() - 5);
+  std::vector<dnat_rule> kept(desired.end() - 20, desired.end());
+  auto r = table.reconcile_vips(going, {});
+  REQUIRE(r.ok());
+  CHECK(r->batches == 1);
+  CHECK(r->deleted == 4000); // the chains were flushed...
+  CHECK(r->added == 40);     // ...and what stays went in again
+  iptables_dnat_table fresh{o};
+  auto s = fresh.read();
+  REQUIRE(s.ok());
+  REQUIRE(s->entries.size() == 40);
+  for (auto& e : s->entries) {
+    REQUIRE(e.rule);
+    CHECK(std::find(kept.begin(), kept.end(), *e.rule) != kept.end());
+  }
+  CHECK(s->prerouting_hooks == 1);
+  CHECK(s->output_hooks == 1);
+  // A few deletes among many rules stay a diff.
+  auto few = table.reconcile_vips({vips.back()}, {});
+  REQUIRE(few.ok());
+  CHECK(few->deleted == 8);
+  CHECK(few->added == 0);
   REQUIRE(table.remove_all().ok());
 }

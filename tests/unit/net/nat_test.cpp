@@ -371,3 +371,34 @@ TEST_CASE("a diff over 16000 lines is fast and holds only the change",
   INFO("diff of 16000 lines with one change took " << ms << " ms");
   CHECK(ms < 2000); // generous: sanitizer build on a shared machine
 }
+
+TEST_CASE("many deletes are run as a rebuild, a few as a diff", "[nat]") {
+  state s;
+  s.has_prerouting_chain = s.has_output_chain = true;
+  s.prerouting_hooks = s.output_hooks = 1;
+  for (int i = 0; i < 100; ++i)
+    for (auto c : {chain::prerouting, chain::output}) {
+      auto r = web("172.20.0.2", static_cast<uint16_t>(1000 + i), 8080);
+      s.entries.push_back(entry{c, render(r, c), r.vip, r});
+    }
+  // Everything goes (a shutdown): a flush is cheaper.
+  auto all = diff(s, {});
+  REQUIRE(all.ok());
+  CHECK(prefer_rebuild(s, *all));
+  // Half of it goes: 100 deletes cost more than 100 inserts.
+  std::vector<dnat_rule> half;
+  for (int i = 0; i < 50; ++i)
+    half.push_back(web("172.20.0.2", static_cast<uint16_t>(1000 + i), 8080));
+  auto p = diff(s, half);
+  REQUIRE(p.ok());
+  CHECK(p->removed.size() == 100);
+  CHECK(prefer_rebuild(s, *p));
+  // One port's two lines among 200: a diff.
+  std::vector<dnat_rule> most;
+  for (int i = 1; i < 100; ++i)
+    most.push_back(web("172.20.0.2", static_cast<uint16_t>(1000 + i), 8080));
+  auto one = diff(s, most);
+  REQUIRE(one.ok());
+  CHECK(one->removed.size() == 2);
+  CHECK_FALSE(prefer_rebuild(s, *one));
+}
