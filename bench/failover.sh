@@ -618,10 +618,12 @@ scenario_scale() {
       --out "$probe_log" &
     pid[probe.scale]=$!
     sleep 0.3
+    # From the start of the put, as in scenario e: the rule can land
+    # before etcdctl has exited (an upper bound by the put's duration).
+    t1=$(now)
     ctl put "/lain/config/vips/$ip" \
       "{\"app\":\"scale\",\"proc\":\"main\",\"ports\":$(scale_ports_json $((90 + r * 10)))}" \
       >/dev/null
-    t1=$(now)
     fault_ts=$t1
     wait_for 100 answered_by_any "$probe_log" \
       || echo "scale run $r: changed $ip:$((90 + r * 10 + 1)) not served in 10 s" >>"$tmp/problems"
@@ -634,8 +636,8 @@ scenario_scale() {
     read -r g _ <<<"$(python3 "$bench/probe.py" gap --log "$probe_log" --fault "$t1" --new '*')"
     result scale.change.mon "$mon"
     result scale.change.client "$g"
-    log "scale run $r: change of $ip: rule in the kernel after ${mon} ms," \
-      "client served on the new port after ${g} ms"
+    log "scale run $r: change of $ip: rule in the kernel ${mon} ms," \
+      "client served on the new port ${g} ms after etcdctl put started"
 
     kill -TERM "${pid[n3.xt]}" 2>/dev/null || true
     wait "${pid[n3.xt]}" 2>/dev/null || true
