@@ -353,8 +353,17 @@ nat_manager(nat_manager_actor::stateful_pointer<nat_manager_state> self,
       auto waiting = std::move(st.waiting);
       st.waiting.clear();
       st.pending.clear();
+      auto started = std::chrono::steady_clock::now();
       auto rep = st.table->reconcile_vips(addrs, desired);
       ++st.batches;
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
+      // Slow batches are worth an operator's eye (a cold start with
+      // thousands of VIPs, a kernel under load).
+      if (took >= std::chrono::milliseconds(100))
+        NWD_LOG_INFO("nat", "DNAT batch for {} VIPs ({} rules): {} ms{}",
+                     addrs.size(), desired.size(), took.count(),
+                     rep ? "" : " (failed)");
       for (auto& [addr, rp] : waiting) {
         if (auto i = invalid.find(addr); i != invalid.end())
           rp.deliver(caf::make_error(errc::nat_failure, i->second));
