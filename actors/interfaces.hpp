@@ -45,7 +45,10 @@ using vip_holder_actor = status_client_actor::extend<
   // Periodic gratuitous ARP refresh (timer).
   caf::reacts_to<atom::refresh, uint64_t>,
   // Release everything now (SIGTERM): address, rules, lock.
-  caf::replies_to<atom::shutdown>::with<bool>>;
+  caf::replies_to<atom::shutdown>::with<bool>,
+  // The VIP key was deleted: address, rules, lock (deleted, guarded by its
+  // revision) and spreading key go, then the holder stops.
+  caf::replies_to<atom::release>::with<bool>>;
 
 /// Blocking etcd calls for the VIP holders (detached).
 using etcd_worker_actor = caf::typed_actor<

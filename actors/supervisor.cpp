@@ -458,12 +458,24 @@ void route_vip(supervisor_pointer self, const key_change& c) {
     auto i = st.children.find(c.key);
     if (i == st.children.end())
       return;
-    NWD_LOG_INFO(who, "vip key {} deleted: stopping its holder", c.key);
+    NWD_LOG_INFO(who, "vip key {} deleted: its holder releases the VIP",
+                 c.key);
     auto h = i->second.handle;
     bool webrouter = is_webrouter(i->second.config);
     st.children.erase(i);
-    if (h)
-      self->send_exit(h, caf::exit_reason::user_shutdown);
+    if (h) {
+      // Address, rules, lock and spreading key go in the holder's order;
+      // it stops by itself then. A release that cannot finish (etcd down
+      // for long) ends with the holder stopped all the same: the lock
+      // then goes with the lease at the latest.
+      st.retiring.emplace(h.address(), h);
+      auto stop = [self, h] {
+        self->state.retiring.erase(h.address());
+        self->send_exit(h, caf::exit_reason::user_shutdown);
+      };
+      self->request(h, std::chrono::seconds(30), atom::release_v)
+        .then([stop](bool) { stop(); }, [stop](caf::error&) { stop(); });
+    }
     if (webrouter)
       update_webrouter(self);
     return;
@@ -742,6 +754,9 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       if (e.handle)
         self->send_exit(e.handle, msg.reason);
     self->state.children.clear();
+    for (auto& [addr, h] : self->state.retiring)
+      self->send_exit(h, msg.reason);
+    self->state.retiring.clear();
     self->quit(msg.reason);
   });
   self->set_down_handler([self](caf::down_msg& dm) {

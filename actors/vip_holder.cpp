@@ -171,8 +171,11 @@ void subscribe_health(vip_holder_pointer self) {
 
 void finish_shutdown(vip_holder_pointer self) {
   auto& st = self->state;
-  if (st.shutting_down && st.shutdown_promise.pending())
+  if ((st.shutting_down || st.retiring) && st.shutdown_promise.pending())
     st.shutdown_promise.deliver(true);
+  // A retired holder has nothing left to do: its key is gone.
+  if (st.retiring && !st.busy)
+    self->quit();
 }
 
 /// Keeps /lain/networkd/containers/{app}/{proc}/{instance}/{vip} = used or
@@ -189,7 +192,7 @@ void reconcile_spread(vip_holder_pointer self, vip::verdict verdict,
   }
   std::string key;
   std::string value;
-  if (st.container && verdict == vip::verdict::applies) {
+  if (st.container && verdict == vip::verdict::applies && !st.retiring) {
     key = std::string{config::container_vips_prefix} + st.config.app + "/"
           + st.config.proc + "/" + std::to_string(st.container->instance)
           + "/" + st.config.ip;
@@ -264,7 +267,8 @@ void reconcile(vip_holder_pointer self) {
   auto verdict = vip::check(st.config, st.env.hostname, st.env.node_ip,
                             st.container);
   bool alive = st.lease_alive(now);
-  bool want = verdict == vip::verdict::applies && alive && !st.shutting_down;
+  bool want = verdict == vip::verdict::applies && alive && !st.shutting_down
+              && !st.retiring;
   if (st.config.port_only()) {
     reconcile_port_only(self, want);
     return;
@@ -275,6 +279,7 @@ void reconcile(vip_holder_pointer self) {
     // What a previous run left goes once it is clear the VIP is not ours:
     // another node holds it, this node is excluded, or the grace passed.
     bool settled = st.lock == ls::theirs || verdict == vip::verdict::excluded
+                   || st.retiring
                    || now - st.started_at >= st.env.leftover_grace;
     if (st.leftover != lo::none && !st.address_on && st.rules.empty()
         && (!want || st.lock == ls::theirs) && settled) {
@@ -295,9 +300,9 @@ void reconcile(vip_holder_pointer self) {
       ++st.announce_gen;
       ++st.refresh_gen;
       set_phase(self, "releasing", !alive ? "lease not alive"
-                                   : st.shutting_down
-                                     ? "shutting down"
-                                     : vip::to_string(verdict));
+                                   : st.shutting_down ? "shutting down"
+                                   : st.retiring      ? "key deleted"
+                                                      : vip::to_string(verdict));
       step(self, st.env.link, [self] { self->state.address_on = false; },
            atom::erase_v, st.config.ip);
       return;
@@ -377,6 +382,7 @@ void reconcile(vip_holder_pointer self) {
     if (!want)
       set_phase(self, "idle", !alive ? "no live lease"
                               : st.shutting_down ? "shut down"
+                              : st.retiring      ? "key deleted"
                                                  : vip::to_string(verdict));
     else if (st.lock == ls::theirs)
       set_phase(self, "standby", "lock held by " + st.holder);
@@ -691,6 +697,13 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
     [self](atom::shutdown) -> caf::result<bool> {
       auto& st = self->state;
       st.shutting_down = true;
+      st.shutdown_promise = self->make_response_promise();
+      reconcile(self);
+      return caf::delegated<bool>{};
+    },
+    [self](atom::release) -> caf::result<bool> {
+      auto& st = self->state;
+      st.retiring = true;
       st.shutdown_promise = self->make_response_promise();
       reconcile(self);
       return caf::delegated<bool>{};

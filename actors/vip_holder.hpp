@@ -67,6 +67,7 @@ struct vip_holder_state {
   bool busy = false;
   bool retry_pending = false;
   bool shutting_down = false;
+  bool retiring = false; ///< the key was deleted: release all, then stop
   caf::response_promise shutdown_promise;
   uint64_t announce_gen = 0;
   uint64_t refresh_gen = 0;

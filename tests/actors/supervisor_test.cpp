@@ -83,6 +83,7 @@ crashy_holder(vip_holder_actor::stateful_pointer<crashy_state> self,
     [](atom::refresh, uint64_t) {},
     [](atom::conflict, std::string&, std::string&) {},
     [](atom::shutdown) { return true; },
+    [](atom::release) { return true; },
   };
 }
 

@@ -305,6 +305,60 @@ TEST_CASE("port-only VIPs DNAT on the node address and publish the app key",
   CHECK(tcp_fetch(l.client, "10.88.0.11", 8080, 300ms).empty());
 }
 
+TEST_CASE("a deleted VIP key takes its address, rules, lock and app key "
+          "with it",
+          "[vip][lab]") {
+  lab l;
+  auto& n1 = *l.nodes[0];
+  n1.start_networkd(l.endpoint());
+  put_vip(l);
+  REQUIRE(l.ctl("put /lain/config/vips/0.0.0.0:8080 "
+                "'{\"app\":\"web\",\"proc\":\"main\",\"ports\":"
+                "[{\"dest\":\"80\"}]}'")
+          == 0);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  REQUIRE(wait_until(
+    [&] { return tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1"; },
+    15s, 20ms));
+  auto rules = [&] {
+    std::string out;
+    n1.ns.sh("iptables-save -t nat", &out);
+    return out;
+  };
+  auto app_key = [&] {
+    std::string out;
+    l.ctl("get --print-value-only "
+          "/lain/networkd/apps/web/main/10.88.0.11:8080",
+          &out);
+    return out;
+  };
+  REQUIRE(rules().find("-d " + vip + "/32") != std::string::npos);
+  REQUIRE(l.lock_holder() == "n1");
+  REQUIRE(app_key().find("n1") != std::string::npos);
+
+  REQUIRE(l.ctl("del /lain/config/vips/" + vip) == 0);
+  REQUIRE(l.ctl("del /lain/config/vips/0.0.0.0:8080") == 0);
+  CHECK(wait_until([&] { return !n1.has_vip(); }, 5s, 20ms));
+  CHECK(wait_until([&] { return l.lock_holder().empty(); }, 5s, 20ms));
+  CHECK(wait_until(
+    [&] {
+      auto r = rules();
+      return r.find("-d " + vip + "/32") == std::string::npos
+             && r.find("--dport 8080") == std::string::npos;
+    },
+    5s, 20ms));
+  CHECK(wait_until([&] { return app_key().empty(); }, 5s, 20ms));
+  CHECK(l.fetch().empty());
+  CHECK(tcp_fetch(l.client, "10.88.0.11", 8080, 300ms).empty());
+  // Neither holder is left: /v1/vips lists no VIP.
+  CHECK(wait_until(
+    [&] {
+      return n1.networkd->get("/v1/vips").body.find("\"vips\":[]")
+             != std::string::npos;
+    },
+    5s, 20ms));
+}
+
 TEST_CASE("a restart within the lease adopts the VIP without a gap",
           "[vip][lab]") {
   lab l;
