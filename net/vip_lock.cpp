@@ -120,42 +120,39 @@ std::vector<result<lock_answer>> take_locks(etcd::client& c,
     reqs.push_back(lock_txn(asks[i]));
     todo.push_back(i);
   }
-  std::vector<int64_t> rebind_at(asks.size(), 0);
-  std::vector<size_t> rebinds;
-  for (auto& round : rounds_of(todo, asks)) {
-    auto rs = run_round(c, reqs, round, nested);
-    for (size_t k = 0; k < round.size(); ++k) {
-      auto i = round[k];
-      if (!rs[k]) {
-        answers[i] = rs[k].error();
-        continue;
-      }
-      auto v = judge_lock(asks[i], *rs[k]);
-      if (v.answer) {
-        answers[i] = *v.answer;
-      } else {
-        rebind_at[i] = v.rebind_at;
-        rebinds.push_back(i);
+  // Runs reqs[i] for the asks in `which`, round by round; `judge` reads a
+  // successful outcome, a failed round trip fails its asks.
+  auto run_all = [&](const std::vector<size_t>& which, auto judge) {
+    for (auto& round : rounds_of(which, asks)) {
+      auto rs = run_round(c, reqs, round, nested);
+      for (size_t k = 0; k < round.size(); ++k) {
+        if (rs[k])
+          judge(round[k], *rs[k]);
+        else
+          answers[round[k]] = rs[k].error();
       }
     }
-  }
+  };
+  std::vector<int64_t> rebind_at(asks.size(), 0);
+  std::vector<size_t> rebinds;
+  run_all(todo, [&](size_t i, const etcd::txn_result& r) {
+    auto v = judge_lock(asks[i], r);
+    if (v.answer) {
+      answers[i] = *v.answer;
+    } else {
+      rebind_at[i] = v.rebind_at;
+      rebinds.push_back(i);
+    }
+  });
   if (!rebinds.empty()) {
     for (auto i : rebinds)
       reqs[i] = rebind_txn(asks[i], rebind_at[i]);
-    for (auto& round : rounds_of(rebinds, asks)) {
-      auto rs = run_round(c, reqs, round, nested);
-      for (size_t k = 0; k < round.size(); ++k) {
-        auto i = round[k];
-        if (!rs[k]) {
-          answers[i] = rs[k].error();
-          continue;
-        }
-        answers[i] = judge_rebind(asks[i], *rs[k]);
-        if (answers[i]->value().ours)
-          NWD_LOG_INFO("vip-holder", "adopted {} from a previous run",
-                       asks[i].key);
-      }
-    }
+    run_all(rebinds, [&](size_t i, const etcd::txn_result& r) {
+      answers[i] = judge_rebind(asks[i], r);
+      if (answers[i]->value().ours)
+        NWD_LOG_INFO("vip-holder", "adopted {} from a previous run",
+                     asks[i].key);
+    });
   }
   std::vector<result<lock_answer>> out;
   out.reserve(asks.size());
