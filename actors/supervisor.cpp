@@ -468,10 +468,17 @@ void route_vip(supervisor_pointer self, const key_change& c) {
       // it stops by itself then. A release that cannot finish (etcd down
       // for long) ends with the holder stopped all the same: the lock
       // then goes with the lease at the latest.
-      st.retiring.emplace(h.address(), h);
-      auto stop = [self, h] {
-        self->state.retiring.erase(h.address());
+      st.retiring[c.key] = h;
+      auto stop = [self, h, key = c.key] {
+        auto& st = self->state;
+        st.retiring.erase(key);
         self->send_exit(h, caf::exit_reason::user_shutdown);
+        auto j = st.children.find(key);
+        if (j != st.children.end() && !j->second.handle
+            && j->second.restart_pending && !st.shutting_down) {
+          NWD_LOG_INFO(who, "{} released: its new holder starts", key);
+          spawn_child(self, key);
+        }
       };
       self->request(h, std::chrono::seconds(30), atom::release_v)
         .then([stop](bool) { stop(); }, [stop](caf::error&) { stop(); });
@@ -483,6 +490,19 @@ void route_vip(supervisor_pointer self, const key_change& c) {
   // update_webrouter walks every child: only when a webrouter VIP changed
   // (a cold start adds thousands of keys in one batch).
   auto i = st.children.find(c.key);
+  if (i == st.children.end() && st.retiring.count(c.key) > 0) {
+    // Put again while the holder of its deleted value still releases: two
+    // holders of one VIP would race on its lock, rules and address.
+    NWD_LOG_INFO(who, "vip key {} put again: its holder starts once the "
+                      "previous one has released",
+                 c.key);
+    auto& e = st.children[c.key];
+    e.config = *c.vip;
+    e.restart_pending = true;
+    if (is_webrouter(*c.vip))
+      update_webrouter(self);
+    return;
+  }
   if (i == st.children.end()) {
     NWD_LOG_INFO(who, "new vip key {}: spawning its holder", c.key);
     st.children[c.key].config = *c.vip;
@@ -754,7 +774,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       if (e.handle)
         self->send_exit(e.handle, msg.reason);
     self->state.children.clear();
-    for (auto& [addr, h] : self->state.retiring)
+    for (auto& [key, h] : self->state.retiring)
       self->send_exit(h, msg.reason);
     self->state.retiring.clear();
     self->quit(msg.reason);

@@ -92,8 +92,9 @@ struct supervisor_state {
   std::set<std::string> synced;                ///< prefixes with a snapshot
 
   std::map<std::string, child_entry> children; ///< by full VIP key
-  /// Holders of deleted keys still releasing (they stop by themselves).
-  std::map<caf::actor_addr, vip_holder_actor> retiring;
+  /// Holders of deleted keys still releasing, by key. A key put again
+  /// meanwhile gets its new holder once the old one is done.
+  std::map<std::string, vip_holder_actor> retiring;
   std::map<std::string, rejected_entry> rejected; ///< by full key
   std::map<std::string, config::knob> knobs;
   std::map<std::string, int64_t> family_keys; ///< family → live keys

@@ -357,6 +357,23 @@ TEST_CASE("a deleted VIP key takes its address, rules, lock and app key "
              != std::string::npos;
     },
     5s, 20ms));
+
+  // Deleted and put again at once: the new holder starts after the old one
+  // released, and the VIP ends up served with its lock and rules.
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  REQUIRE(l.ctl("del /lain/config/vips/" + vip) == 0);
+  put_vip(l);
+  CHECK(wait_until(
+    [&] {
+      return n1.networkd->get("/v1/vips").body.find("\"state\":\"serving\"")
+             != std::string::npos;
+    },
+    10s, 20ms));
+  CHECK(l.fetch() == "n1");
+  CHECK(l.lock_holder() == "n1");
+  CHECK(n1.has_vip());
+  CHECK(rules().find("-d " + vip + "/32") != std::string::npos);
 }
 
 TEST_CASE("a restart within the lease adopts the VIP without a gap",
