@@ -574,6 +574,9 @@ TEST_CASE("a frozen owner loses the VIP by itself and stays out after "
     },
     15s, 20ms));
   REQUIRE(wait_until([&] { return l.fetch() == next; }, 10s, 20ms));
+  // The client may be answered before the sampler's next round sees the
+  // address: wait for a round that started after the answer.
+  REQUIRE(l.sampler->sync());
   auto adds = l.changes_of(l.index_of(next), stopped);
   REQUIRE(!adds.empty());
   auto added = adds.front().at;
