@@ -706,7 +706,27 @@ result<state> iptables_dnat_table::read() {
   return read_locked();
 }
 
+result<bool> iptables_dnat_table::refresh() {
+  uint64_t seen = 0;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    seen = generation_;
+  }
+  // No lock while the tool runs: reconciles go on meanwhile.
+  auto text = save_table(opts_.netns, opts_.save_command, "nat", opts_.timeout);
+  if (!text)
+    return text.error();
+  auto now = parse_save(*text);
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (generation_ != seen)
+    return false;
+  known_ = std::move(now);
+  known_at_ = clock::now();
+  return true;
+}
+
 result<state> iptables_dnat_table::read_locked() {
+  ++generation_;
   auto text = save_table(opts_.netns, opts_.save_command, "nat", opts_.timeout);
   known_.reset(); // whatever we knew is no longer to be trusted
   if (!text)
@@ -717,6 +737,7 @@ result<state> iptables_dnat_table::read_locked() {
 }
 
 result<unit> iptables_dnat_table::restore(const std::string& text) {
+  ++generation_;
   return restore_noflush(opts_.netns, opts_.restore_command, text,
                          opts_.timeout);
 }
@@ -778,7 +799,9 @@ result<report> iptables_dnat_table::run(const std::vector<dnat_rule>& desired,
     return one_batch(p.tail());
   };
   if (!known_ || opts_.trust_for.count() <= 0
-      || clock::now() - known_at_ > opts_.trust_for) {
+      || std::chrono::duration_cast<std::chrono::milliseconds>(
+           clock::now() - known_at_)
+           > opts_.trust_for) {
     if (auto r = timed_read(); !r)
       return r.error();
   }

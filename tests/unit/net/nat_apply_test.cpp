@@ -8,6 +8,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <future>
+#include <thread>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sstream>
 
 using namespace networkd;
@@ -235,6 +239,66 @@ TEST_CASE("a stale trusted state is repaired by reading the chains again",
   auto s = table.read();
   REQUIRE(s.ok());
   CHECK(diff(*s, {to_c1(80)})->empty());
+}
+
+TEST_CASE("a change never waits for a read; refresh() re-reads off the "
+          "change path",
+          "[nat_apply]") {
+  lab l;
+  auto table = l.table(std::chrono::milliseconds::max());
+  REQUIRE(table.reconcile({to_c1(80), to_c1(443)}).ok());
+  // Someone flushes one of our chains.
+  l.node.must("iptables -t nat -F lain-PREROUTING");
+  // A change trusts what it knows: no read, and the flushed lines stay
+  // missing (they are not in its diff).
+  auto r = table.reconcile({to_c1(80), to_c1(443), to_c1(8443)});
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->read_back);
+  CHECK(r->added == 2);
+  // The audit's read shows the diff what is really there.
+  auto fresh = table.refresh();
+  REQUIRE(fresh.ok());
+  CHECK(*fresh);
+  r = table.reconcile({to_c1(80), to_c1(443), to_c1(8443)});
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->read_back);
+  CHECK(r->added == 2); // 80 and 443 in lain-PREROUTING
+  CHECK(r->deleted == 0);
+  auto s = table.read();
+  REQUIRE(s.ok());
+  CHECK(diff(*s, {to_c1(80), to_c1(443), to_c1(8443)})->empty());
+}
+
+TEST_CASE("a refresh() that overlaps a batch is dropped", "[nat_apply]") {
+  lab l;
+  // iptables-save that takes its time, so that a batch runs meanwhile.
+  temp_dir dir;
+  auto slow = dir.file("slow-save");
+  auto started = dir.file("started");
+  write_file(slow, "#!/bin/sh\ntouch " + started
+                     + "\nsleep 2\nexec iptables-save \"$@\"\n");
+  REQUIRE(::chmod(slow.c_str(), 0755) == 0);
+  iptables_dnat_table::options o;
+  o.netns = l.node.name();
+  o.save_command = slow;
+  iptables_dnat_table table{o};
+  REQUIRE(table.reconcile({to_c1(80)}).ok()); // the first read
+  REQUIRE(::unlink(started.c_str()) == 0);
+  auto pending = std::async(std::launch::async, [&] { return table.refresh(); });
+  // The read is under way (the tool sleeps first); the batch runs
+  // meanwhile, without waiting for it.
+  REQUIRE(wait_until([&] { return ::access(started.c_str(), F_OK) == 0; },
+                     10s, 5ms));
+  auto r = table.reconcile({to_c2(80)});
+  REQUIRE(r.ok());
+  CHECK(pending.wait_for(0s) == std::future_status::timeout);
+  auto fresh = pending.get();
+  REQUIRE(fresh.ok());
+  CHECK_FALSE(*fresh); // it may have read the chains before the batch
+  // What the batch left is what the table knows: nothing to do.
+  r = table.reconcile({to_c2(80)});
+  REQUIRE(r.ok());
+  CHECK(r->added + r->deleted == 0);
 }
 
 TEST_CASE("remove_all unhooks and deletes our chains", "[nat_apply]") {
