@@ -91,5 +91,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_ATOM(networkd, networkd::atom, conflict, "conflict")
   CAF_ADD_ATOM(networkd, networkd::atom, prune, "prune")
   CAF_ADD_ATOM(networkd, networkd::atom, refresh, "refresh")
+  CAF_ADD_ATOM(networkd, networkd::atom, audit, "audit")
 
 CAF_END_TYPE_ID_BLOCK(networkd)

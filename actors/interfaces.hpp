@@ -102,14 +102,26 @@ using link_worker_actor = caf::typed_actor<
 /// The DNAT rules of every VIP (detached). Requests that arrive together
 /// are applied as one iptables-restore batch.
 using nat_manager_actor = caf::typed_actor<
-  // Makes the rules of this match address exactly these.
-  caf::replies_to<atom::publish, std::string, std::vector<nat_rule>>::with<
-    bool>,
+  // Owner (a VIP key), match address, rules: makes this owner's rules
+  // exactly these. Owners that share a match address (port-only VIPs on
+  // the node's address) keep each other's rules.
+  caf::replies_to<atom::publish, std::string, std::string,
+                  std::vector<nat_rule>>::with<bool>,
   // Applies everything asked so far in one batch.
   caf::reacts_to<atom::tick>,
   // Removes the rules of every match address not in the list (leftovers
   // of a previous run).
-  caf::replies_to<atom::prune, std::vector<std::string>>::with<bool>>;
+  caf::replies_to<atom::prune, std::vector<std::string>>::with<bool>,
+  // The audit period in seconds (0: no audit).
+  caf::reacts_to<atom::audit, int64_t>,
+  // Audit timer (its generation): re-read the chains, restore what was
+  // changed behind our back.
+  caf::reacts_to<atom::audit, uint64_t>>;
+
+/// Reads the DNAT chains for the NAT manager's audit, off its thread
+/// (detached): true when what it read replaced the trusted state.
+using nat_reader_actor
+  = caf::typed_actor<caf::replies_to<atom::audit>::with<bool>>;
 
 /// Receives the non-VIP key changes the supervisor routes (domains, domain
 /// servers, leaders, vippool, knobs).

@@ -297,11 +297,17 @@ int main(int argc, char** argv) {
       NWD_LOG_ERROR(who, "ARP: {} (no gratuitous ARP)", a.error().message);
     venv.link = sys.spawn<caf::detached>(link_worker, lcfg);
     venv.nat = sys.spawn<caf::detached>(
-      nat_manager, std::shared_ptr<nat::dnat_table>(
-                     std::make_shared<nat::iptables_dnat_table>()));
+      nat_manager,
+      std::shared_ptr<nat::dnat_table>(
+        std::make_shared<nat::iptables_dnat_table>()),
+      // Until the nat_audit_s knob says otherwise.
+      std::chrono::seconds{config::find_knob("nat_audit_s")->default_number});
     venv.monitor = link_monitor::start(opts.net_interface);
     scfg.extend_addresses = [link = venv.link](int64_t valid_s) {
       caf::anon_send(link, atom::keepalive_v, valid_s);
+    };
+    scfg.nat_audit = [nat = venv.nat](int64_t seconds) {
+      caf::anon_send(nat, atom::audit_v, seconds);
     };
     scfg.prune_leftovers = [link = venv.link, nat = venv.nat,
                             node_ip = opts.net_address](

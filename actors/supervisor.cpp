@@ -530,6 +530,10 @@ void apply_knob(supervisor_pointer self, const key_change& c) {
     // Applied by the holders at once (after the update below).
     self->send(self, atom::announce_v);
   }
+  if (name == "nat_audit_s" && st.cfg.nat_audit) {
+    auto spec = config::find_knob(name);
+    st.cfg.nat_audit(c.deleted ? spec->default_number : c.knob->number);
+  }
   if (c.deleted) {
     st.knobs.erase(name);
     if (name == "log_level")

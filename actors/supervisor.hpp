@@ -46,6 +46,9 @@ struct supervisor_config {
   /// Called on every renewal with the whole seconds left before the local
   /// deadline: the VIP addresses' valid lifetime (kernel-side fencing).
   std::function<void(int64_t)> extend_addresses;
+  /// Called with the nat_audit_s knob (seconds) when it is set or deleted
+  /// (then with its default).
+  std::function<void(int64_t)> nat_audit;
   int64_t lease_ttl = 6; ///< seconds; the lease_ttl knob overrides it
   /// Log level to return to when the log_level knob is deleted.
   std::string log_level = "info";

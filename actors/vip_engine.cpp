@@ -284,23 +284,120 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
   };
 }
 
-nat_manager_actor::behavior_type
-nat_manager(nat_manager_actor::stateful_pointer<nat_manager_state> self,
-            std::shared_ptr<nat::dnat_table> table) {
-  self->state.table = std::move(table);
+std::vector<nat::dnat_rule>
+nat_manager_state::desired_on(const std::set<std::string>* addrs) const {
+  std::vector<nat::dnat_rule> out;
+  for (auto& [owner, o] : owners)
+    if (addrs == nullptr || addrs->count(o.addr) != 0)
+      out.insert(out.end(), o.rules.begin(), o.rules.end());
+  return out;
+}
+
+namespace {
+
+nat::dnat_rule to_dnat(const nat_rule& r) {
+  nat::dnat_rule d;
+  d.vip = r.vip;
+  d.proto = r.udp ? nat::protocol::udp : nat::protocol::tcp;
+  d.src_port = r.src;
+  d.container_ip = r.container_ip;
+  d.dest_port = r.dest;
+  d.comment = r.comment;
+  return d;
+}
+
+nat_reader_actor::behavior_type
+nat_reader(nat_reader_actor::pointer, std::shared_ptr<nat::dnat_table> table) {
   return {
-    [self](atom::publish, const std::string& addr,
+    [table](atom::audit) -> caf::result<bool> {
+      auto r = table->refresh();
+      if (!r)
+        return caf::make_error(errc::nat_failure, r.error().to_string());
+      return *r;
+    },
+  };
+}
+
+using nat_manager_pointer
+  = nat_manager_actor::stateful_pointer<nat_manager_state>;
+
+void arm_audit(nat_manager_pointer self) {
+  auto& st = self->state;
+  if (st.audit_every.count() > 0)
+    self->delayed_send(self, st.audit_every, atom::audit_v,
+                       st.audit_generation);
+}
+
+/// After the reader replaced the trusted state: one diff of everything
+/// asked for puts back what someone else removed or changed in our chains.
+void audit_diff(nat_manager_pointer self) {
+  auto& st = self->state;
+  std::set<std::string> addrs;
+  for (auto& [owner, o] : st.owners)
+    addrs.insert(o.addr);
+  if (addrs.empty())
+    return;
+  auto rep = st.table->reconcile_vips({addrs.begin(), addrs.end()},
+                                      st.desired_on(nullptr));
+  if (!rep) {
+    NWD_LOG_WARN("nat", "DNAT audit: could not restore our rules: {}",
+                 rep.error().to_string());
+    return;
+  }
+  if (rep->added + rep->deleted > 0) {
+    ++st.repairs;
+    NWD_LOG_WARN("nat",
+                 "DNAT audit: our chains were changed outside networkd; "
+                 "put back {} rule lines, removed {}",
+                 rep->added, rep->deleted);
+  }
+}
+
+} // namespace
+
+nat_manager_actor::behavior_type
+nat_manager(nat_manager_pointer self, std::shared_ptr<nat::dnat_table> table,
+            std::chrono::seconds audit_every) {
+  auto& st0 = self->state;
+  st0.table = table;
+  st0.audit_every = audit_every;
+  st0.reader = self->spawn<caf::detached + caf::linked>(nat_reader, table);
+  arm_audit(self);
+  return {
+    [self](atom::publish, const std::string& owner, const std::string& addr,
            const std::vector<nat_rule>& rules) -> caf::result<bool> {
       auto& st = self->state;
-      st.pending[addr] = rules;
-      st.waiting.emplace_back(addr, self->make_response_promise<bool>());
+      std::vector<nat::dnat_rule> mine;
+      mine.reserve(rules.size());
+      for (auto& r : rules) {
+        mine.push_back(to_dnat(r));
+        // A rule iptables would refuse fails its request alone and leaves
+        // the owner's rules as they were; it never spoils the batch.
+        if (auto v = nat::validate(mine.back()); !v)
+          return caf::make_error(errc::nat_failure, v.error().to_string());
+        if (mine.back().vip != addr)
+          return caf::make_error(errc::nat_failure,
+                                 "rule for " + mine.back().vip
+                                   + " published for address " + addr);
+      }
+      auto it = st.owners.find(owner);
+      if (it != st.owners.end() && it->second.addr != addr)
+        st.dirty.insert(it->second.addr); // its old rules go
+      st.dirty.insert(addr);
+      if (mine.empty()) {
+        if (it != st.owners.end())
+          st.owners.erase(it);
+      } else {
+        st.owners[owner] = nat_manager_state::owned{addr, std::move(mine)};
+      }
+      st.waiting.push_back(self->make_response_promise<bool>());
       // The flush is queued behind the requests already in the mailbox:
       // VIPs that change together share one batch.
       if (!st.flush_scheduled) {
         st.flush_scheduled = true;
         self->send(self, atom::tick_v);
       }
-      return st.waiting.back().second;
+      return st.waiting.back();
     },
     [self](atom::prune,
            const std::vector<std::string>& keep) -> caf::result<bool> {
@@ -326,53 +423,75 @@ nat_manager(nat_manager_actor::stateful_pointer<nat_manager_state> self,
     [self](atom::tick) {
       auto& st = self->state;
       st.flush_scheduled = false;
-      std::vector<std::string> addrs;
-      std::vector<nat::dnat_rule> desired;
-      // A request with a rule iptables would refuse fails alone; it never
-      // spoils the batch of the others.
-      std::map<std::string, std::string> invalid;
-      for (auto& [addr, rules] : st.pending) {
-        std::vector<nat::dnat_rule> mine;
-        for (auto& r : rules) {
-          nat::dnat_rule d;
-          d.vip = r.vip;
-          d.proto = r.udp ? nat::protocol::udp : nat::protocol::tcp;
-          d.src_port = r.src;
-          d.container_ip = r.container_ip;
-          d.dest_port = r.dest;
-          d.comment = r.comment;
-          if (auto v = nat::validate(d); !v)
-            invalid[addr] = v.error().to_string();
-          mine.push_back(std::move(d));
-        }
-        if (invalid.count(addr))
-          continue;
-        addrs.push_back(addr);
-        desired.insert(desired.end(), mine.begin(), mine.end());
-      }
+      if (st.dirty.empty())
+        return;
+      auto addrs = std::move(st.dirty);
+      st.dirty.clear();
       auto waiting = std::move(st.waiting);
       st.waiting.clear();
-      st.pending.clear();
+      auto desired = st.desired_on(&addrs);
       auto started = std::chrono::steady_clock::now();
-      auto rep = st.table->reconcile_vips(addrs, desired);
+      auto rep = st.table->reconcile_vips({addrs.begin(), addrs.end()},
+                                          desired);
       ++st.batches;
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
       // Slow batches are worth an operator's eye (a cold start with
       // thousands of VIPs, a kernel under load).
       if (took >= std::chrono::milliseconds(100))
-        NWD_LOG_INFO("nat", "DNAT batch for {} VIPs ({} rules): {} ms{}",
+        NWD_LOG_INFO("nat", "DNAT batch for {} addresses ({} rules): {} ms{}",
                      addrs.size(), desired.size(), took.count(),
                      rep ? "" : " (failed)");
-      for (auto& [addr, rp] : waiting) {
-        if (auto i = invalid.find(addr); i != invalid.end())
-          rp.deliver(caf::make_error(errc::nat_failure, i->second));
-        else if (rep)
+      if (rep && !rep->conflicts.empty())
+        for (auto& c : rep->conflicts)
+          NWD_LOG_WARN("nat", "conflicting DNAT rule: {}", c);
+      for (auto& rp : waiting) {
+        if (rep)
           rp.deliver(true);
         else
           rp.deliver(caf::make_error(errc::nat_failure,
                                      rep.error().to_string()));
       }
+    },
+    [self](atom::audit, int64_t seconds) {
+      auto& st = self->state;
+      auto every = std::chrono::seconds{std::max<int64_t>(seconds, 0)};
+      if (every == st.audit_every)
+        return;
+      st.audit_every = every;
+      ++st.audit_generation; // the old period's timer is void
+      arm_audit(self);
+    },
+    [self](atom::audit, uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.audit_generation)
+        return;
+      if (st.audit_running) {
+        // Only a timer of a new period can fire meanwhile; the running
+        // audit will not arm the next one.
+        arm_audit(self);
+        return;
+      }
+      st.audit_running = true;
+      self->request(st.reader, caf::infinite, atom::audit_v)
+        .then(
+          [self, generation](bool adopted) {
+            auto& st = self->state;
+            st.audit_running = false;
+            ++st.audits;
+            if (adopted)
+              audit_diff(self);
+            if (generation == st.audit_generation)
+              arm_audit(self);
+          },
+          [self, generation](caf::error& err) {
+            auto& st = self->state;
+            st.audit_running = false;
+            NWD_LOG_WARN("nat", "DNAT audit: reading the chains failed: {}",
+                         caf::to_string(err));
+            if (generation == st.audit_generation)
+              arm_audit(self);
+          });
     },
   };
 }

@@ -8,6 +8,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <vector>
 #include <string>
@@ -54,18 +55,38 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer self,
 struct nat_manager_state {
   static inline const char* name = "nat-manager";
   std::shared_ptr<nat::dnat_table> table;
-  /// Desired rules per match address, asked since the last batch.
-  std::map<std::string, std::vector<nat_rule>> pending;
-  /// Requests waiting for the batch, with their match address.
-  std::vector<std::pair<std::string, caf::typed_response_promise<bool>>>
-    waiting;
+  /// What one owner (a VIP key) asked for: its match address and rules.
+  struct owned {
+    std::string addr;
+    std::vector<nat::dnat_rule> rules;
+  };
+  /// Every owner's rules as asked (applied, or waiting for the next
+  /// batch): the desired content of our chains.
+  std::map<std::string, owned> owners;
+  /// Match addresses whose rules changed since the last batch.
+  std::set<std::string> dirty;
+  /// Requests waiting for the batch.
+  std::vector<caf::typed_response_promise<bool>> waiting;
   bool flush_scheduled = false;
   uint64_t batches = 0;
+  /// The audit: every `audit_every` the reader re-reads the chains (off
+  /// this thread) and the next diff restores what someone else changed.
+  nat_reader_actor reader;
+  std::chrono::seconds audit_every{30};
+  uint64_t audit_generation = 0; ///< timers of older periods are ignored
+  bool audit_running = false;
+  uint64_t audits = 0;
+  uint64_t repairs = 0; ///< audits that found our chains changed
+  /// Every owner's rules on these addresses (all when nullptr).
+  std::vector<nat::dnat_rule>
+  desired_on(const std::set<std::string>* addrs) const;
 };
 
+/// The NAT manager; `audit_every` 0 starts without an audit.
 nat_manager_actor::behavior_type
 nat_manager(nat_manager_actor::stateful_pointer<nat_manager_state> self,
-            std::shared_ptr<nat::dnat_table> table);
+            std::shared_ptr<nat::dnat_table> table,
+            std::chrono::seconds audit_every);
 
 struct spread_writer_state {
   static inline const char* name = "spread-writer";

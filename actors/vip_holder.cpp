@@ -225,7 +225,7 @@ void reconcile_port_only(vip_holder_pointer self, bool want) {
            self->state.rules = desired;
            self->state.rules_address = addr;
          },
-         atom::publish_v, addr, desired);
+         atom::publish_v, self->state.key, addr, desired);
     return;
   }
   auto path = "/lain/networkd/apps/" + st.config.app + "/" + st.config.proc
@@ -289,7 +289,7 @@ void reconcile(vip_holder_pointer self) {
         return;
       }
       step(self, st.env.nat, [self] { self->state.leftover = lo::none; },
-           atom::publish_v, st.config.ip, std::vector<nat_rule>{});
+           atom::publish_v, self->state.key, st.config.ip, std::vector<nat_rule>{});
       return;
     }
     // Down, in order: address, rules, then the lock.
@@ -309,7 +309,7 @@ void reconcile(vip_holder_pointer self) {
     }
     if (!st.rules.empty()) {
       step(self, st.env.nat, [self] { self->state.rules.clear(); },
-           atom::publish_v, st.config.ip, std::vector<nat_rule>{});
+           atom::publish_v, self->state.key, st.config.ip, std::vector<nat_rule>{});
       return;
     }
     if (st.lock == ls::ours) {
@@ -400,7 +400,7 @@ void reconcile(vip_holder_pointer self) {
            self->state.rules = desired;
            self->state.rules_address = self->state.config.ip;
          },
-         atom::publish_v, st.config.ip, desired);
+         atom::publish_v, self->state.key, st.config.ip, desired);
     return;
   }
   if (!st.address_on) {

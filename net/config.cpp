@@ -255,6 +255,10 @@ const std::vector<knob_spec>& knob_table() {
      1100, "", ""},
     {"arp_refresh_s", true, 0, 3600, "s",
      "resend gratuitous ARP for held VIPs this often (0: off)", 0, "", ""},
+    {"nat_audit_s", true, 0, 3600, "s",
+     "re-read our DNAT chains this often and put back what someone else "
+     "changed (0: off)",
+     30, "", ""},
     {"probe_interval_ms", true, 50, 60000, "ms",
      "time between health probes of a local container", 200, "", ""},
     {"probe_timeout_ms", true, 10, 10000, "ms",

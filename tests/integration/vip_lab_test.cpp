@@ -292,6 +292,21 @@ TEST_CASE("port-only VIPs DNAT on the node address and publish the app key",
     },
     5s));
   CHECK_FALSE(l.nodes[0]->has_vip());
+  // A second port-only VIP on the same address: each keeps its own rules.
+  REQUIRE(l.ctl("put /lain/config/vips/0.0.0.0:8081 "
+                "'{\"app\":\"web\",\"proc\":\"main\",\"ports\":"
+                "[{\"dest\":\"80\"}]}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] { return tcp_fetch(l.client, "10.88.0.11", 8081, 300ms) == "n1"; },
+    15s, 20ms));
+  CHECK(tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1");
+  // Deleting one leaves the other.
+  REQUIRE(l.ctl("del /lain/config/vips/0.0.0.0:8081") == 0);
+  REQUIRE(wait_until(
+    [&] { return tcp_fetch(l.client, "10.88.0.11", 8081, 300ms).empty(); },
+    10s, 20ms));
+  CHECK(tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1");
   // The key goes when the proc stops being served here.
   l.nodes[0]->lainlet->set_containers({});
   REQUIRE(wait_until(
@@ -538,6 +553,39 @@ TEST_CASE("an address removed by someone else is put back and announced",
   CHECK(out.find(vip + "/32") != std::string::npos);
   CHECK(out.find("valid_lft forever") == std::string::npos);
   CHECK(out.find("preferred_lft 0sec") != std::string::npos);
+}
+
+TEST_CASE("DNAT rules flushed by someone else are put back by the audit",
+          "[vip][lab]") {
+  lab l;
+  REQUIRE(l.ctl("put /lain/networkd/config/nat_audit_s 1") == 0);
+  auto& n = *l.nodes[0];
+  n.start_networkd(l.endpoint());
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  // A firewall reload: our chains are emptied, the VIP stays on the node.
+  n.ns.must("iptables -t nat -F lain-PREROUTING");
+  n.ns.must("iptables -t nat -F lain-OUTPUT");
+  CHECK(n.has_vip());
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 10s, 20ms));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - t0);
+  WARN("rules flushed by hand to served again: " << took.count() << " ms");
+  CHECK(wait_until(
+    [&] {
+      return n.networkd->log().find("changed outside networkd")
+             != std::string::npos;
+    },
+    5s, 20ms));
+  // One rule line per chain and port again (two ports).
+  std::string out;
+  n.ns.sh("iptables-save -t nat", &out);
+  size_t lines = 0;
+  for (auto at = out.find("-d " + vip + "/32"); at != std::string::npos;
+       at = out.find("-d " + vip + "/32", at + 1))
+    ++lines;
+  CHECK(lines == 4);
 }
 
 TEST_CASE("another host claiming the VIP by ARP: the owner checks its lock "
