@@ -598,10 +598,15 @@ void count_keys(supervisor_pointer self, const key_batch& b,
 }
 
 void grant_lease(supervisor_pointer self);
+void keepalive(supervisor_pointer self);
 
 void schedule_keepalive(supervisor_pointer self, bool failed) {
-  self->delayed_send(self, self->state.lease.next_keepalive(failed),
-                     atom::tick_v);
+  auto& lease = self->state.lease;
+  // An answer that came back late renews again at once.
+  auto delay = !failed && lease.late(std::chrono::steady_clock::now())
+                 ? lease_tracker::duration{0}
+                 : lease.next_keepalive(failed);
+  self->delayed_send(self, delay, atom::tick_v);
 }
 
 void grant_lease(supervisor_pointer self) {
@@ -619,6 +624,17 @@ void grant_lease(supervisor_pointer self) {
         st.lease.renewed(li.id, li.ttl, sent_at);
         st.lease_state = "alive";
         st.lease_error.clear();
+        auto now = std::chrono::steady_clock::now();
+        if (st.lease.late(now)) {
+          // Granted after a stall: the holders hear of it once a renewal
+          // gave it a whole TTL (or it is lost and granted again).
+          NWD_LOG_WARN(who,
+                       "lease {:x} granted with {} ms left before its "
+                       "deadline: renewing before use",
+                       li.id, st.lease.remaining(now).count());
+          keepalive(self);
+          return;
+        }
         NWD_LOG_INFO(who, "lease {:x} granted, ttl {}s", li.id, li.ttl);
         broadcast_lease(self);
         schedule_keepalive(self, false);

@@ -52,6 +52,17 @@ public:
     return std::chrono::duration_cast<duration>(deadline_ - now);
   }
 
+  /// True when the last renewal came back so late that less than half of
+  /// the usable lease (TTL minus the margin) is left: a grant or keep-alive
+  /// answered after a long stall (etcd unreachable, elections). Renew at
+  /// once instead of acting on a lease about to pass its deadline.
+  bool late(time_point now) const {
+    auto usable = std::chrono::duration_cast<duration>(
+                    std::chrono::seconds(ttl_s_))
+                  - margin_;
+    return alive_ && remaining(now) * 2 < usable;
+  }
+
   /// Delay until the next keep-alive: TTL/3, but at most a quarter of
   /// (TTL - margin) (at least 250 ms): a VIP address lives in the kernel
   /// for the whole seconds left before the deadline, which for short TTLs

@@ -58,3 +58,23 @@ TEST_CASE("a lost lease is not alive whatever the clock says", "[lease]") {
   t.renewed(4, 0, t0);
   CHECK_FALSE(t.alive(t0));
 }
+
+TEST_CASE("a renewal answered late asks for another one at once", "[lease]") {
+  lease_tracker t{1s};
+  lease_tracker::time_point t0{50s};
+  // TTL 6 s, margin 1 s: 5 s usable.
+  t.renewed(9, 6, t0);
+  CHECK_FALSE(t.late(t0 + 100ms));
+  CHECK_FALSE(t.late(t0 + 2500ms)); // 2.5 s left: half
+  CHECK(t.late(t0 + 2600ms));
+  // A grant sent at t0 whose answer took 4 s.
+  lease_tracker g{1s};
+  g.renewed(10, 6, t0);
+  CHECK(g.alive(t0 + 4s));
+  CHECK(g.late(t0 + 4s));
+  // Renewed from a fresh send: fine again.
+  g.renewed(10, 6, t0 + 4s);
+  CHECK_FALSE(g.late(t0 + 4100ms));
+  g.lost();
+  CHECK_FALSE(g.late(t0 + 4100ms));
+}
