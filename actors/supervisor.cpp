@@ -47,44 +47,33 @@ key_change parse_change(const etcd::watch_event& ev) {
     c.error_code = f.code;
     c.error = f.message;
   };
+  // The parsed value into its slot, or the failure into the change.
+  auto take = [&fail](auto parsed, auto& slot) {
+    if (parsed)
+      slot = std::move(*parsed);
+    else
+      fail(parsed.error());
+  };
   const auto& v = ev.kv.value;
   switch (cls.fam) {
     case config::family::vip:
-      if (auto r = config::parse_vip(cls.suffix, v))
-        c.vip = std::move(*r);
-      else
-        fail(r.error());
+      take(config::parse_vip(cls.suffix, v), c.vip);
       break;
     case config::family::domain:
-      if (auto r = config::parse_domain(cls.suffix, v))
-        c.domain = std::move(*r);
-      else
-        fail(r.error());
+      take(config::parse_domain(cls.suffix, v), c.domain);
       break;
     case config::family::domain_servers:
-      if (auto r = config::parse_domain_servers(cls.suffix, v))
-        c.servers = std::move(*r);
-      else
-        fail(r.error());
+      take(config::parse_domain_servers(cls.suffix, v), c.servers);
       break;
     case config::family::swarm_leader:
     case config::family::deployd_leader:
-      if (auto r = config::parse_leader(c.key, v))
-        c.leader = std::move(*r);
-      else
-        fail(r.error());
+      take(config::parse_leader(c.key, v), c.leader);
       break;
     case config::family::vippool:
-      if (auto r = config::parse_vippool(v))
-        c.vippool = std::move(*r);
-      else
-        fail(r.error());
+      take(config::parse_vippool(v), c.vippool);
       break;
     case config::family::knob:
-      if (auto r = config::parse_knob(cls.suffix, v))
-        c.knob = std::move(*r);
-      else
-        fail(r.error());
+      take(config::parse_knob(cls.suffix, v), c.knob);
       break;
     case config::family::vip_lock:
     case config::family::leader_candidate:
