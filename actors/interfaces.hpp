@@ -101,7 +101,7 @@ using link_worker_actor = caf::typed_actor<
 
 /// The DNAT rules of every VIP (detached). Requests that arrive together
 /// are applied as one iptables-restore batch.
-using nat_manager_actor = caf::typed_actor<
+using nat_manager_actor = status_client_actor::extend<
   // Owner (a VIP key), match address, rules: makes this owner's rules
   // exactly these. Owners that share a match address (port-only VIPs on
   // the node's address) keep each other's rules.

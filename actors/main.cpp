@@ -365,6 +365,7 @@ int main(int argc, char** argv) {
     admin.add_actor(guardian);
     admin.add_actor(hub);
     admin.add_actor(leader);
+    admin.add_actor(venv.nat);
     if (acl)
       admin.add_actor(acl);
     admin.add_actor_route("/v1/procs", hub);

@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/json.hpp"
 #include "net/log.hpp"
 #include "net/vip_lock.hpp"
 
@@ -293,6 +294,34 @@ nat_manager_state::desired_on(const std::set<std::string>* addrs) const {
   return out;
 }
 
+std::string nat_manager_state::render() const {
+  size_t rules = 0;
+  std::set<std::string> addrs;
+  for (auto& [owner, o] : owners) {
+    rules += o.rules.size();
+    addrs.insert(o.addr);
+  }
+  json_writer j;
+  j.begin_object();
+  j.kv("name", "nat");
+  j.kv("state", "chains " + std::string{nat::prerouting_chain} + " and "
+                  + nat::output_chain);
+  j.kv("last_error", last_error);
+  j.kv("owners", static_cast<uint64_t>(owners.size()));
+  j.kv("addresses", static_cast<uint64_t>(addrs.size()));
+  j.kv("rules", static_cast<uint64_t>(rules));
+  j.kv("audit_every_s", static_cast<int64_t>(audit_every.count()));
+  j.kv("last_repair", last_repair);
+  j.object("counters")
+    .kv("batches", batches)
+    .kv("failures", failures)
+    .kv("audits", audits)
+    .kv("repairs", repairs);
+  j.end_object();
+  j.end_object();
+  return j.str();
+}
+
 namespace {
 
 nat::dnat_rule to_dnat(const nat_rule& r) {
@@ -340,16 +369,19 @@ void audit_diff(nat_manager_pointer self) {
   auto rep = st.table->reconcile_vips({addrs.begin(), addrs.end()},
                                       st.desired_on(nullptr));
   if (!rep) {
+    ++st.failures;
+    st.last_error = "audit: " + rep.error().to_string();
     NWD_LOG_WARN("nat", "DNAT audit: could not restore our rules: {}",
                  rep.error().to_string());
     return;
   }
   if (rep->added + rep->deleted > 0) {
     ++st.repairs;
+    st.last_repair = "put back " + std::to_string(rep->added)
+                     + " rule lines, removed " + std::to_string(rep->deleted);
     NWD_LOG_WARN("nat",
-                 "DNAT audit: our chains were changed outside networkd; "
-                 "put back {} rule lines, removed {}",
-                 rep->added, rep->deleted);
+                 "DNAT audit: our chains were changed outside networkd; {}",
+                 st.last_repair);
   }
 }
 
@@ -364,6 +396,7 @@ nat_manager(nat_manager_pointer self, std::shared_ptr<nat::dnat_table> table,
   st0.reader = self->spawn<caf::detached + caf::linked>(nat_reader, table);
   arm_audit(self);
   return {
+    [self](atom::status) { return self->state.render(); },
     [self](atom::publish, const std::string& owner, const std::string& addr,
            const std::vector<nat_rule>& rules) -> caf::result<bool> {
       auto& st = self->state;
@@ -445,6 +478,12 @@ nat_manager(nat_manager_pointer self, std::shared_ptr<nat::dnat_table> table,
       if (rep && !rep->conflicts.empty())
         for (auto& c : rep->conflicts)
           NWD_LOG_WARN("nat", "conflicting DNAT rule: {}", c);
+      if (!rep) {
+        ++st.failures;
+        st.last_error = rep.error().to_string();
+      } else {
+        st.last_error.clear();
+      }
       for (auto& rp : waiting) {
         if (rep)
           rp.deliver(true);

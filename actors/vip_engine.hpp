@@ -77,6 +77,10 @@ struct nat_manager_state {
   bool audit_running = false;
   uint64_t audits = 0;
   uint64_t repairs = 0; ///< audits that found our chains changed
+  uint64_t failures = 0; ///< batches that failed
+  std::string last_error;
+  std::string last_repair; ///< what the last repairing audit did
+  std::string render() const;
   /// Every owner's rules on these addresses (all when nullptr).
   std::vector<nat::dnat_rule>
   desired_on(const std::set<std::string>* addrs) const;
