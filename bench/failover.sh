@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # VIP failover and scale figures of networkd in a namespace lab (numbers only).
 #
-# usage: bench/failover.sh [-n RUNS] [-s SCENARIOS] [-t TTL] [-V VIPS]
+# usage: bench/failover.sh [-n RUNS] [-s SCENARIOS] [-t TTL] [-V VIPS] [-W SECS]
 #                          [-P PORTS] [-B] [-K DIR]
 #   -n  runs per scenario (default 5)
 #   -s  scenarios to run, letters of "abcdef" (default all):
@@ -11,12 +11,14 @@
 #       e etcd write of a new VIP -> served f scale: VIPS x PORTS on one node
 #   -t  lease TTL in seconds (/lain/networkd/config/lease_ttl, default 2)
 #   -V  VIPs of the scale scenario (default 2000)   -P  ports each (default 4)
+#   -W  scale: wait this many seconds between the cold start and the change
+#       (default 0; more than nat_audit_s lets an audit's read run first)
 #   -B  do not build; use $NETWORKD_BIN or $BUILD_DIR/networkd
 #   -K  copy the lab's logs (networkd, etcd, probes, monitors) to DIR at exit
 #   -H  hold: after the report keep the lab until Ctrl-C (to look around)
 #   -L  leave a node's first lease alone: by default a lease granted with
-#       another TTL than -t is revoked once after each networkd start, because
-#       networkd grants its first lease before it reads the lease_ttl knob
+#       another TTL than -t is revoked once after each networkd start (a
+#       safeguard: networkd reads the lease_ttl knob before its first grant)
 #   BUILD_DIR: build directory (default build-release in the repo)
 #
 # Lab (all in namespaces this script creates; only 10.88.0.0/16, 10.89.0.0/16,
@@ -44,22 +46,24 @@ scenarios=abcdef
 ttl=2
 scale_vips=2000
 scale_ports=4
+change_wait=0
 build=1
 keep_dir=""
 hold=0
 fix_ttl=1
-while getopts "n:s:t:V:P:BK:HLh" opt; do
+while getopts "n:s:t:V:P:W:BK:HLh" opt; do
   case "$opt" in
     n) runs=$OPTARG ;;
     s) scenarios=$OPTARG ;;
     t) ttl=$OPTARG ;;
     V) scale_vips=$OPTARG ;;
     P) scale_ports=$OPTARG ;;
+    W) change_wait=$OPTARG ;;
     B) build=0 ;;
     K) keep_dir=$OPTARG ;;
     H) hold=1 ;;
     L) fix_ttl=0 ;;
-    *) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 [ "$scale_vips" -le 62500 ] || { echo "failover.sh: -V at most 62500" >&2; exit 2; }
@@ -630,6 +634,7 @@ scenario_scale() {
     # monitor starts only now: the cold start's 16000 rule events overflow
     # its netlink socket (ENOBUFS), and parsing them takes CPU from the
     # cold start being measured.
+    [ "$change_wait" -gt 0 ] && sleep "$change_wait"
     xt_log=$tmp/n3.xt.$r.mon
     ip netns exec "$(nsof n3)" stdbuf -oL xtables-monitor -e \
       > >(python3 "$bench/probe.py" stamp >"$xt_log") 2>&1 &
