@@ -396,15 +396,23 @@ result<plan> rebuild(const state& actual, const std::vector<dnat_rule>& desired,
 
 bool prefer_rebuild(const state& actual, const plan& p) {
   // Below this many deletes the diff is cheap enough whatever stays.
-  constexpr size_t min_deletes = 16;
-  // Deletes cost about this many inserts each (see the header).
-  constexpr size_t delete_weight = 16;
+  constexpr size_t min_deletes = 4;
   if (p.removed.size() < min_deletes)
     return false;
+  size_t pre = 0;
+  size_t out = 0;
+  for (auto& e : actual.entries)
+    ++(e.where == chain::prerouting ? pre : out);
+  // Costs in inserted lines (see the header).
+  auto longest = static_cast<double>(std::max(pre, out));
+  auto lines = static_cast<double>(actual.entries.size());
+  double by_diff = 0.55 * lines
+                   + static_cast<double>(p.removed.size()) * longest / 34.0
+                   + static_cast<double>(p.added.size());
   auto stays = actual.entries.size() > p.removed.size()
                  ? actual.entries.size() - p.removed.size()
                  : 0;
-  return p.removed.size() * delete_weight >= stays + p.added.size();
+  return by_diff > static_cast<double>(stays + p.added.size());
 }
 
 plan teardown(const state& actual) {
@@ -796,7 +804,13 @@ result<report> iptables_dnat_table::run(const std::vector<dnat_rule>& desired,
     if (auto r = one_batch(p.head()); !r)
       return r;
     rep.live_time = duration_cast<microseconds>(clock::now() - t0);
-    return one_batch(p.tail());
+    // Traffic has moved; the stale lines go the cheaper way.
+    auto tail = p.tail();
+    if (prefer_rebuild(*known_, tail)) {
+      if (auto full = rebuild(*known_, desired, where))
+        return one_batch(*full);
+    }
+    return one_batch(tail);
   };
   if (!known_ || opts_.trust_for.count() <= 0
       || std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -814,7 +828,9 @@ result<report> iptables_dnat_table::run(const std::vector<dnat_rule>& desired,
     NWD_LOG_DEBUG("nat", "conflicting DNAT rule: {}", c);
   if (p->empty())
     return rep;
-  if (prefer_rebuild(*known_, *p)) {
+  // With inserts to run first, timed_apply decides for the deletes alone.
+  bool inserts_ahead = opts_.inserts_first && !p->added.empty();
+  if (!inserts_ahead && prefer_rebuild(*known_, *p)) {
     if (auto full = rebuild(*known_, desired, where))
       p = std::move(full);
   }

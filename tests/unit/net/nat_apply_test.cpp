@@ -456,6 +456,24 @@ TEST_CASE("releasing most VIPs at once is one flush-and-refill batch",
   }
   CHECK(s->prerouting_hooks == 1);
   CHECK(s->output_hooks == 1);
+  // The five VIPs left move to another container: their 40 new lines go
+  // in first (traffic moves), then the 40 stale ones go by one
+  // flush-and-refill (cheaper than 40 deletes, see prefer_rebuild).
+  std::vector<dnat_rule> moved(desired.end() - 20, desired.end());
+  std::vector<std::string> five(vips.end() - 5, vips.end());
+  for (auto& m : moved)
+    m.container_ip = "172.20.0.3";
+  auto mv = table.reconcile_vips(five, moved);
+  REQUIRE(mv.ok());
+  CHECK(mv->batches == 2);
+  CHECK(mv->deleted == 40 + 40); // the flush, after 40 inserts
+  CHECK(mv->added == 40 + 40);   // 40 first, then the refill of what stays
+  {
+    iptables_dnat_table check{o};
+    auto now = check.read();
+    REQUIRE(now.ok());
+    CHECK(diff(*now, moved)->empty());
+  }
   // A few deletes among many rules stay a diff.
   auto few = table.reconcile_vips({vips.back()}, {});
   REQUIRE(few.ok());
