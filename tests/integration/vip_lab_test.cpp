@@ -17,6 +17,7 @@
 #include "tests/support/lainlet_server.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/util.hpp"
+#include "tests/support/vip_lab_node.hpp"
 
 using namespace networkd::test;
 
@@ -25,56 +26,8 @@ namespace {
 const std::string vip = "10.88.0.50";
 
 /// One node: its namespace on the bridge, a container behind it, lainlet.
-struct node {
-  std::string name;
-  std::string ip;
-  netns ns;
-  netns ct;
-  std::unique_ptr<veth_pair> up;   ///< eth0 <-> bridge port
-  std::unique_ptr<veth_pair> down; ///< ct0 <-> container eth0
-  std::unique_ptr<name_server> tcp;
-  std::unique_ptr<name_server> udp;
-  std::unique_ptr<lainlet_server> lainlet;
-  std::unique_ptr<daemon_process> networkd;
-
-  node(const netns& sw, const std::string& n, int idx)
-    : name(n), ip("10.88.0." + std::to_string(10 + idx)), ns(n), ct(n + "c") {
-    up = std::make_unique<veth_pair>(ns, "eth0", sw, "p-" + n);
-    down = std::make_unique<veth_pair>(ns, "ct0", ct, "eth0");
-    ns.must("ip addr add " + ip + "/24 dev eth0");
-    auto net = "172.20." + std::to_string(idx);
-    ns.must("ip addr add " + net + ".1/24 dev ct0");
-    ns.must("sysctl -qw net.ipv4.ip_forward=1");
-    ct.must("ip addr add " + net + ".2/24 dev eth0");
-    ct.must("ip route add default via " + net + ".1");
-    start_container();
-    ns.run([&] { lainlet = std::make_unique<lainlet_server>(); });
-    lainlet_container c;
-    c.app = "web";
-    c.proc = "web.main";
-    c.nodename = n;
-    c.nodeip = ip;
-    c.ip = net + ".2";
-    c.port = 80;
-    c.instance = idx;
-    c.id = "ct-" + n;
-    lainlet->set_containers({c});
-  }
-
-  void start_container() {
-    tcp = std::make_unique<name_server>(ct, name_server::kind::tcp, 80, name);
-    udp = std::make_unique<name_server>(ct, name_server::kind::udp, 53, name);
-  }
-
-  void start_networkd(const std::string& etcd,
-                      std::vector<std::string> extra = {}) {
-    std::vector<std::string> flags{"-net.interface=eth0",
-                                   "-net.address=" + ip,
-                                   "-lainlet.endpoint=" + lainlet->endpoint()};
-    flags.insert(flags.end(), extra.begin(), extra.end());
-    networkd = std::make_unique<daemon_process>(
-      etcd, flags, name, std::vector<std::string>{}, &ns);
-  }
+struct node : lab_node {
+  using lab_node::lab_node;
 
   bool has_vip() {
     std::string out;
@@ -455,16 +408,8 @@ TEST_CASE("a lainlet restart or a container IP change leaves no gap",
   CHECK(l.lock_holder() == "n1");
   // The container gets a new IP: the rules follow, served throughout.
   n.ct.must("ip addr add 172.20.1.3/24 dev eth0");
-  lainlet_container c;
-  c.app = "web";
-  c.proc = "web.main";
-  c.nodename = "n1";
-  c.nodeip = n.ip;
-  c.ip = "172.20.1.3";
-  c.port = 80;
-  c.instance = 1;
-  c.id = "ct-n1-new";
-  n.lainlet->set_containers({c});
+  n.lainlet->set_containers(
+    {lab_container("n1", n.ip, "172.20.1.3", 1, "ct-n1-new")});
   REQUIRE(wait_until(
     [&] {
       if (!served())

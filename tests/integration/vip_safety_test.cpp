@@ -26,6 +26,7 @@
 #include "tests/support/netns.hpp"
 #include "tests/support/netns_etcd_cluster.hpp"
 #include "tests/support/util.hpp"
+#include "tests/support/vip_lab_node.hpp"
 #include "tests/support/vip_watch.hpp"
 
 using namespace networkd::test;
@@ -67,51 +68,9 @@ struct lease_view {
 };
 
 /// One node: its namespace on the bridge, a container behind it, lainlet.
-struct node {
-  std::string name;
-  std::string ip;
-  netns ns;
-  netns ct;
-  std::unique_ptr<veth_pair> up;   ///< eth0 <-> bridge port p-NAME
-  std::unique_ptr<veth_pair> down; ///< ct0 <-> container eth0
-  std::unique_ptr<name_server> tcp;
-  std::unique_ptr<name_server> udp;
-  std::unique_ptr<lainlet_server> lainlet;
-  std::unique_ptr<daemon_process> networkd;
+struct node : lab_node {
+  using lab_node::lab_node;
   bool frozen = false; ///< SIGSTOPped: do not ask its admin endpoint
-
-  node(const netns& sw, const std::string& n, int idx)
-      : name(n), ip("10.88.0." + std::to_string(10 + idx)), ns(n), ct(n + "c") {
-    up = std::make_unique<veth_pair>(ns, "eth0", sw, "p-" + n);
-    down = std::make_unique<veth_pair>(ns, "ct0", ct, "eth0");
-    ns.must("ip addr add " + ip + "/24 dev eth0");
-    auto net = "172.20." + std::to_string(idx);
-    ns.must("ip addr add " + net + ".1/24 dev ct0");
-    ns.must("sysctl -qw net.ipv4.ip_forward=1");
-    ct.must("ip addr add " + net + ".2/24 dev eth0");
-    ct.must("ip route add default via " + net + ".1");
-    tcp = std::make_unique<name_server>(ct, name_server::kind::tcp, 80, name);
-    udp = std::make_unique<name_server>(ct, name_server::kind::udp, 53, name);
-    ns.run([&] { lainlet = std::make_unique<lainlet_server>(); });
-    lainlet_container c;
-    c.app = "web";
-    c.proc = "web.main";
-    c.nodename = n;
-    c.nodeip = ip;
-    c.ip = net + ".2";
-    c.port = 80;
-    c.instance = idx;
-    c.id = "ct-" + n;
-    lainlet->set_containers({c});
-  }
-
-  void start_networkd(const std::string& etcd) {
-    networkd = std::make_unique<daemon_process>(
-      etcd,
-      std::vector<std::string>{"-net.interface=eth0", "-net.address=" + ip,
-                               "-lainlet.endpoint=" + lainlet->endpoint()},
-      name, std::vector<std::string>{}, &ns);
-  }
 
   std::string mac() const { return up->mac_a(); }
 
