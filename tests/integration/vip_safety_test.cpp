@@ -492,6 +492,27 @@ struct fetch_tally {
   }
 };
 
+/// Waits (20 s at most) until `owner` stands by for `next` with a live
+/// lease renewed twice since, counting the client's fetches meanwhile.
+void wait_standby(lab& l, node& owner, const std::string& next,
+                  fetch_tally& tally) {
+  int64_t renewals_at_standby = -1;
+  REQUIRE(wait_until(
+    [&] {
+      tally.add(l.fetch());
+      auto v = owner.vip_state();
+      if (!(v.state == "standby" && v.owner == next))
+        return false;
+      auto le = owner.lease();
+      if (le.state != "alive")
+        return false;
+      if (renewals_at_standby < 0)
+        renewals_at_standby = le.renewals;
+      return le.renewals >= renewals_at_standby + 2;
+    },
+    20s, 50ms));
+}
+
 /// After an etcd fault shorter than the lease: n1 still holds the VIP with
 /// the same lock on the same lease, nobody else added or dropped it since
 /// `since`, every fetch reached n1, and nothing fenced.
@@ -605,21 +626,7 @@ TEST_CASE("a frozen owner loses the VIP by itself and stays out after "
   auto resumed = lab_clock::now();
   owner.networkd->proc().signal(SIGCONT);
   owner.frozen = false;
-  int64_t renewals_at_standby = -1;
-  REQUIRE(wait_until(
-    [&] {
-      tally.add(l.fetch());
-      auto v = owner.vip_state();
-      if (!(v.state == "standby" && v.owner == next))
-        return false;
-      auto le = owner.lease();
-      if (le.state != "alive")
-        return false;
-      if (renewals_at_standby < 0)
-        renewals_at_standby = le.renewals;
-      return le.renewals >= renewals_at_standby + 2;
-    },
-    20s, 50ms));
+  wait_standby(l, owner, next, tally);
   auto lease_after = owner.lease();
   CHECK(lease_after.id != lease_before.id);
   CHECK(l.lock().holder == next);
@@ -708,21 +715,7 @@ TEST_CASE("a cut link makes the owner drop the VIP before another node adds "
   else
     l.sw.must("ip link set p-n1 up");
   fetch_tally tally{l.t0, next};
-  int64_t renewals_at_standby = -1;
-  REQUIRE(wait_until(
-    [&] {
-      tally.add(l.fetch());
-      auto v = owner.vip_state();
-      if (!(v.state == "standby" && v.owner == next))
-        return false;
-      auto le = owner.lease();
-      if (le.state != "alive")
-        return false;
-      if (renewals_at_standby < 0)
-        renewals_at_standby = le.renewals;
-      return le.renewals >= renewals_at_standby + 2;
-    },
-    20s, 50ms));
+  wait_standby(l, owner, next, tally);
   REQUIRE(l.sampler->sync());
   CHECK(l.changes_of(0, restored).empty());
   CHECK(l.lock().holder == next);
