@@ -12,20 +12,22 @@ namespace {
 
 constexpr const char* who = "acl";
 
-void apply(acl_keeper_state& st) {
+/// Installs the rules the inputs make; true when the kernel's chains had
+/// to change.
+bool apply(acl_keeper_state& st) {
   auto rules = acl::build(st.in);
   if (auto v = acl::validate(rules); !v) {
     // Never install a set that could lock the node out: keep the last.
     st.last_error = v.error().to_string();
     NWD_LOG_ERROR(who, "refusing rules: {} (last good rules stay)",
                   st.last_error);
-    return;
+    return false;
   }
   auto r = st.table->apply(rules);
   if (!r) {
     st.last_error = r.error().to_string();
     NWD_LOG_ERROR(who, "apply failed: {}", st.last_error);
-    return;
+    return false;
   }
   st.last_error.clear();
   st.active = true;
@@ -33,6 +35,17 @@ void apply(acl_keeper_state& st) {
   if (r->changed)
     NWD_LOG_INFO(who, "rules applied ({} sources, INPUT policy DROP)",
                  st.in.whitelists.size() + st.in.source_ports.size());
+  return r->changed;
+}
+
+using acl_keeper_pointer
+  = acl_keeper_actor::stateful_pointer<acl_keeper_state>;
+
+void arm_audit(acl_keeper_pointer self) {
+  auto& st = self->state;
+  if (st.audit_every.count() > 0)
+    self->delayed_send(self, st.audit_every, atom::audit_v,
+                       st.audit_generation);
 }
 
 } // namespace
@@ -55,20 +68,40 @@ std::string acl_keeper_state::render() const {
   j.kv("whitelists", static_cast<uint64_t>(in.whitelists.size()));
   j.kv("open_ports", static_cast<uint64_t>(in.open_ports.size()));
   j.kv("source_ports", static_cast<uint64_t>(in.source_ports.size()));
-  j.object("counters").kv("changes", changes).kv("applies", applies);
+  j.kv("audit_every_s", static_cast<int64_t>(audit_every.count()));
+  j.object("counters")
+    .kv("changes", changes)
+    .kv("applies", applies)
+    .kv("audits", audits)
+    .kv("repairs", repairs);
   j.end_object();
   j.end_object();
   return j.str();
 }
 
-config_listener_actor::behavior_type
-acl_keeper(config_listener_actor::stateful_pointer<acl_keeper_state> self,
-           std::shared_ptr<acl::filter_table> table) {
+acl_keeper_actor::behavior_type
+acl_keeper(acl_keeper_pointer self, std::shared_ptr<acl::filter_table> table) {
   self->state.table = std::move(table);
+  self->state.audit_every = std::chrono::seconds{
+    config::find_knob("acl_audit_s")->default_number};
+  arm_audit(self);
   return {
     [self](atom::status) { return self->state.render(); },
     [self](key_change& c) {
       auto& st = self->state;
+      if (c.fam == config::family::knob
+          && c.key.substr(config::knobs_prefix.size()) == "acl_audit_s") {
+        auto every = std::chrono::seconds{
+          c.deleted || !c.knob
+            ? config::find_knob("acl_audit_s")->default_number
+            : c.knob->number};
+        if (every != st.audit_every) {
+          st.audit_every = every;
+          ++st.audit_generation; // the old period's timer is void
+          arm_audit(self);
+        }
+        return;
+      }
       if (c.fam != config::family::acl)
         return;
       ++st.changes;
@@ -85,6 +118,20 @@ acl_keeper(config_listener_actor::stateful_pointer<acl_keeper_state> self,
       // Only the whole whitelist is installed: never a partial one.
       self->state.ready = true;
       apply(self->state);
+    },
+    [self](atom::audit, uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.audit_generation)
+        return;
+      if (st.ready && st.active) {
+        ++st.audits;
+        if (apply(st)) {
+          ++st.repairs;
+          NWD_LOG_WARN(who, "our filter chains were changed outside "
+                            "networkd; put back");
+        }
+      }
+      arm_audit(self);
     },
   };
 }

@@ -6,6 +6,7 @@
 
 #include <caf/stateful_actor.hpp>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -25,14 +26,20 @@ struct acl_keeper_state {
   uint64_t applies = 0;
   uint64_t changes = 0;
   std::string last_error;
+  /// The audit: every `audit_every` (acl_audit_s) the chains are read
+  /// again and put back when someone else changed them.
+  std::chrono::seconds audit_every{30};
+  uint64_t audit_generation = 0; ///< timers of older periods are ignored
+  uint64_t audits = 0;
+  uint64_t repairs = 0;
 
   ~acl_keeper_state();
   std::string render() const;
 };
 
 /// Runs detached (its iptables calls block).
-config_listener_actor::behavior_type
-acl_keeper(config_listener_actor::stateful_pointer<acl_keeper_state> self,
+acl_keeper_actor::behavior_type
+acl_keeper(acl_keeper_actor::stateful_pointer<acl_keeper_state> self,
            std::shared_ptr<acl::filter_table> table);
 
 } // namespace networkd

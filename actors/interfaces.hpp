@@ -131,6 +131,12 @@ using config_listener_actor = status_client_actor::extend<
   // The first full etcd read has been applied (sent once).
   caf::reacts_to<atom::ready>>;
 
+/// The ACL keeper (detached): a config listener that also audits its
+/// chains.
+using acl_keeper_actor = config_listener_actor::extend<
+  // Audit timer (its generation): re-read the chains, restore them.
+  caf::reacts_to<atom::audit, uint64_t>>;
+
 /// Campaigns on /lain/networkd/leader/ and, while leader, publishes.
 using leader_actor = config_listener_actor::extend<
   // The session lease changed (id 0: lost).

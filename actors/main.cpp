@@ -348,7 +348,7 @@ int main(int argc, char** argv) {
     auto leader = sys.spawn(leader_duties, lc);
     scfg.leader = leader;
     scfg.listeners.push_back(leader);
-    config_listener_actor acl;
+    acl_keeper_actor acl;
     if (opts.acl) {
       for (auto p : {acl::whitelist_ips_prefix, acl::ex_ports_prefix,
                      acl::in_ports_prefix})

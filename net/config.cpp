@@ -259,6 +259,10 @@ const std::vector<knob_spec>& knob_table() {
      "re-read our DNAT chains this often and put back what someone else "
      "changed (0: off)",
      30, "", ""},
+    {"acl_audit_s", true, 0, 3600, "s",
+     "with -acl: re-read our filter chains this often and put back what "
+     "someone else changed (0: off)",
+     30, "", ""},
     {"probe_interval_ms", true, 50, 60000, "ms",
      "time between health probes of a local container", 200, "", ""},
     {"probe_timeout_ms", true, 10, 10000, "ms",

@@ -28,6 +28,7 @@ TEST_CASE("the ACL admits whitelisted sources and is removed on stop",
   REQUIRE(node.sh(etcd.ctl("put /lain/config/whitelist_ips/office "
                            "'[\"10.97.0.2\"]'"))
           == 0);
+  REQUIRE(node.sh(etcd.ctl("put /lain/networkd/config/acl_audit_s 1")) == 0);
   daemon_process d{etcd.endpoint(), {"-acl"}, "aclnode", {}, &node};
   auto from_a = [&] { return tcp_fetch(a, "10.97.0.1", 9000, 300ms); };
   auto from_b = [&] { return tcp_fetch(b, "10.96.0.1", 9000, 300ms); };
@@ -52,6 +53,17 @@ TEST_CASE("the ACL admits whitelisted sources and is removed on stop",
   REQUIRE(wait_until([&] { return from_b() == "node"; }, 10s, 50ms));
   REQUIRE(node.sh(etcd.ctl("del /lain/config/whitelist_ips/lab")) == 0);
   REQUIRE(wait_until([&] { return from_b().empty(); }, 10s, 50ms));
+  // Someone flushes the filter table: INPUT stays DROP and nobody gets in,
+  // until the audit (acl_audit_s = 1) puts our chains back.
+  node.must("iptables -F");
+  REQUIRE(wait_until([&] { return from_a() == "node"; }, 10s, 50ms));
+  CHECK(from_b().empty());
+  CHECK(wait_until(
+    [&] {
+      return d.get("/v1/state").body.find("\"repairs\":1")
+             != std::string::npos;
+    },
+    5s, 50ms));
   // A graceful stop removes the ACL: policy ACCEPT, everyone passes.
   d.proc().signal(SIGTERM);
   REQUIRE(d.proc().wait(10s) != -1);

@@ -593,7 +593,8 @@ TEST_CASE("the knob table is complete and consistent") {
     }
   }
   for (auto n : {"log_level", "lease_ttl", "arp_count", "arp_interval_ms",
-                 "arp_refresh_s", "nat_audit_s", "probe_interval_ms", "probe_timeout_ms",
+                 "arp_refresh_s", "nat_audit_s", "acl_audit_s",
+                 "probe_interval_ms", "probe_timeout_ms",
                  "probe_failures", "dns_ttl", "dns_cache_size",
                  "dns_neg_ttl_max", "dns_min_ttl", "dns_max_ttl",
                  "dns_upstream_timeout_ms", "fencing_margin_ms"})
