@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "tests/support/etcd_fixture.hpp"
 
+#include <signal.h>
+
 #include <filesystem>
 #include <stdexcept>
 
@@ -80,6 +82,16 @@ void etcd_member::kill() {
     proc_->kill();
 }
 
+void etcd_member::pause() {
+  if (proc_)
+    proc_->signal(SIGSTOP);
+}
+
+void etcd_member::resume() {
+  if (proc_)
+    proc_->signal(SIGCONT);
+}
+
 bool etcd_member::running() {
   return proc_ && proc_->running();
 }
@@ -114,6 +126,14 @@ std::string etcd_server::endpoint() const {
 
 void etcd_server::stop() {
   member_->kill();
+}
+
+void etcd_server::pause() {
+  member_->pause();
+}
+
+void etcd_server::resume() {
+  member_->resume();
 }
 
 void etcd_server::start() {

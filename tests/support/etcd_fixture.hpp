@@ -31,6 +31,10 @@ public:
   bool wait_healthy(std::chrono::milliseconds deadline = 15s);
   /// SIGKILL: acknowledged writes are in the WAL already.
   void kill();
+  /// SIGSTOP / SIGCONT: a stalled member (connections stay open, nothing
+  /// is answered).
+  void pause();
+  void resume();
   bool running();
   std::string endpoint() const;
   std::string log() const;
@@ -65,6 +69,9 @@ public:
   void stop();
   /// Restarts on the same ports and data dir and waits until it serves.
   void start();
+  /// Stalls the server (SIGSTOP) / lets it go on (SIGCONT).
+  void pause();
+  void resume();
   bool running();
   int etcdctl(const std::string& args, std::string* out = nullptr) const;
   std::string log() const;
