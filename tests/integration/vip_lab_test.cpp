@@ -673,6 +673,16 @@ TEST_CASE("VIPs of one proc spread over its instances", "[vip][lab]") {
              && k.find("/2/10.88.0.51\nunused") != std::string::npos;
     },
     15s, 20ms));
+  // n1 has heard of instance 2 (the spreading keys come on another watch
+  // stream than the VIP keys: a VIP put before they arrive would be
+  // judged without them).
+  REQUIRE(wait_until(
+    [&] {
+      return l.nodes[0]->networkd->get("/v1/vips").body.find(
+               "\"used_by_instance\":{\"1\":2,\"2\":0}")
+             != std::string::npos;
+    },
+    15s, 20ms));
   // Two more: instance 1 holds two, instance 2 none, so only instance 2
   // competes until it holds as many.
   for (auto ip : {"10.88.0.52", "10.88.0.53"})
