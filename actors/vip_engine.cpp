@@ -375,7 +375,14 @@ void audit_diff(nat_manager_pointer self) {
                  rep.error().to_string());
     return;
   }
-  if (rep->added + rep->deleted > 0) {
+  bool retried = !st.last_error.empty();
+  st.last_error.clear();
+  if (rep->added + rep->deleted > 0 && retried) {
+    // What a failed batch left undone (the holders retry too).
+    NWD_LOG_INFO("nat", "DNAT audit: applied what a failed batch left: {} "
+                        "rule lines in, {} out",
+                 rep->added, rep->deleted);
+  } else if (rep->added + rep->deleted > 0) {
     ++st.repairs;
     st.last_repair = "put back " + std::to_string(rep->added)
                      + " rule lines, removed " + std::to_string(rep->deleted);
