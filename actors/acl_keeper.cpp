@@ -41,13 +41,6 @@ bool apply(acl_keeper_state& st) {
 using acl_keeper_pointer
   = acl_keeper_actor::stateful_pointer<acl_keeper_state>;
 
-void arm_audit(acl_keeper_pointer self) {
-  auto& st = self->state;
-  if (st.audit_every.count() > 0)
-    self->delayed_send(self, st.audit_every, atom::audit_v,
-                       st.audit_generation);
-}
-
 } // namespace
 
 acl_keeper_state::~acl_keeper_state() {
@@ -68,7 +61,7 @@ std::string acl_keeper_state::render() const {
   j.kv("whitelists", static_cast<uint64_t>(in.whitelists.size()));
   j.kv("open_ports", static_cast<uint64_t>(in.open_ports.size()));
   j.kv("source_ports", static_cast<uint64_t>(in.source_ports.size()));
-  j.kv("audit_every_s", static_cast<int64_t>(audit_every.count()));
+  j.kv("audit_every_s", static_cast<int64_t>(audit.every.count()));
   j.object("counters")
     .kv("changes", changes)
     .kv("applies", applies)
@@ -82,24 +75,20 @@ std::string acl_keeper_state::render() const {
 acl_keeper_actor::behavior_type
 acl_keeper(acl_keeper_pointer self, std::shared_ptr<acl::filter_table> table) {
   self->state.table = std::move(table);
-  self->state.audit_every = std::chrono::seconds{
+  self->state.audit.every = std::chrono::seconds{
     config::find_knob("acl_audit_s")->default_number};
-  arm_audit(self);
+  self->state.audit.arm(self);
   return {
     [self](atom::status) { return self->state.render(); },
     [self](key_change& c) {
       auto& st = self->state;
       if (c.fam == config::family::knob
           && c.key.substr(config::knobs_prefix.size()) == "acl_audit_s") {
-        auto every = std::chrono::seconds{
-          c.deleted || !c.knob
-            ? config::find_knob("acl_audit_s")->default_number
-            : c.knob->number};
-        if (every != st.audit_every) {
-          st.audit_every = every;
-          ++st.audit_generation; // the old period's timer is void
-          arm_audit(self);
-        }
+        st.audit.set(self, std::chrono::seconds{
+                             c.deleted || !c.knob
+                               ? config::find_knob("acl_audit_s")
+                                   ->default_number
+                               : c.knob->number});
         return;
       }
       if (c.fam != config::family::acl)
@@ -121,7 +110,7 @@ acl_keeper(acl_keeper_pointer self, std::shared_ptr<acl::filter_table> table) {
     },
     [self](atom::audit, uint64_t generation) {
       auto& st = self->state;
-      if (generation != st.audit_generation)
+      if (!st.audit.current(generation))
         return;
       if (st.ready && st.active) {
         ++st.audits;
@@ -131,7 +120,7 @@ acl_keeper(acl_keeper_pointer self, std::shared_ptr<acl::filter_table> table) {
                             "networkd; put back");
         }
       }
-      arm_audit(self);
+      st.audit.arm(self);
     },
   };
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/audit_timer.hpp"
 #include "actors/interfaces.hpp"
 #include "net/acl.hpp"
 
@@ -26,10 +27,9 @@ struct acl_keeper_state {
   uint64_t applies = 0;
   uint64_t changes = 0;
   std::string last_error;
-  /// The audit: every `audit_every` (acl_audit_s) the chains are read
-  /// again and put back when someone else changed them.
-  std::chrono::seconds audit_every{30};
-  uint64_t audit_generation = 0; ///< timers of older periods are ignored
+  /// The audit: every acl_audit_s the chains are read again and put back
+  /// when someone else changed them.
+  audit_timer audit;
   uint64_t audits = 0;
   uint64_t repairs = 0;
 

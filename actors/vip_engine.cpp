@@ -310,7 +310,7 @@ std::string nat_manager_state::render() const {
   j.kv("owners", static_cast<uint64_t>(owners.size()));
   j.kv("addresses", static_cast<uint64_t>(addrs.size()));
   j.kv("rules", static_cast<uint64_t>(rules));
-  j.kv("audit_every_s", static_cast<int64_t>(audit_every.count()));
+  j.kv("audit_every_s", static_cast<int64_t>(audit.every.count()));
   j.kv("last_repair", last_repair);
   j.object("counters")
     .kv("batches", batches)
@@ -349,13 +349,6 @@ nat_reader(nat_reader_actor::pointer, std::shared_ptr<nat::dnat_table> table) {
 
 using nat_manager_pointer
   = nat_manager_actor::stateful_pointer<nat_manager_state>;
-
-void arm_audit(nat_manager_pointer self) {
-  auto& st = self->state;
-  if (st.audit_every.count() > 0)
-    self->delayed_send(self, st.audit_every, atom::audit_v,
-                       st.audit_generation);
-}
 
 /// After the reader replaced the trusted state: one diff of everything
 /// asked for puts back what someone else removed or changed in our chains.
@@ -399,9 +392,9 @@ nat_manager(nat_manager_pointer self, std::shared_ptr<nat::dnat_table> table,
             std::chrono::seconds audit_every) {
   auto& st0 = self->state;
   st0.table = table;
-  st0.audit_every = audit_every;
+  st0.audit.every = audit_every;
   st0.reader = self->spawn<caf::detached + caf::linked>(nat_reader, table);
-  arm_audit(self);
+  st0.audit.arm(self);
   return {
     [self](atom::status) { return self->state.render(); },
     [self](atom::publish, const std::string& owner, const std::string& addr,
@@ -500,22 +493,16 @@ nat_manager(nat_manager_pointer self, std::shared_ptr<nat::dnat_table> table,
       }
     },
     [self](atom::audit, int64_t seconds) {
-      auto& st = self->state;
-      auto every = std::chrono::seconds{std::max<int64_t>(seconds, 0)};
-      if (every == st.audit_every)
-        return;
-      st.audit_every = every;
-      ++st.audit_generation; // the old period's timer is void
-      arm_audit(self);
+      self->state.audit.set(self, std::chrono::seconds{seconds});
     },
     [self](atom::audit, uint64_t generation) {
       auto& st = self->state;
-      if (generation != st.audit_generation)
+      if (!st.audit.current(generation))
         return;
       if (st.audit_running) {
         // Only a timer of a new period can fire meanwhile; the running
         // audit will not arm the next one.
-        arm_audit(self);
+        st.audit.arm(self);
         return;
       }
       st.audit_running = true;
@@ -527,16 +514,16 @@ nat_manager(nat_manager_pointer self, std::shared_ptr<nat::dnat_table> table,
             ++st.audits;
             if (adopted)
               audit_diff(self);
-            if (generation == st.audit_generation)
-              arm_audit(self);
+            if (st.audit.current(generation))
+              st.audit.arm(self);
           },
           [self, generation](caf::error& err) {
             auto& st = self->state;
             st.audit_running = false;
             NWD_LOG_WARN("nat", "DNAT audit: reading the chains failed: {}",
                          caf::to_string(err));
-            if (generation == st.audit_generation)
-              arm_audit(self);
+            if (st.audit.current(generation))
+              st.audit.arm(self);
           });
     },
   };

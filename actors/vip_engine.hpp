@@ -13,6 +13,7 @@
 #include <vector>
 #include <string>
 
+#include "actors/audit_timer.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/link_monitor.hpp"
 #include "net/arp.hpp"
@@ -69,11 +70,10 @@ struct nat_manager_state {
   std::vector<caf::typed_response_promise<bool>> waiting;
   bool flush_scheduled = false;
   uint64_t batches = 0;
-  /// The audit: every `audit_every` the reader re-reads the chains (off
+  /// The audit: every `audit.every` the reader re-reads the chains (off
   /// this thread) and the next diff restores what someone else changed.
   nat_reader_actor reader;
-  std::chrono::seconds audit_every{30};
-  uint64_t audit_generation = 0; ///< timers of older periods are ignored
+  audit_timer audit;
   bool audit_running = false;
   uint64_t audits = 0;
   uint64_t repairs = 0; ///< audits that found our chains changed
