@@ -107,9 +107,13 @@ void apply(leader_pointer self, const std::string& key,
 
 void publish_plan(leader_pointer self) {
   auto& st = self->state;
-  st.wanted = publish::desired(st.in, st.current);
-  if (!st.ready || !st.leading())
+  // Only the leader computes the plan: a value that breaks a publisher's
+  // input must not reach every node.
+  if (!st.ready || !st.leading()) {
+    st.wanted.clear();
     return;
+  }
+  st.wanted = publish::desired(st.in, st.current);
   auto me = st.votes.find(st.my_key);
   if (!me)
     return;
@@ -209,8 +213,8 @@ std::string leader_state::render() const {
   j.kv("candidates", static_cast<uint64_t>(votes.size()));
   j.kv("candidate_key", my_key);
   j.kv("last_error", last_error);
-  // What a leader publishes (computed on every node; written by the
-  // leader only): key → value, null for a key to delete.
+  // What this node publishes while it leads (empty on followers): key →
+  // value, null for a key to delete.
   j.object("publishing");
   for (auto& [key, value] : wanted) {
     j.key(key.c_str());

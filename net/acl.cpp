@@ -112,6 +112,8 @@ result<std::vector<port_range>> port_list(const json& v,
                                           const std::string& path) {
   if (!v.IsArray())
     return in_field(path, wrong_type("a list of ports", v));
+  if (auto f = config::over_limit(path.c_str(), v, max_ports_per_list))
+    return *f;
   std::vector<port_range> out;
   out.reserve(v.Size());
   for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
@@ -272,6 +274,8 @@ result<whitelist> parse_whitelist_ips(std::string_view name,
   if (!doc.IsArray())
     return fail(bad("bad_json", std::string("expected a JSON list, got ")
                                   + type_name(doc)));
+  if (auto f = config::over_limit("list", doc, max_whitelist_sources))
+    return fail(*f);
   whitelist out;
   out.name = std::string(name);
   for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {

@@ -63,6 +63,10 @@ inline constexpr std::string_view ex_ports_prefix
 inline constexpr std::string_view in_ports_prefix
   = "/lain/config/whitelist_in_ports/";
 
+/// Longer lists are rejected as "too_many" (README: limits).
+constexpr size_t max_whitelist_sources = 4096; ///< sources of one whitelist
+constexpr size_t max_ports_per_list = 1024;    ///< ports of one port list
+
 enum class key_kind : uint8_t { whitelist_ips, ex_ports, in_ports, unknown };
 
 struct classified_key {

@@ -535,6 +535,8 @@ result<vip_config> parse_vip_impl(std::string_view suffix,
   if (!ports_or)
     return ports_or.error();
   const json* ports = *ports_or;
+  if (auto f = over_limit("ports", *ports, max_vip_ports))
+    return *f;
   for (rapidjson::SizeType i = 0; i < ports->Size(); ++i) {
     auto path = "ports[" + std::to_string(i) + "]";
     auto pm = parse_port_entry((*ports)[i], cfg.key_port, path);
@@ -550,6 +552,8 @@ result<vip_config> parse_vip_impl(std::string_view suffix,
   if (auto ex = member(doc, "excluded_nodes")) {
     if (!ex->IsArray())
       return in_field("excluded_nodes", wrong_type("an array", *ex));
+    if (auto f = over_limit("excluded_nodes", *ex, max_excluded_nodes))
+      return *f;
     for (rapidjson::SizeType i = 0; i < ex->Size(); ++i) {
       auto& node = (*ex)[i];
       if (!node.IsString())
@@ -606,6 +610,8 @@ result<domain_config> parse_domain_impl(std::string_view name,
     return in_field("ips", bad("bad_field", "missing (needed for type \"\")"));
   if (!ips->IsArray())
     return in_field("ips", wrong_type("an array", *ips));
+  if (auto f = over_limit("ips", *ips, max_domain_ips))
+    return *f;
   for (rapidjson::SizeType i = 0; i < ips->Size(); ++i) {
     auto& ip = (*ips)[i];
     auto path = "ips[" + std::to_string(i) + "]";
@@ -640,6 +646,8 @@ parse_domain_servers_impl(std::string_view domain, std::string_view value) {
   if (!servers_or)
     return servers_or.error();
   const json* servers = *servers_or;
+  if (auto f = over_limit("servers", *servers, max_domain_servers))
+    return *f;
   for (rapidjson::SizeType i = 0; i < servers->Size(); ++i) {
     auto& s = (*servers)[i];
     auto path = "servers[" + std::to_string(i) + "]";
@@ -682,6 +690,8 @@ result<std::vector<std::string>> parse_vippool_impl(std::string_view value) {
   rapidjson::Document doc;
   if (auto f = parse_json_array(value, doc))
     return *f;
+  if (auto f = over_limit("pool", doc, max_vippool))
+    return *f;
   std::vector<std::string> out;
   for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
     auto& v = doc[i];
@@ -705,6 +715,8 @@ result<std::vector<uint16_t>>
 parse_streamrouter_ports_impl(std::string_view value) {
   rapidjson::Document doc;
   if (auto f = parse_json_array(value, doc))
+    return *f;
+  if (auto f = over_limit("ports", doc, max_streamrouter_ports))
     return *f;
   std::vector<uint16_t> out;
   for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {

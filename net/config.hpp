@@ -17,9 +17,21 @@ namespace networkd::config {
 /// with code "too_large" before any JSON parsing.
 constexpr size_t max_value_size = 256 * 1024;
 
+/// How many entries one value may list; more is rejected as "too_many"
+/// naming the field and the limit (README: limits).
+constexpr size_t max_vip_ports = 256;        ///< ports of one VIP key
+constexpr size_t max_excluded_nodes = 1024;  ///< excluded_nodes of one VIP
+constexpr size_t max_domain_ips = 64;        ///< ips of one domain
+constexpr size_t max_domain_servers = 16;    ///< servers of one domain
+constexpr size_t max_vippool = 1024;         ///< streamrouter pool addresses
+constexpr size_t max_streamrouter_ports = max_vip_ports; ///< lainlet's list
+/// Keys networkd acts on per family (VIPs, domains, ...); new keys past it
+/// are ignored and counted.
+constexpr size_t max_keys_per_family = 50000;
+
 /// Failure codes: "bad_key" (key shape), "bad_json" (not JSON / wrong top
 /// level type), "bad_field" (missing, wrong type or out of range),
-/// "too_large", "unknown_knob".
+/// "too_large", "too_many" (a list longer than its limit), "unknown_knob".
 
 // -- key families -------------------------------------------------------------
 

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/json_fields.hpp"
+
 namespace networkd::docker {
 
 result<std::string> socket_path(const std::string& endpoint) {
@@ -25,8 +27,7 @@ result<std::string> socket_path(const std::string& endpoint) {
 
 result<std::set<std::string>> parse_running(const std::string& body) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsArray())
+  if (config::parse_flat(body, doc) || !doc.IsArray())
     return make_failure("bad_json", "/containers/json: not a JSON array");
   std::set<std::string> out;
   for (auto& c : doc.GetArray()) {
@@ -35,9 +36,13 @@ result<std::set<std::string>> parse_running(const std::string& body) {
     // The list holds running containers only, unless asked for all; check
     // the state when it is there.
     if (c.HasMember("State") && c["State"].IsString()
-        && std::string{c["State"].GetString()} != "running")
+        && config::view(c["State"]) != "running")
       continue;
-    out.insert(c["Id"].GetString());
+    // An empty id, or one holding a NUL ("\u0000"), is no Docker id; an
+    // empty one would be a prefix of every id in is_running(): skipped.
+    auto id = config::view(c["Id"]);
+    if (!id.empty() && id.find('\0') == std::string_view::npos)
+      out.emplace(id);
   }
   return out;
 }

@@ -27,9 +27,9 @@
 
 #include <httplib.h>
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include "net/config.hpp"
+#include "net/json_fields.hpp"
 #include "net/log.hpp"
 
 namespace networkd::lainlet {
@@ -39,10 +39,6 @@ namespace {
 constexpr const char* component = "lainlet";
 
 using json = rapidjson::Value;
-
-// Iterative parsing keeps the stack flat for deeply nested input.
-constexpr unsigned parse_flags
-  = rapidjson::kParseDefaultFlags | rapidjson::kParseIterativeFlag;
 
 // Text from the network in log lines and errors: one line, bounded.
 std::string printable(std::string_view text, size_t max = 120) {
@@ -482,12 +478,8 @@ result<containers_result> parse_containers(std::string_view text,
                         "containers data of " + std::to_string(text.size())
                           + " bytes (limit " + std::to_string(max_size) + ")");
   rapidjson::Document doc;
-  doc.Parse<parse_flags>(text.data(), text.size());
-  if (doc.HasParseError())
-    return make_failure(
-      "bad_json", std::string("containers data: ")
-                    + rapidjson::GetParseError_En(doc.GetParseError())
-                    + " at offset " + std::to_string(doc.GetErrorOffset()));
+  if (auto why = config::parse_flat(text, doc))
+    return make_failure("bad_json", "containers data: " + *why);
   if (!doc.IsObject())
     return make_failure("bad_json", "containers data is not a JSON object");
   std::vector<candidate> good;
@@ -547,10 +539,8 @@ parse_pod_groups(const std::vector<std::pair<std::string, std::string>>& kvs,
       continue;
     }
     rapidjson::Document doc;
-    doc.Parse<parse_flags>(value.data(), value.size());
-    if (doc.HasParseError()) {
-      bad(std::string("bad JSON: ")
-          + rapidjson::GetParseError_En(doc.GetParseError()));
+    if (auto why = config::parse_flat(value, doc)) {
+      bad("bad JSON: " + *why);
       continue;
     }
     if (!doc.IsObject()) {

@@ -8,6 +8,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "net/json_fields.hpp"
+
 namespace networkd::publish {
 
 namespace {
@@ -228,8 +230,7 @@ std::string render_lines(const std::vector<std::string>& lines) {
 
 bool is_app_lines(const std::string& app, const std::string& text) {
   rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
-  if (doc.HasParseError() || !doc.IsArray())
+  if (config::parse_flat(text, doc) || !doc.IsArray())
     return false;
   auto head = "+" + app + ".lain:";
   constexpr std::string_view tail = ":300";

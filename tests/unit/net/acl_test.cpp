@@ -157,6 +157,17 @@ TEST_CASE("Whitelist IPs parse a list of sources", "[acl]") {
   CHECK(empty->sources.empty());
 }
 
+namespace {
+/// A whitelist value of n distinct addresses.
+std::string many_sources(size_t n) {
+  std::string out = "[";
+  for (size_t i = 0; i < n; ++i)
+    out += (i ? ",\"10.1." : "\"10.1.") + std::to_string(i / 256) + "."
+           + std::to_string(i % 256) + "\"";
+  return out + "]";
+}
+} // namespace
+
 TEST_CASE("Bad whitelist IPs values fail naming the key and the reason",
           "[acl]") {
   struct bad_case {
@@ -178,6 +189,9 @@ TEST_CASE("Bad whitelist IPs values fail naming the key and the reason",
     {"", R"(["10.0.0.1"])", "bad_key", "empty whitelist name"},
     {"office", std::string(config::max_value_size + 1, ' '), "too_large",
      "exceeds"},
+    {"office", std::string(100000, '['), "bad_json", "nested deeper"},
+    {"office", many_sources(max_whitelist_sources + 1), "too_many",
+     "list: 4097 entries (limit 4096)"},
   };
   for (auto& c : cases) {
     INFO(c.value.substr(0, 40));

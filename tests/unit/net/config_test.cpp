@@ -2,6 +2,7 @@
 // Tests of the etcd key contract parsers: good values, bad ones, and garbage.
 
 #include "net/config.hpp"
+#include "net/json_fields.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -344,8 +345,58 @@ TEST_CASE("values over max_value_size are too_large before parsing") {
   // Deep nesting within the limit neither crashes nor overflows the stack.
   std::string deep(max_value_size / 2, '[');
   deep += std::string(max_value_size / 2, ']');
-  require_failure(parse_vippool(deep), "bad_field", "[0]");
+  require_failure(parse_vippool(deep), "bad_json", "nested deeper than 64");
   require_failure(parse_vip("10.0.0.5", deep), "bad_json");
+}
+
+TEST_CASE("nesting is limited before parsing and brackets in strings do not "
+          "count") {
+  std::string at_limit(64, '[');
+  at_limit += std::string(64, ']');
+  CHECK(json_depth(at_limit) == 64);
+  require_failure(parse_vippool(at_limit), "bad_field", "[0]");
+  require_failure(parse_vippool("[" + at_limit + "]"), "bad_json",
+                  "nested deeper than 64");
+  // The crash of issue 12: 260,000 '[' (under the size limit).
+  require_failure(parse_domain("a.lain", std::string(260000, '[')),
+                  "bad_json", "nested deeper than 64");
+  CHECK(json_depth(R"(["[[[[", "\"{{{{", {"a": "]]]"}])") == 2);
+}
+
+TEST_CASE("lists longer than their limit are too_many and name the limit") {
+  auto list = [](size_t n, const std::string& item) {
+    std::string out = "[";
+    for (size_t i = 0; i < n; ++i)
+      out += (i ? "," : "") + item;
+    return out + "]";
+  };
+  auto ports = [&](size_t n) {
+    std::string out = "[";
+    for (size_t i = 0; i < n; ++i)
+      out += (i ? "," : "") + std::string("{\"src\":")
+             + std::to_string(1 + i) + "}";
+    return out + "]";
+  };
+  auto vip_with = [&](size_t n) {
+    return R"({"app":"a","proc":"p","ports":)" + ports(n) + "}";
+  };
+  CHECK(parse_vip("10.0.0.5", vip_with(max_vip_ports)).ok());
+  require_failure(parse_vip("10.0.0.5", vip_with(10000)), "too_many",
+                  "ports: 10000 entries (limit 256)");
+  require_failure(
+    parse_domain("a.lain", R"({"ips":)"
+                             + list(max_domain_ips + 1, "\"10.0.0.1\"") + "}"),
+    "too_many", "ips: 65 entries (limit 64)");
+  require_failure(
+    parse_domain_servers("lain",
+                         R"({"servers":)"
+                           + list(max_domain_servers + 1, "\"10.0.0.1\"")
+                           + "}"),
+    "too_many", "servers");
+  require_failure(parse_vippool(list(max_vippool + 1, "\"10.0.0.1\"")),
+                  "too_many", "(limit 1024)");
+  require_failure(parse_streamrouter_ports(list(max_vip_ports + 1, "80")),
+                  "too_many", "(limit 256)");
 }
 
 // -- domains -----------------------------------------------------------------

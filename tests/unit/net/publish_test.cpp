@@ -182,3 +182,10 @@ TEST_CASE("streamrouter: one VIP per pool address, removed ones deleted",
   REQUIRE(parsed);
   CHECK(publish::render_vip(*parsed) == value);
 }
+
+TEST_CASE("a deeply nested tinydns value is not an app's lines and does not "
+          "crash", "[publish]") {
+  // Issue 12: 260,000 '[' under tinydns_fqdns crashed every -tinydns node.
+  CHECK_FALSE(publish::is_app_lines("x", std::string(260000, '[')));
+  CHECK(publish::is_app_lines("x", R"(["+x.lain:10.0.0.1:300"])"));
+}
