@@ -150,6 +150,13 @@ std::string dns_responder_state::render() const {
   j.object("tcp");
   j.kv("connections", st.tcp_connections);
   j.kv("rejected", st.tcp_rejected);
+  j.kv("rejected_per_client", st.tcp_rejected_per_client);
+  j.kv("closed_idle", st.tcp_closed_idle);
+  j.kv("closed_write_timeout", st.tcp_closed_write_timeout);
+  j.kv("closed_output", st.tcp_closed_output);
+  j.kv("closed_lifetime", st.tcp_closed_lifetime);
+  j.kv("output_bytes", st.tcp_output_bytes);
+  j.kv("output_peak", st.tcp_output_peak);
   j.end_object();
   j.end_object();
   return j.str();
@@ -203,6 +210,35 @@ std::string dns_metrics(const dns::server_stats& s) {
       << static_cast<double>(s.upstream.latency_us_sum) / 1e6 << "\n"
       << "networkd_dns_upstream_latency_seconds_count " << s.upstream.answered
       << "\n";
+  out << "# HELP networkd_dns_tcp_connections Open DNS TCP connections\n"
+      << "# TYPE networkd_dns_tcp_connections gauge\n"
+      << "networkd_dns_tcp_connections " << s.tcp_connections << "\n"
+      << "# HELP networkd_dns_tcp_rejected_total DNS TCP connections closed "
+         "at once, by the cap they were over\n"
+      << "# TYPE networkd_dns_tcp_rejected_total counter\n"
+      << "networkd_dns_tcp_rejected_total{reason=\"total\"} "
+      << s.tcp_rejected << "\n"
+      << "networkd_dns_tcp_rejected_total{reason=\"per_client\"} "
+      << s.tcp_rejected_per_client << "\n"
+      << "# HELP networkd_dns_tcp_closed_total DNS TCP connections closed by "
+         "the server, by limit\n"
+      << "# TYPE networkd_dns_tcp_closed_total counter\n"
+      << "networkd_dns_tcp_closed_total{reason=\"idle\"} "
+      << s.tcp_closed_idle << "\n"
+      << "networkd_dns_tcp_closed_total{reason=\"write_timeout\"} "
+      << s.tcp_closed_write_timeout << "\n"
+      << "networkd_dns_tcp_closed_total{reason=\"output_total\"} "
+      << s.tcp_closed_output << "\n"
+      << "networkd_dns_tcp_closed_total{reason=\"lifetime\"} "
+      << s.tcp_closed_lifetime << "\n"
+      << "# HELP networkd_dns_tcp_output_bytes Answers queued for DNS TCP "
+         "clients\n"
+      << "# TYPE networkd_dns_tcp_output_bytes gauge\n"
+      << "networkd_dns_tcp_output_bytes " << s.tcp_output_bytes << "\n"
+      << "# HELP networkd_dns_tcp_output_peak_bytes Most answer bytes ever "
+         "queued for one DNS TCP connection\n"
+      << "# TYPE networkd_dns_tcp_output_peak_bytes gauge\n"
+      << "networkd_dns_tcp_output_peak_bytes " << s.tcp_output_peak << "\n";
   return out.str();
 }
 

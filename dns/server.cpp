@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -36,6 +37,15 @@ constexpr size_t udp_buffer = 4096; ///< largest query read over UDP
 /// untouched, so a worker's resident buffers are 16 KiB instead of 128 KiB.
 constexpr size_t udp_head = 512;
 constexpr size_t udp_tail = udp_buffer - udp_head;
+/// Largest TCP input kept for a connection: one message of the largest
+/// size and its length prefix. A full buffer always holds a whole query.
+constexpr size_t tcp_input_cap = 2 + 65535;
+/// The kernel's send buffer of a TCP connection (it doubles the value).
+/// Without it the kernel grows it up to tcp_wmem's maximum (4 MiB) for a
+/// client that does not read, before our own output cap is reached.
+constexpr int tcp_kernel_sndbuf = 64 * 1024;
+/// An emptied connection buffer larger than this gives its memory back.
+constexpr size_t tcp_buffer_keep = 4096;
 
 uint64_t steady_ms() {
   return static_cast<uint64_t>(
@@ -154,6 +164,21 @@ int make_socket(const endpoint& ep, int type, bool reuseport,
   return fd;
 }
 
+/// The address of a peer without its port: the key of the per-client cap.
+std::string address_key(const sockaddr_storage& peer) {
+  if (peer.ss_family == AF_INET) {
+    auto sin = reinterpret_cast<const sockaddr_in*>(&peer);
+    return std::string(reinterpret_cast<const char*>(&sin->sin_addr), 4);
+  }
+  auto sin6 = reinterpret_cast<const sockaddr_in6*>(&peer);
+  return std::string(reinterpret_cast<const char*>(&sin6->sin6_addr), 16);
+}
+
+void release_if_empty(std::vector<uint8_t>& buf) {
+  if (buf.empty() && buf.capacity() > tcp_buffer_keep)
+    std::vector<uint8_t>{}.swap(buf);
+}
+
 void wake(int fd) {
   uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
@@ -181,7 +206,10 @@ struct server::impl {
   std::mutex tcp_mtx;
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> tcp_mailbox;
   int tcp_wake = -1;
-  std::atomic<uint64_t> tcp_open{0}, tcp_rejected{0};
+  std::atomic<uint64_t> tcp_open{0}, tcp_rejected{0},
+    tcp_rejected_per_client{0}, tcp_closed_idle{0},
+    tcp_closed_write_timeout{0}, tcp_closed_output{0},
+    tcp_closed_lifetime{0}, tcp_out_bytes{0}, tcp_out_peak{0};
 
   explicit impl(const server_options& o)
     : opts(o), answers(o.cache), fwd(o.upstream) {}
@@ -372,13 +400,16 @@ struct server::impl {
   struct connection {
     int fd = -1;
     uint64_t id = 0;
-    std::vector<uint8_t> in;
-    std::vector<uint8_t> out;
-    size_t out_pos = 0;
-    uint64_t last_active_ms = 0;
-    size_t pending = 0;
+    std::string client;       ///< source address, key of the per-client cap
+    std::vector<uint8_t> in;  ///< at most tcp_input_cap bytes
+    std::vector<uint8_t> out; ///< answers the kernel has not taken yet
+    uint64_t opened_ms = 0;
+    uint64_t last_active_ms = 0; ///< last complete query or forwarded answer
+    uint64_t last_sent_ms = 0;   ///< output last moved, or began to wait
+    size_t pending = 0;          ///< queries at the forwarder
+    uint32_t events = 0;         ///< epoll interest now
     bool eof = false;
-    bool want_write = false;
+    bool draining = false; ///< past its lifetime: no new queries
     sockaddr_storage peer{};
   };
 
@@ -398,6 +429,9 @@ struct server::impl {
     for (size_t i = 0; i < tcp_listeners.size(); ++i)
       add(tcp_listeners[i], 2 + i, EPOLLIN);
     std::unordered_map<uint64_t, connection> conns;
+    std::unordered_map<std::string, size_t> per_client;
+    size_t total_out = 0; // sum of every connection's out.size()
+    size_t peak_out = 0;
     uint64_t next_id = first_conn;
     std::shared_ptr<const table> snapshot = std::atomic_load(&tbl);
     uint64_t seen = generation.load(std::memory_order_acquire);
@@ -409,40 +443,70 @@ struct server::impl {
       auto i = conns.find(id);
       if (i == conns.end())
         return;
-      ::epoll_ctl(ep, EPOLL_CTL_DEL, i->second.fd, nullptr);
-      ::close(i->second.fd);
+      auto& c = i->second;
+      ::epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+      ::close(c.fd);
+      total_out -= c.out.size();
+      if (--per_client[c.client] == 0)
+        per_client.erase(c.client);
       conns.erase(i);
       tcp_open = conns.size();
     };
+    // True while c may start another query.
+    auto can_take = [&](const connection& c) {
+      return !c.draining && c.out.size() < opts.tcp_output_cap
+             && c.pending < opts.tcp_max_inflight;
+    };
+    auto wants_input = [&](const connection& c) {
+      return !c.eof && can_take(c) && c.in.size() < tcp_input_cap;
+    };
+    // Nothing left to do: the client is done (or c is past its lifetime)
+    // and every answer is out.
+    auto finished = [](const connection& c) {
+      return (c.eof || c.draining) && c.pending == 0 && c.out.empty();
+    };
+    auto set_interest = [&](connection& c) {
+      uint32_t want = (wants_input(c) ? EPOLLIN : 0u)
+                      | (c.out.empty() ? 0u : EPOLLOUT);
+      if (want == c.events)
+        return;
+      epoll_event ev{};
+      ev.events = want;
+      ev.data.u64 = c.id;
+      ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+      c.events = want;
+    };
     auto flush = [&](connection& c) {
-      while (c.out_pos < c.out.size()) {
-        auto n = ::send(c.fd, c.out.data() + c.out_pos,
-                        c.out.size() - c.out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
+      size_t sent = 0;
+      while (sent < c.out.size()) {
+        auto n = ::send(c.fd, c.out.data() + sent, c.out.size() - sent,
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK)
             break;
           return false;
         }
-        c.out_pos += static_cast<size_t>(n);
+        sent += static_cast<size_t>(n);
       }
-      if (c.out_pos == c.out.size()) {
-        c.out.clear();
-        c.out_pos = 0;
+      if (sent > 0) {
+        c.out.erase(c.out.begin(), c.out.begin() + static_cast<long>(sent));
+        total_out -= sent;
+        c.last_sent_ms = steady_ms();
       }
-      bool want = !c.out.empty();
-      if (want != c.want_write) {
-        epoll_event ev{};
-        ev.events = want ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
-        ev.data.u64 = c.id;
-        ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
-        c.want_write = want;
-      }
+      release_if_empty(c.out);
       return true;
     };
-    auto queue = [](connection& c, const std::vector<uint8_t>& msg) {
+    auto queue = [&](connection& c, const std::vector<uint8_t>& msg) {
+      if (c.out.empty())
+        c.last_sent_ms = steady_ms();
       c.out.push_back(static_cast<uint8_t>(msg.size() >> 8));
       c.out.push_back(static_cast<uint8_t>(msg.size() & 0xff));
       c.out.insert(c.out.end(), msg.begin(), msg.end());
+      total_out += 2 + msg.size();
+      if (c.out.size() > peak_out) {
+        peak_out = c.out.size();
+        tcp_out_peak = peak_out;
+      }
     };
     auto refresh = [&] {
       if (auto g = generation.load(std::memory_order_acquire); g != seen) {
@@ -477,10 +541,29 @@ struct server::impl {
         queue(c, out);
       }
     };
+    // Answers the complete queries in c.in while c may take more.
+    auto process = [&](connection& c) {
+      size_t pos = 0;
+      while (can_take(c) && c.in.size() - pos >= 2) {
+        size_t len = (size_t{c.in[pos]} << 8) | c.in[pos + 1];
+        if (c.in.size() - pos - 2 < len)
+          break;
+        handle(c, c.in.data() + pos + 2, len);
+        pos += 2 + len;
+      }
+      if (pos == 0)
+        return;
+      c.last_active_ms = steady_ms();
+      c.in.erase(c.in.begin(), c.in.begin() + static_cast<long>(pos));
+      release_if_empty(c.in);
+    };
     auto on_readable = [&](connection& c) {
       uint8_t buf[16384];
-      for (;;) {
-        auto n = ::recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
+      // A few rounds, then the other connections get a turn (epoll is
+      // level-triggered).
+      for (int round = 0; round < 4 && wants_input(c); ++round) {
+        size_t room = std::min(sizeof(buf), tcp_input_cap - c.in.size());
+        auto n = ::recv(c.fd, buf, room, MSG_DONTWAIT);
         if (n == 0) {
           c.eof = true;
           break;
@@ -491,20 +574,108 @@ struct server::impl {
           return false;
         }
         c.in.insert(c.in.end(), buf, buf + n);
-        if (static_cast<size_t>(n) < sizeof(buf))
+        process(c);
+        if (static_cast<size_t>(n) < room)
           break;
       }
-      c.last_active_ms = steady_ms();
-      size_t pos = 0;
-      while (c.in.size() - pos >= 2) {
-        size_t len = (size_t{c.in[pos]} << 8) | c.in[pos + 1];
-        if (c.in.size() - pos - 2 < len)
+      return true;
+    };
+    auto has_query = [](const connection& c) {
+      return c.in.size() >= 2
+             && c.in.size() - 2 >= ((size_t{c.in[0]} << 8) | c.in[1]);
+    };
+    // Sends what it can and answers the queries that waited for that (at
+    // most tcp_input_cap bytes of them); reads on only while c is under its
+    // limits. False on a socket error.
+    auto advance = [&](connection& c) {
+      for (;;) {
+        if (!flush(c))
+          return false;
+        if (!can_take(c) || !has_query(c))
           break;
-        handle(c, c.in.data() + pos + 2, len);
-        pos += 2 + len;
+        process(c);
       }
-      c.in.erase(c.in.begin(), c.in.begin() + static_cast<long>(pos));
-      return flush(c);
+      set_interest(c);
+      return true;
+    };
+    // Over the total output cap: the connection with the most queued goes.
+    auto enforce_total = [&] {
+      while (total_out > opts.tcp_total_output_cap && !conns.empty()) {
+        auto worst = std::max_element(
+          conns.begin(), conns.end(), [](const auto& a, const auto& b) {
+            return a.second.out.size() < b.second.out.size();
+          });
+        ++tcp_closed_output;
+        NWD_LOG_DEBUG(component, "tcp: closing a connection with {} bytes "
+                      "queued: all connections hold {}",
+                      worst->second.out.size(), total_out);
+        close_conn(worst->first);
+      }
+      tcp_out_bytes = total_out;
+    };
+    auto accept_all = [&](int lfd) {
+      for (;;) {
+        sockaddr_storage peer{};
+        socklen_t plen = sizeof(peer);
+        int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &plen,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+          break;
+        auto client = address_key(peer);
+        auto same = per_client.find(client);
+        if (conns.size() >= opts.max_tcp_connections) {
+          ++tcp_rejected; // before the client can see the close
+          ::close(fd);
+          continue;
+        }
+        if (same != per_client.end()
+            && same->second >= opts.max_tcp_per_client) {
+          ++tcp_rejected_per_client; // before the client can see the close
+          ::close(fd);
+          continue;
+        }
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        int sndbuf = tcp_kernel_sndbuf;
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        auto id = next_id++;
+        auto& c = conns[id];
+        c.fd = fd;
+        c.id = id;
+        c.client = std::move(client);
+        c.peer = peer;
+        c.opened_ms = c.last_active_ms = steady_ms();
+        c.events = EPOLLIN;
+        add(fd, id, EPOLLIN);
+        ++per_client[c.client];
+        tcp_open = conns.size();
+      }
+    };
+    // Idle, stuck and old connections.
+    auto sweep = [&](uint64_t now) {
+      auto idle = static_cast<uint64_t>(opts.tcp_idle_timeout.count());
+      auto write = static_cast<uint64_t>(opts.tcp_write_timeout.count());
+      auto lifetime = static_cast<uint64_t>(opts.tcp_max_lifetime.count());
+      std::vector<uint64_t> expired;
+      for (auto& [id, c] : conns) {
+        auto quiet = now - c.last_active_ms;
+        if (!c.out.empty() && now - c.last_sent_ms >= write) {
+          ++tcp_closed_write_timeout;
+          expired.push_back(id);
+        } else if (quiet >= idle && (c.pending == 0 || quiet >= 4 * idle)) {
+          ++tcp_closed_idle;
+          expired.push_back(id);
+        } else if (!c.draining && now - c.opened_ms >= lifetime) {
+          ++tcp_closed_lifetime;
+          c.draining = true;
+          set_interest(c);
+          if (finished(c))
+            expired.push_back(id);
+        }
+      }
+      for (auto id : expired)
+        close_conn(id);
+      tcp_out_bytes = total_out;
     };
 
     epoll_event events[64];
@@ -533,67 +704,42 @@ struct server::impl {
               --c.pending;
             c.last_active_ms = steady_ms();
             queue(c, bytes);
-            if (!flush(c))
+            if (!advance(c) || finished(c))
               close_conn(id);
           }
           continue;
         }
         if (tag < first_conn) {
-          int lfd = tcp_listeners[tag - 2];
-          for (;;) {
-            sockaddr_storage peer{};
-            socklen_t plen = sizeof(peer);
-            int fd = ::accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &plen,
-                               SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0)
-              break;
-            if (conns.size() >= opts.max_tcp_connections) {
-              ::close(fd);
-              ++tcp_rejected;
-              continue;
-            }
-            int one = 1;
-            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            auto id = next_id++;
-            auto& c = conns[id];
-            c.fd = fd;
-            c.id = id;
-            c.peer = peer;
-            c.last_active_ms = steady_ms();
-            add(fd, id, EPOLLIN);
-            tcp_open = conns.size();
-          }
+          accept_all(tcp_listeners[tag - 2]);
           continue;
         }
         auto i = conns.find(tag);
         if (i == conns.end())
           continue;
         auto& c = i->second;
+        auto got = events[e].events;
         bool ok = true;
-        if (events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-          ok = on_readable(c);
-        if (ok && (events[e].events & EPOLLOUT))
-          ok = flush(c);
-        if (!ok || (c.eof && c.pending == 0 && c.out.empty()))
+        if (got & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+          // A peer that is gone while we do not read from it: nobody
+          // would take its answers.
+          ok = wants_input(c) ? on_readable(c)
+                              : !(got & (EPOLLHUP | EPOLLERR));
+        }
+        if (!ok || !advance(c) || finished(c))
           close_conn(tag);
       }
+      enforce_total();
       auto now = steady_ms();
       if (now - last_sweep >= 200) {
         last_sweep = now;
-        auto idle = static_cast<uint64_t>(opts.tcp_idle_timeout.count());
-        std::vector<uint64_t> expired;
-        for (auto& [id, c] : conns)
-          if (now - c.last_active_ms >= idle
-              && (c.pending == 0 || now - c.last_active_ms >= 4 * idle))
-            expired.push_back(id);
-        for (auto id : expired)
-          close_conn(id);
+        sweep(now);
       }
     }
     for (auto& [id, c] : conns)
       ::close(c.fd);
     conns.clear();
     tcp_open = 0;
+    tcp_out_bytes = 0;
     ::close(ep);
   }
 
@@ -784,6 +930,13 @@ server_stats server::stats() const {
   s.upstream = impl_->fwd.stats();
   s.tcp_connections = impl_->tcp_open.load();
   s.tcp_rejected = impl_->tcp_rejected.load();
+  s.tcp_rejected_per_client = impl_->tcp_rejected_per_client.load();
+  s.tcp_closed_idle = impl_->tcp_closed_idle.load();
+  s.tcp_closed_write_timeout = impl_->tcp_closed_write_timeout.load();
+  s.tcp_closed_output = impl_->tcp_closed_output.load();
+  s.tcp_closed_lifetime = impl_->tcp_closed_lifetime.load();
+  s.tcp_output_bytes = impl_->tcp_out_bytes.load();
+  s.tcp_output_peak = impl_->tcp_out_peak.load();
   return s;
 }
 

@@ -53,8 +53,27 @@ struct server_options {
   uint16_t max_udp_payload = 1232; ///< our EDNS payload size
   cache_options cache;
   forwarder_options upstream;
+  // DNS over TCP limits (README, "DNS over TCP limits"). A connection
+  // over one of them is closed and counted in server_stats.
+  /// Closed when no complete query came for this long (partial input does
+  /// not count; while forwarded queries are out, 4x as long).
   std::chrono::milliseconds tcp_idle_timeout{10000};
-  size_t max_tcp_connections = 256;
+  size_t max_tcp_connections = 256; ///< all clients; more are closed at once
+  size_t max_tcp_per_client = 16;   ///< per source address, likewise
+  /// Answers queued for one connection: above it, its queries are no
+  /// longer read (back-pressure through the client's TCP window).
+  size_t tcp_output_cap = 64 * 1024;
+  /// Answers queued for all connections: above it, the connection with
+  /// the most is closed.
+  size_t tcp_total_output_cap = 4 * 1024 * 1024;
+  /// Closed when queued answers could not be sent for this long.
+  std::chrono::milliseconds tcp_write_timeout{5000};
+  /// Queries of one connection at the forwarder at once; further ones
+  /// wait unread.
+  size_t tcp_max_inflight = 16;
+  /// After this, a connection takes no new queries and is closed once its
+  /// answers are out (dnsmasq: 150 s).
+  std::chrono::milliseconds tcp_max_lifetime{150000};
 };
 
 /// A copy of the counters at one moment.
@@ -70,8 +89,15 @@ struct server_stats {
   std::map<std::string, uint64_t> by_rcode; ///< "NOERROR" -> responses
   cache::counters cache_stats;
   forwarder::counters upstream;
-  uint64_t tcp_connections = 0; ///< open now
-  uint64_t tcp_rejected = 0;    ///< over the connection cap
+  uint64_t tcp_connections = 0;          ///< open now
+  uint64_t tcp_rejected = 0;             ///< over max_tcp_connections
+  uint64_t tcp_rejected_per_client = 0;  ///< over max_tcp_per_client
+  uint64_t tcp_closed_idle = 0;          ///< tcp_idle_timeout
+  uint64_t tcp_closed_write_timeout = 0; ///< tcp_write_timeout
+  uint64_t tcp_closed_output = 0;        ///< tcp_total_output_cap
+  uint64_t tcp_closed_lifetime = 0;      ///< reached tcp_max_lifetime
+  uint64_t tcp_output_bytes = 0;         ///< answers queued now, all
+  uint64_t tcp_output_peak = 0; ///< most ever queued for one connection
 };
 
 class server {
