@@ -2,7 +2,25 @@
 #include "actors/admin.hpp"
 
 #include <caf/all.hpp>
-#include <httplib.h>
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string_view>
+#include <thread>
 
 #include "actors/json.hpp"
 #include "net/log.hpp"
@@ -12,6 +30,17 @@ namespace networkd {
 namespace {
 
 constexpr auto ask_timeout = std::chrono::seconds(3);
+/// After an error reply: how long the rest of the request is read and
+/// dropped before close (closing on unread bytes sends a reset that can
+/// destroy the reply before the client reads it).
+constexpr auto linger = std::chrono::seconds(1);
+/// Bytes read per recv; the request buffer grows by at most this much past
+/// a limit before the limit is noticed.
+constexpr size_t read_chunk = 4096;
+/// Connections accepted per loop turn.
+constexpr int accept_batch = 64;
+
+using clock_type = std::chrono::steady_clock;
 
 template <class Handle>
 std::string ask_status(caf::actor_system& sys, const Handle& h) {
@@ -29,14 +58,697 @@ std::string ask_status(caf::actor_system& sys, const Handle& h) {
   return out;
 }
 
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i]))
+        != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+/// True when the comma-separated list has the token (any case).
+bool has_token(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+      item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+      item.remove_suffix(1);
+    if (iequals(item, token))
+      return true;
+    if (comma == std::string_view::npos)
+      break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/// The path of a request target: query dropped, %XX decoded.
+std::string target_path(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  std::string out;
+  for (size_t i = 0; i < target.size(); ++i) {
+    bool escape = target[i] == '%' && i + 2 < target.size()
+                  && hex_digit(target[i + 1]) >= 0
+                  && hex_digit(target[i + 2]) >= 0;
+    if (escape) {
+      out += static_cast<char>(hex_digit(target[i + 1]) * 16
+                               + hex_digit(target[i + 2]));
+      i += 2;
+    } else {
+      out += target[i];
+    }
+  }
+  return out;
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
+  }
+}
+
+struct http_reply {
+  int status = 200;
+  std::string type;
+  std::string body;
+};
+
+std::string render(const http_reply& r, bool head, bool close,
+                   std::chrono::milliseconds keep_alive) {
+  std::string s = "HTTP/1.1 " + std::to_string(r.status) + " "
+                  + reason_phrase(r.status) + "\r\n";
+  if (close)
+    s += "Connection: close\r\n";
+  s += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  if (!r.type.empty())
+    s += "Content-Type: " + r.type + "\r\n";
+  if (!close)
+    s += "Keep-Alive: timeout="
+         + std::to_string((keep_alive.count() + 999) / 1000) + "\r\n";
+  s += "\r\n";
+  if (!head)
+    s += r.body;
+  return s;
+}
+
+/// Why a request or connection was refused (counted per reason).
+enum class refusal {
+  bad_request,
+  request_line,
+  header_count,
+  header_bytes,
+  body,
+  timeout,
+  connections,
+  slow_reader,
+  count
+};
+
+constexpr std::array<const char*, static_cast<size_t>(refusal::count)>
+  refusal_names = {"bad_request", "request_line", "header_count",
+                   "header_bytes", "body",         "timeout",
+                   "connections", "slow_reader"};
+
+int refusal_status(refusal r) {
+  switch (r) {
+    case refusal::request_line:
+      return 414;
+    case refusal::header_count:
+    case refusal::header_bytes:
+      return 431;
+    case refusal::body:
+      return 413;
+    case refusal::timeout:
+      return 408;
+    case refusal::connections:
+      return 503;
+    default:
+      return 400;
+  }
+}
+
+struct request_head {
+  std::string method;
+  std::string path;
+  bool head = false;
+  bool close = false;
+};
+
+/// Reads a request head line by line as bytes arrive, within the limits.
+class head_parser {
+public:
+  enum class verdict { more, done, refused };
+
+  /// Consumes the complete lines at the front of `in` up to the end of
+  /// the head; what stays is a partial line or the next request.
+  verdict parse(std::string& in, const admin_limits& lim) {
+    size_t pos = 0;
+    auto v = verdict::more;
+    while (v == verdict::more) {
+      auto nl = in.find('\n', pos);
+      if (nl == std::string::npos)
+        break;
+      std::string_view line{in.data() + pos, nl - pos};
+      pos = nl + 1;
+      if (!line.empty() && line.back() == '\r')
+        line.remove_suffix(1);
+      v = first_ ? request_line(line, lim) : header_line(line, lim);
+    }
+    in.erase(0, pos);
+    started_ = started_ || pos > 0 || !in.empty();
+    if (v != verdict::more)
+      return v;
+    if (first_ && in.size() > lim.max_request_line + 1)
+      return refuse(refusal::request_line);
+    if (!first_ && header_bytes_ + in.size() > lim.max_header_bytes)
+      return refuse(refusal::header_bytes);
+    return verdict::more;
+  }
+
+  const request_head& head() const { return head_; }
+  refusal why() const { return why_; }
+  /// True once a byte of this request arrived.
+  bool started() const { return started_; }
+
+private:
+  verdict refuse(refusal r) {
+    why_ = r;
+    return verdict::refused;
+  }
+
+  verdict request_line(std::string_view line, const admin_limits& lim) {
+    if (line.size() > lim.max_request_line)
+      return refuse(refusal::request_line);
+    auto sp1 = line.find(' ');
+    auto sp2 = line.rfind(' ');
+    if (sp1 == std::string_view::npos || sp2 == sp1)
+      return refuse(refusal::bad_request);
+    auto method = line.substr(0, sp1);
+    auto target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    auto version = line.substr(sp2 + 1);
+    static constexpr std::string_view methods[]
+      = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+         "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    bool known = false;
+    for (auto m : methods)
+      known = known || m == method;
+    if (!known || target.empty() || target.find(' ') != target.npos)
+      return refuse(refusal::bad_request);
+    if (version == "HTTP/1.0")
+      head_.close = true;
+    else if (version != "HTTP/1.1")
+      return refuse(refusal::bad_request);
+    head_.method = std::string{method};
+    head_.head = method == "HEAD";
+    head_.path = target_path(target);
+    first_ = false;
+    return verdict::more;
+  }
+
+  verdict header_line(std::string_view line, const admin_limits& lim) {
+    if (line.empty())
+      return verdict::done;
+    header_bytes_ += line.size() + 2;
+    if (++headers_ > lim.max_headers)
+      return refuse(refusal::header_count);
+    if (header_bytes_ > lim.max_header_bytes)
+      return refuse(refusal::header_bytes);
+    auto colon = line.find(':');
+    if (colon == 0 || colon == std::string_view::npos)
+      return refuse(refusal::bad_request);
+    auto name = line.substr(0, colon);
+    if (name.find_first_of(" \t") != std::string_view::npos)
+      return refuse(refusal::bad_request);
+    auto value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+      value.remove_suffix(1);
+    if (iequals(name, "content-length")) {
+      if (value.empty()
+          || value.find_first_not_of("0123456789") != std::string_view::npos)
+        return refuse(refusal::bad_request);
+      if (value.find_first_not_of('0') != std::string_view::npos)
+        return refuse(refusal::body);
+    } else if (iequals(name, "transfer-encoding")) {
+      return refuse(refusal::body);
+    } else if (iequals(name, "connection")) {
+      if (has_token(value, "close"))
+        head_.close = true;
+      else if (has_token(value, "keep-alive"))
+        head_.close = false;
+    }
+    return verdict::more;
+  }
+
+  request_head head_;
+  refusal why_ = refusal::bad_request;
+  bool first_ = true;
+  bool started_ = false;
+  size_t headers_ = 0;
+  size_t header_bytes_ = 0;
+};
+
 } // namespace
 
-admin_server::admin_server(caf::actor_system& sys, supervisor_actor sup)
-  : sys_(sys), sup_(std::move(sup)), http_(std::make_unique<httplib::Server>()) {
-  // cpp-httplib's default pool has max(8, cores - 1) threads; an admin
-  // endpoint asked by a scraper and an operator needs two (a third request
-  // waits in the pool's queue).
-  http_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+/// Where a route is answered: on the poll loop (it must never block), or
+/// on a worker thread. Probes (/readyz, /metrics) have their own worker, so
+/// a slow /v1/state never delays them.
+enum class lane { loop, probes, others };
+
+struct http_route {
+  std::string path;
+  lane where;
+  std::function<http_reply()> answer;
+};
+
+class admin_http {
+public:
+  admin_http(admin_limits lim, std::vector<http_route> routes)
+    : lim_(lim), routes_(std::move(routes)) {
+  }
+
+  ~admin_http() {
+    stop();
+  }
+
+  result<unit> bind(const std::string& host, uint16_t port) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* ai = nullptr;
+    auto service = std::to_string(port);
+    if (::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(),
+                      &hints, &ai)
+        != 0)
+      return make_failure("bind", "admin: cannot resolve " + host);
+    for (auto a = ai; a != nullptr && listen_fd_ < 0; a = a->ai_next) {
+      int fd = ::socket(a->ai_family,
+                        a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        continue;
+      int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 128) == 0)
+        listen_fd_ = fd;
+      else
+        ::close(fd);
+    }
+    ::freeaddrinfo(ai);
+    if (listen_fd_ < 0)
+      return make_failure("bind", "admin: cannot listen on " + host + ":"
+                                    + std::to_string(port));
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (ss.ss_family == AF_INET)
+      port_ = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    else
+      port_ = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    return unit{};
+  }
+
+  void run() {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    loop_ = std::thread([this] { loop(); });
+    probes_ = std::thread([this] { work(lane::probes); });
+    others_ = std::thread([this] { work(lane::others); });
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    wake();
+    for (auto t : {&loop_, &probes_, &others_})
+      if (t->joinable())
+        t->join();
+    for (auto& [id, c] : conns_)
+      ::close(c.fd);
+    conns_.clear();
+    for (auto fd : {&listen_fd_, &wake_fd_}) {
+      if (*fd >= 0)
+        ::close(*fd);
+      *fd = -1;
+    }
+  }
+
+  uint16_t port() const {
+    return port_;
+  }
+
+  /// Prometheus lines of the server itself.
+  std::string metrics() const {
+    std::string s
+      = "# HELP networkd_admin_refused_total admin HTTP requests and "
+        "connections refused at a limit\n"
+        "# TYPE networkd_admin_refused_total counter\n";
+    for (size_t i = 0; i < refusal_names.size(); ++i)
+      s += "networkd_admin_refused_total{reason=\""
+           + std::string{refusal_names[i]} + "\"} "
+           + std::to_string(refused_[i].load()) + "\n";
+    s += "# HELP networkd_admin_connections open admin HTTP connections\n"
+         "# TYPE networkd_admin_connections gauge\n"
+         "networkd_admin_connections "
+         + std::to_string(open_.load()) + "\n";
+    return s;
+  }
+
+private:
+  enum class phase { reading, answering, writing, draining, done };
+
+  struct connection {
+    uint64_t id = 0;
+    int fd = -1;
+    phase at = phase::reading;
+    /// When the current phase began (the oldest reader is displaced).
+    clock_type::time_point since;
+    clock_type::time_point deadline;
+    std::string in;
+    head_parser parser;
+    std::string out;
+    size_t sent = 0;
+    bool close_after = false;
+  };
+
+  struct job {
+    uint64_t conn = 0;
+    const http_route* route = nullptr;
+  };
+
+  void wake() {
+    if (wake_fd_ >= 0) {
+      uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof(one));
+    }
+  }
+
+  void count(refusal r) {
+    refused_[static_cast<size_t>(r)]++;
+  }
+
+  void loop() {
+    std::vector<pollfd> fds;
+    std::vector<uint64_t> ids;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        if (stopping_)
+          return;
+      }
+      auto now = clock_type::now();
+      expire(now);
+      fds.clear();
+      ids.clear();
+      fds.push_back({listen_fd_, POLLIN, 0});
+      fds.push_back({wake_fd_, POLLIN, 0});
+      auto next = now + std::chrono::seconds(1);
+      for (auto& [id, c] : conns_) {
+        short events = 0;
+        if (c.at == phase::reading || c.at == phase::draining)
+          events = POLLIN;
+        else if (c.at == phase::writing)
+          events = POLLOUT;
+        else
+          continue;
+        fds.push_back({c.fd, events, 0});
+        ids.push_back(id);
+        next = std::min(next, c.deadline);
+      }
+      auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - now);
+      ::poll(fds.data(), fds.size(),
+             static_cast<int>(std::max<int64_t>(wait.count(), 0)));
+      now = clock_type::now();
+      if (fds[1].revents != 0) {
+        uint64_t n = 0;
+        [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof(n));
+        collect_replies(now);
+      }
+      for (size_t i = 2; i < fds.size(); ++i) {
+        if (fds[i].revents == 0)
+          continue;
+        auto& c = conns_.at(ids[i - 2]);
+        if (c.at == phase::writing)
+          on_writable(c, now);
+        else if (c.at == phase::reading || c.at == phase::draining)
+          on_readable(c, now);
+      }
+      if (fds[0].revents != 0)
+        accept_some(now);
+      for (auto i = conns_.begin(); i != conns_.end();) {
+        if (i->second.at == phase::done) {
+          ::close(i->second.fd);
+          i = conns_.erase(i);
+        } else {
+          ++i;
+        }
+      }
+      open_ = conns_.size();
+    }
+  }
+
+  void accept_some(clock_type::time_point now) {
+    for (int n = 0; n < accept_batch; ++n) {
+      int fd = ::accept4(listen_fd_, nullptr, nullptr,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0)
+        return;
+      if (live() >= lim_.max_connections) {
+        // Make room by dropping the connection that has been sending its
+        // request for the longest; refuse the newcomer when none is.
+        connection* oldest = nullptr;
+        for (auto& [id, c] : conns_)
+          if ((c.at == phase::reading || c.at == phase::draining)
+              && (oldest == nullptr || c.since < oldest->since))
+            oldest = &c;
+        count(refusal::connections);
+        if (oldest == nullptr) {
+          refuse_now(fd);
+          continue;
+        }
+        if (oldest->at == phase::reading)
+          refuse_now(oldest->fd);
+        oldest->at = phase::done;
+      }
+      auto id = next_id_++;
+      auto& c = conns_[id];
+      c.id = id;
+      c.fd = fd;
+      c.since = now;
+      c.deadline = now + lim_.request_timeout;
+    }
+  }
+
+  size_t live() const {
+    size_t n = 0;
+    for (auto& [id, c] : conns_)
+      n += c.at != phase::done ? 1 : 0;
+    return n;
+  }
+
+  /// Best effort 503 on a connection about to be closed: reads what is
+  /// there (so that close sends no reset), one send.
+  void refuse_now(int fd) {
+    char buf[read_chunk];
+    [[maybe_unused]] auto r = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    auto text = render({503, "text/plain", "too many admin connections\n"},
+                       false, true, lim_.request_timeout);
+    [[maybe_unused]] auto s = ::send(fd, text.data(), text.size(),
+                                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+  }
+
+  void on_readable(connection& c, clock_type::time_point now) {
+    char buf[read_chunk];
+    auto n = ::recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      return;
+    if (n <= 0) {
+      c.at = phase::done;
+      return;
+    }
+    if (c.at == phase::draining)
+      return;
+    c.in.append(buf, static_cast<size_t>(n));
+    next_request(c, now);
+  }
+
+  /// Parses what arrived; a complete head is answered here or handed to
+  /// a worker.
+  void next_request(connection& c, clock_type::time_point now) {
+    auto v = c.parser.parse(c.in, lim_);
+    if (v == head_parser::verdict::more)
+      return;
+    if (v == head_parser::verdict::refused) {
+      refuse(c, c.parser.why(), now);
+      return;
+    }
+    auto& req = c.parser.head();
+    const http_route* route = nullptr;
+    if (req.method == "GET" || req.method == "HEAD")
+      for (auto& r : routes_)
+        if (route == nullptr && r.path == req.path)
+          route = &r;
+    if (route == nullptr) {
+      answer(c, {404, "", ""}, now);
+    } else if (route->where == lane::loop) {
+      answer(c, route->answer(), now);
+    } else {
+      c.at = phase::answering;
+      c.since = now;
+      std::lock_guard<std::mutex> guard{mtx_};
+      (route->where == lane::probes ? probe_jobs_ : other_jobs_)
+        .push_back({c.id, route});
+      cv_.notify_all();
+    }
+  }
+
+  void answer(connection& c, const http_reply& r, clock_type::time_point now) {
+    auto& req = c.parser.head();
+    c.close_after = req.close;
+    c.out = render(r, req.head, c.close_after, lim_.request_timeout);
+    c.sent = 0;
+    c.at = phase::writing;
+    c.since = now;
+    c.deadline = now + lim_.response_timeout;
+  }
+
+  void refuse(connection& c, refusal why, clock_type::time_point now) {
+    count(why);
+    auto status = refusal_status(why);
+    std::string text = reason_phrase(status);
+    c.out = render({status, "text/plain", text + "\n"}, false, true,
+                   lim_.request_timeout);
+    c.sent = 0;
+    c.close_after = true;
+    c.at = phase::writing;
+    c.since = now;
+    c.deadline = now + lim_.response_timeout;
+  }
+
+  void on_writable(connection& c, clock_type::time_point now) {
+    while (c.sent < c.out.size()) {
+      auto n = ::send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent,
+                      MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+      if (n <= 0) {
+        c.at = phase::done;
+        return;
+      }
+      c.sent += static_cast<size_t>(n);
+    }
+    c.out = std::string{};
+    c.since = now;
+    if (c.close_after) {
+      ::shutdown(c.fd, SHUT_WR);
+      c.at = phase::draining;
+      c.deadline = now + linger;
+      return;
+    }
+    c.at = phase::reading;
+    c.deadline = now + lim_.request_timeout;
+    c.parser = head_parser{};
+    // A pipelined request may be waiting in the buffer already.
+    if (!c.in.empty())
+      next_request(c, now);
+  }
+
+  void expire(clock_type::time_point now) {
+    for (auto& [id, c] : conns_) {
+      if (c.at == phase::answering || c.at == phase::done || c.deadline > now)
+        continue;
+      if (c.at == phase::reading && c.parser.started()) {
+        refuse(c, refusal::timeout, now);
+      } else {
+        if (c.at == phase::writing && !c.close_after)
+          count(refusal::slow_reader);
+        c.at = phase::done;
+      }
+    }
+  }
+
+  void collect_replies(clock_type::time_point now) {
+    std::vector<std::pair<uint64_t, http_reply>> replies;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      replies.swap(replies_);
+    }
+    for (auto& [id, r] : replies) {
+      auto i = conns_.find(id);
+      if (i != conns_.end() && i->second.at == phase::answering)
+        answer(i->second, r, now);
+    }
+  }
+
+  void work(lane which) {
+    auto& jobs = which == lane::probes ? probe_jobs_ : other_jobs_;
+    for (;;) {
+      job j;
+      {
+        std::unique_lock<std::mutex> guard{mtx_};
+        cv_.wait(guard, [&] { return stopping_ || !jobs.empty(); });
+        if (stopping_)
+          return;
+        j = jobs.front();
+        jobs.pop_front();
+      }
+      http_reply r;
+      try {
+        r = j.route->answer();
+      } catch (const std::exception& e) {
+        r = {500, "text/plain", std::string{e.what()} + "\n"};
+      }
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        replies_.emplace_back(j.conn, std::move(r));
+      }
+      wake();
+    }
+  }
+
+  const admin_limits lim_;
+  const std::vector<http_route> routes_;
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread loop_;
+  std::thread probes_;
+  std::thread others_;
+  // Owned by the loop thread.
+  std::map<uint64_t, connection> conns_;
+  uint64_t next_id_ = 1;
+  // Shared with the workers, under mtx_.
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::deque<job> probe_jobs_;
+  std::deque<job> other_jobs_;
+  std::vector<std::pair<uint64_t, http_reply>> replies_;
+  // Read by /metrics from a worker.
+  std::array<std::atomic<uint64_t>, refusal_names.size()> refused_{};
+  std::atomic<size_t> open_{0};
+};
+
+admin_server::admin_server(caf::actor_system& sys, supervisor_actor sup,
+                           admin_limits limits)
+  : sys_(sys), sup_(std::move(sup)), limits_(limits) {
 }
 
 admin_server::~admin_server() {
@@ -72,69 +784,82 @@ std::string admin_server::state_json() {
 }
 
 result<unit> admin_server::start(const std::string& host, uint16_t port) {
-  auto& srv = *http_;
-  srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
-  });
-  srv.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    caf::scoped_actor self{sys_};
-    bool ready = false;
-    self->request(sup_, ask_timeout, atom::ready_v)
-      .receive([&](bool r) { ready = r; }, [&](caf::error&) {});
-    res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ready\n" : "not ready: first etcd read pending\n",
-                    "text/plain");
-  });
-  srv.Get("/v1/state", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(state_json() + "\n", "application/json");
-  });
-  srv.Get("/v1/vips", [this](const httplib::Request&, httplib::Response& res) {
-    caf::scoped_actor self{sys_};
-    std::string body = "{}";
-    self->request(sup_, ask_timeout, atom::vips_v)
-      .receive([&](std::string& s) { body = std::move(s); },
-               [&](caf::error& err) {
-                 json_writer j;
-                 j.begin_object().kv("error", sys_.render(err)).end_object();
-                 body = j.str();
-               });
-    res.set_content(body + "\n", "application/json");
-  });
-  srv.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    caf::scoped_actor self{sys_};
-    std::string text = "# HELP networkd_up 1 while the daemon runs\n"
-                       "# TYPE networkd_up gauge\nnetworkd_up 1\n";
-    self->request(sup_, ask_timeout, atom::tick_v, atom::status_v)
-      .receive([&](std::string& s) { text += s; }, [&](caf::error&) {});
-    for (auto& m : metrics_)
-      text += m();
-    res.set_content(text, "text/plain; version=0.0.4");
-  });
+  const std::string text = "text/plain";
+  const std::string json = "application/json";
+  std::vector<http_route> routes;
+  routes.push_back({"/healthz", lane::loop, [=] {
+                      return http_reply{200, text, "ok\n"};
+                    }});
+  routes.push_back({"/readyz", lane::probes, [this, text] {
+                      caf::scoped_actor self{sys_};
+                      std::string why = "supervisor does not answer";
+                      self
+                        ->request(sup_, ask_timeout, atom::ready_v,
+                                  atom::status_v)
+                        .receive([&](std::string& r) { why = std::move(r); },
+                                 [&](caf::error&) {});
+                      if (why.empty())
+                        return http_reply{200, text, "ready\n"};
+                      return http_reply{503, text, "not ready: " + why + "\n"};
+                    }});
+  routes.push_back({"/v1/state", lane::others, [this, json] {
+                      return http_reply{200, json, state_json() + "\n"};
+                    }});
+  routes.push_back(
+    {"/v1/vips", lane::others, [this, json] {
+       caf::scoped_actor self{sys_};
+       std::string body = "{}";
+       self->request(sup_, ask_timeout, atom::vips_v)
+         .receive([&](std::string& s) { body = std::move(s); },
+                  [&](caf::error& err) {
+                    json_writer j;
+                    j.begin_object().kv("error", sys_.render(err)).end_object();
+                    body = j.str();
+                  });
+       return http_reply{200, json, body + "\n"};
+     }});
+  routes.push_back(
+    {"/metrics", lane::probes, [this] {
+       caf::scoped_actor self{sys_};
+       std::string out = "# HELP networkd_up 1 while the daemon runs\n"
+                         "# TYPE networkd_up gauge\nnetworkd_up 1\n";
+       self->request(sup_, ask_timeout, atom::tick_v, atom::status_v)
+         .receive([&](std::string& s) { out += s; }, [&](caf::error&) {});
+       for (auto& m : metrics_)
+         out += m();
+       out += http_->metrics();
+       return http_reply{200, "text/plain; version=0.0.4", out};
+     }});
   for (auto& r : routes_) {
     auto body = r.body;
-    srv.Get(r.path, [body](const httplib::Request&, httplib::Response& res) {
-      res.set_content(body(), "text/plain");
-    });
+    routes.push_back({r.path, lane::others, [body, text] {
+                        return http_reply{200, text, body()};
+                      }});
   }
   for (auto& [path, a] : actor_routes_) {
     auto who = a;
-    srv.Get(path, [this, who](const httplib::Request&, httplib::Response& res) {
-      res.set_content(ask_status(sys_, who) + "\n", "application/json");
-    });
+    routes.push_back({path, lane::others, [this, who, json] {
+                        return http_reply{200, json,
+                                          ask_status(sys_, who) + "\n"};
+                      }});
   }
-  if (!srv.bind_to_port(host, port))
-    return make_failure("bind", "admin: cannot listen on " + host + ":"
-                                  + std::to_string(port));
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
-  NWD_LOG_INFO("admin", "listening on http://{}:{}", host, port);
+  http_ = std::make_unique<admin_http>(limits_, std::move(routes));
+  if (auto r = http_->bind(host, port); !r) {
+    http_.reset();
+    return r;
+  }
+  http_->run();
+  NWD_LOG_INFO("admin", "listening on http://{}:{}", host, http_->port());
   return unit{};
 }
 
 void admin_server::stop() {
   if (http_)
     http_->stop();
-  if (thread_.joinable())
-    thread_.join();
+}
+
+uint16_t admin_server::port() const {
+  return http_ ? http_->port() : 0;
 }
 
 } // namespace networkd

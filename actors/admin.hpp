@@ -1,25 +1,47 @@
 // SPDX-License-Identifier: MIT
-// Admin HTTP endpoint (cpp-httplib on its own threads): health, readiness,
-// the JSON state of every actor, Prometheus metrics. Handlers ask actors
-// with a blocking request from a scoped actor; nothing blocks the scheduler.
+// Admin HTTP endpoint: health, readiness, the JSON state of every actor,
+// Prometheus metrics. A small HTTP/1.1 server of our own: one poll() loop
+// reads and writes every connection (never blocking on one client) under
+// written limits; handlers that ask actors run on two worker threads with
+// a blocking request from a scoped actor, so nothing blocks the scheduler.
 #pragma once
 
 #include <caf/fwd.hpp>
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "actors/interfaces.hpp"
 #include "net/result.hpp"
 
-namespace httplib {
-class Server;
-}
-
 namespace networkd {
+
+class admin_http;
+
+/// Limits of the admin HTTP server. Past one, the request is answered
+/// (414, 431, 413, 408 or 503, counted in /metrics) and the connection
+/// closed. Requests never have a body.
+struct admin_limits {
+  /// Connections open at once. A newcomer past it displaces the oldest
+  /// connection that is still sending its request; when every connection
+  /// is being answered, the newcomer gets 503.
+  size_t max_connections = 16;
+  /// Bytes of the request line (414 past it).
+  size_t max_request_line = 2048;
+  /// Header lines, and their bytes with line ends (431 past either).
+  size_t max_headers = 64;
+  size_t max_header_bytes = 8192;
+  /// Time to send a whole request, counted from the connection's accept
+  /// or the end of its previous response: 408 past it (an idle connection
+  /// is closed without a word).
+  std::chrono::milliseconds request_timeout{5000};
+  /// Time the client has to read a response before it is dropped.
+  std::chrono::milliseconds response_timeout{5000};
+};
 
 class admin_server {
 public:
@@ -31,7 +53,8 @@ public:
     std::function<std::string()> body;
   };
 
-  admin_server(caf::actor_system& sys, supervisor_actor sup);
+  admin_server(caf::actor_system& sys, supervisor_actor sup,
+               admin_limits limits = {});
   ~admin_server();
 
   /// Adds an actor whose status appears in /v1/state.
@@ -44,17 +67,20 @@ public:
   /// Binds and starts serving; fails when the address cannot be bound.
   result<unit> start(const std::string& host, uint16_t port);
   void stop();
+  /// The bound port (useful after start with port 0), 0 before start.
+  uint16_t port() const;
+  /// What /v1/state answers (asks every actor; blocks up to 3 s each).
+  std::string state_json();
 
 private:
-  std::string state_json();
   caf::actor_system& sys_;
   supervisor_actor sup_;
+  admin_limits limits_;
   std::vector<status_client_actor> actors_;
   std::vector<metrics_source> metrics_;
   std::vector<text_route> routes_;
   std::vector<std::pair<std::string, status_client_actor>> actor_routes_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  std::unique_ptr<admin_http> http_;
 };
 
 } // namespace networkd
