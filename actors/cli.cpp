@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "actors/cli.hpp"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include "net/config.hpp"
@@ -54,8 +59,7 @@ const std::vector<flag_spec>& flags() {
     {"version", "print the version and exit", nullptr, &options::version},
     {"help", "print this help and exit", nullptr, &options::help},
     {"resolv-conf", "resolv.conf file to guard", &options::resolv_conf},
-    {"hosts-file", "hosts file served by the DNS server",
-     &options::hosts_file},
+    {"hosts-file", "hosts file served by the DNS server", &options::hosts_file},
     {"dns-allow",
      "extra client networks (CIDRs, comma-separated) allowed to query DNS",
      &options::dns_allow},
@@ -67,7 +71,13 @@ const std::vector<flag_spec>& flags() {
     {"etcd-cert", "client certificate for etcd TLS", &options::etcd_cert},
     {"etcd-key", "client key for etcd TLS", &options::etcd_key},
     {"etcd-user", "etcd user name (auth)", &options::etcd_user},
-    {"etcd-password", "etcd password (auth)", &options::etcd_password},
+    {"etcd-password",
+     "etcd password (auth); visible to every local user, prefer "
+     "--etcd-password-file or NETWORKD_ETCD_PASSWORD",
+     &options::etcd_password},
+    {"etcd-password-file",
+     "file holding the etcd password (trailing newline stripped)",
+     &options::etcd_password_file},
   };
   return all;
 }
@@ -110,7 +120,67 @@ result<unit> check_addr_list(const std::string& flag, const std::string& v) {
   return unit{};
 }
 
+/// Largest TLS or password file read (a CA bundle is a few hundred KiB).
+constexpr size_t max_flag_file = 1024 * 1024;
+
+/// The whole contents of the file a flag names; fails naming both when it
+/// cannot be read or is empty.
+result<std::string> read_flag_file(const std::string& flag,
+                                   const std::string& path) {
+  auto fail = [&](const std::string& why) {
+    return make_failure("bad_flag",
+                        "--" + flag + ": cannot read \"" + path + "\": " + why);
+  };
+  std::unique_ptr<FILE, decltype(&std::fclose)> f{
+    std::fopen(path.c_str(), "rb"), std::fclose};
+  if (!f)
+    return fail(std::strerror(errno));
+  std::string out;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) {
+    out.append(buf, n);
+    if (out.size() > max_flag_file)
+      return fail("larger than " + std::to_string(max_flag_file) + " bytes");
+  }
+  if (std::ferror(f.get()))
+    return fail(std::strerror(errno));
+  if (out.empty())
+    return fail("empty file");
+  return out;
+}
+
 } // namespace
+
+result<unit> load_etcd_secrets(options& opts) {
+  const char* env = std::getenv(etcd_password_env);
+  std::string from_env = env != nullptr ? env : "";
+  ::unsetenv(etcd_password_env);
+  for (auto [flag, path] : {std::pair{"etcd-ca", &options::etcd_ca},
+                            std::pair{"etcd-cert", &options::etcd_cert},
+                            std::pair{"etcd-key", &options::etcd_key}}) {
+    if (opts.*path == "")
+      continue;
+    if (auto r = read_flag_file(flag, opts.*path); !r)
+      return r.error();
+  }
+  if (!opts.etcd_password_file.empty()) {
+    auto r = read_flag_file("etcd-password-file", opts.etcd_password_file);
+    if (!r)
+      return r.error();
+    auto text = std::move(*r);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+      text.pop_back();
+    if (text.empty())
+      return make_failure("bad_flag", "--etcd-password-file: \""
+                                        + opts.etcd_password_file
+                                        + "\" holds no password");
+    opts.etcd_password = std::move(text);
+  } else if (opts.etcd_password.empty()) {
+    opts.etcd_password = std::move(from_env);
+  }
+  return unit{};
+}
 
 result<std::pair<std::string, uint16_t>> split_host_port(
   const std::string& text) {
@@ -176,6 +246,9 @@ result<options> parse_options(const std::vector<std::string>& args) {
                                       + "\" is not an IPv4 address");
   if (opts.etcd_endpoint.empty())
     return make_failure("bad_flag", "-etcd.endpoint: empty");
+  if (!opts.etcd_password.empty() && !opts.etcd_password_file.empty())
+    return make_failure("bad_flag", "--etcd-password and --etcd-password-file "
+                                    "exclude each other");
   if (opts.etcd_cert.empty() != opts.etcd_key.empty())
     return make_failure("bad_flag",
                         "--etcd-cert and --etcd-key go together");

@@ -43,7 +43,11 @@ struct options {
   std::string etcd_cert;
   std::string etcd_key;
   std::string etcd_user;
+  /// Filled by load_etcd_secrets() from, in this order: --etcd-password,
+  /// --etcd-password-file (the two exclude each other),
+  /// NETWORKD_ETCD_PASSWORD.
   std::string etcd_password;
+  std::string etcd_password_file;
   /// Flags seen that are accepted but ignored, for a warning at start.
   std::vector<std::string> ignored;
 };
@@ -51,6 +55,19 @@ struct options {
 /// Parses argv (without argv[0]). A failure names the flag and the reason;
 /// main() prints it in one line and exits with code 2.
 result<options> parse_options(const std::vector<std::string>& args);
+
+/// The environment variable read for the etcd password when no password
+/// flag is given.
+constexpr const char* etcd_password_env = "NETWORKD_ETCD_PASSWORD";
+
+/// Reads the files the etcd flags name, before anything runs: checks that
+/// --etcd-ca, --etcd-cert and --etcd-key are readable and not empty, and
+/// sets opts.etcd_password from --etcd-password-file (its contents, trailing
+/// newlines stripped) or, when neither password flag is given, from
+/// NETWORKD_ETCD_PASSWORD. Unsets NETWORKD_ETCD_PASSWORD either way so
+/// that child processes do not inherit it. A failure names the flag and the
+/// file; main() prints it in one line and exits with code 2.
+result<unit> load_etcd_secrets(options& opts);
 
 /// The --help text: every flag with its default.
 std::string usage();

@@ -129,6 +129,54 @@ struct status_result {
   int64_t revision = 0;
 };
 
+/// What the client did with its auth session, for tests and the admin state.
+struct client_stats {
+  uint64_t logins = 0;          ///< Authenticate requests sent
+  uint64_t login_failures = 0;  ///< of which etcd refused (bad user/password)
+  uint64_t logins_deferred = 0; ///< calls refused at once by the login backoff
+};
+
+// -- session policy: pure functions, time passed in ---------------------------
+
+/// Longest pause between two logins after failed ones.
+constexpr std::chrono::milliseconds max_login_backoff{30000};
+
+/// Pause before the next login after `failures` refused ones in a row: none
+/// for 0, then 1 s, 2 s, 4 s, ... up to max_login_backoff, each plus up to a
+/// fifth more (jitter in [0, 1) picks how much) so that nodes spread out.
+std::chrono::milliseconds login_backoff(unsigned failures, double jitter);
+
+/// Refused logins in a row and when the next one may be sent.
+struct login_gate {
+  unsigned failures = 0;
+  std::chrono::steady_clock::time_point next_try{};
+  std::string last_error; ///< why the last login was refused
+
+  /// May a login be sent at `now`?
+  bool open(std::chrono::steady_clock::time_point now) const {
+    return failures == 0 || now >= next_try;
+  }
+  /// A login was refused at `now`.
+  void refused(std::chrono::steady_clock::time_point now, double jitter,
+               std::string reason) {
+    ++failures;
+    next_try = now + login_backoff(failures, jitter);
+    last_error = std::move(reason);
+  }
+  void succeeded() { *this = login_gate{}; }
+};
+
+/// Whether a refused call or a canceled watch (its status message or cancel
+/// reason) says the auth token is no longer good, so that a new login may
+/// help: invalid or expired token, old auth revision, no token, unknown
+/// user. Not "permission denied": that is the role, a new token won't change
+/// it.
+bool is_token_reason(const std::string& message);
+
+/// A failed connection to a member is looked into (TCP connect and TLS
+/// handshake) at most this often.
+constexpr std::chrono::milliseconds probe_interval{5000};
+
 /// Failure codes used in networkd::failure::code by this client:
 /// "unavailable" (no member reachable), "timeout" (deadline passed),
 /// "compacted" (asked revision was compacted), "auth", "invalid" (bad
@@ -163,6 +211,8 @@ public:
   std::string current_endpoint() const;
   /// Compacts the store up to rev (tests use it to force watch resyncs).
   result<unit> compact(int64_t revision);
+  /// Login counters.
+  client_stats stats() const;
 
   struct impl;
   impl& internals() { return *impl_; }
@@ -218,6 +268,9 @@ public:
 
   const std::string& prefix() const;
   watch_status status() const;
+  /// Reads the whole prefix again (what was deleted meanwhile is delivered
+  /// as deletes, counted in resyncs) and watches on from there.
+  void resync();
 
   struct impl;
 

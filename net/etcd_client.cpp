@@ -1,11 +1,24 @@
 // SPDX-License-Identifier: MIT
 // etcd v3 client: endpoints, failover, auth, unary calls and lease keep-alive.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -16,6 +29,12 @@
 namespace networkd::etcd {
 
 namespace {
+
+/// gRPC's own lines (handshake failures on every reconnect, ...) go to our
+/// log at debug: the client logs each failure's real reason once itself.
+void grpc_to_debug(gpr_log_func_args* args) {
+  NWD_LOG_DEBUG("grpc", "{}:{}: {}", args->file, args->line, args->message);
+}
 
 constexpr const char* component = "etcd";
 
@@ -93,13 +112,6 @@ bool read_whole_file(const std::string& path, std::string& out) {
   ss << in.rdbuf();
   out = ss.str();
   return true;
-}
-
-bool is_token_error(const grpc::Status& st) {
-  const auto& msg = st.error_message();
-  return st.error_code() == grpc::StatusCode::UNAUTHENTICATED
-         || msg.find("invalid auth token") != std::string::npos
-         || msg.find("auth store is old") != std::string::npos;
 }
 
 /// Runs f, turning any exception into an "internal" failure.
@@ -185,9 +197,250 @@ etcdserverpb::Compare to_compare(const compare& c) {
   return out;
 }
 
+// -- connection probe ---------------------------------------------------------
+
+/// Closes a socket.
+struct fd_guard {
+  int fd = -1;
+  ~fd_guard() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+/// Blocks SIGPIPE in this thread while OpenSSL writes to a socket the peer
+/// may have closed, and drops one raised meanwhile.
+class sigpipe_guard {
+public:
+  sigpipe_guard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~sigpipe_guard() {
+    timespec zero{0, 0};
+    while (sigtimedwait(&pipe_, nullptr, &zero) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  sigpipe_guard(const sigpipe_guard&) = delete;
+  sigpipe_guard& operator=(const sigpipe_guard&) = delete;
+
+private:
+  sigset_t pipe_;
+  sigset_t old_;
+};
+
+/// Waits for `events` on fd until deadline; false on timeout or error.
+bool wait_fd(int fd, short events, steady::time_point deadline) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - steady::now());
+    if (left.count() <= 0)
+      return false;
+    pollfd p{fd, events, 0};
+    auto n = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (n > 0)
+      return true;
+    if (n < 0 && errno != EINTR)
+      return false;
+  }
+}
+
+/// The reason of OpenSSL's first queued error, or `otherwise`.
+std::string ssl_reason(const char* otherwise) {
+  auto code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0)
+    return otherwise;
+  const char* reason = ERR_reason_error_string(code);
+  return reason != nullptr ? reason : otherwise;
+}
+
+/// Why a handshake step failed: the verify result when the server's
+/// certificate was rejected, else OpenSSL's reason (an alert from the
+/// server, a bad protocol version, ...).
+std::string handshake_failure(SSL* ssl, int rc) {
+  auto verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    ERR_clear_error();
+    return std::string("certificate verify failed: ")
+           + X509_verify_cert_error_string(verify);
+  }
+  if (SSL_get_error(ssl, rc) == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+    return "TLS handshake failed: connection closed by the server";
+  return "TLS handshake failed: " + ssl_reason("unknown error");
+}
+
+/// TCP connect to the first address of host:port within deadline; returns
+/// the socket or -1 with *why set.
+int connect_to(const std::string& host, const std::string& port,
+               steady::time_point deadline, std::string* why) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+      rc != 0) {
+    *why = "resolve " + host + ": " + ::gai_strerror(rc);
+    return -1;
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list{res,
+                                                            ::freeaddrinfo};
+  int fd
+    = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *why = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  fd_guard guard{fd};
+  if (::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    if (errno != EINPROGRESS) {
+      *why = std::string("connect: ") + std::strerror(errno);
+      return -1;
+    }
+    if (!wait_fd(fd, POLLOUT, deadline)) {
+      *why = "connect: no answer in time";
+      return -1;
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      *why = std::string("connect: ") + std::strerror(err);
+      return -1;
+    }
+  }
+  guard.fd = -1;
+  return fd;
+}
+
+/// Loads the CA, certificate and key as gRPC does; empty or why not.
+std::string load_tls_files(SSL_CTX* ctx, const client_config& cfg) {
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  if (cfg.ca_file.empty())
+    SSL_CTX_set_default_verify_paths(ctx);
+  else if (SSL_CTX_load_verify_locations(ctx, cfg.ca_file.c_str(), nullptr)
+           != 1)
+    return "CA file " + cfg.ca_file + ": " + ssl_reason("unusable");
+  if (!cfg.cert_file.empty()
+      && SSL_CTX_use_certificate_chain_file(ctx, cfg.cert_file.c_str()) != 1)
+    return "certificate file " + cfg.cert_file + ": " + ssl_reason("unusable");
+  if (!cfg.key_file.empty()
+      && SSL_CTX_use_PrivateKey_file(ctx, cfg.key_file.c_str(),
+                                     SSL_FILETYPE_PEM)
+           != 1)
+    return "key file " + cfg.key_file + ": " + ssl_reason("unusable");
+  static const unsigned char alpn[] = {2, 'h', '2'};
+  SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn));
+  return {};
+}
+
+/// Runs the handshake on fd (non-blocking) until deadline; empty or why not.
+std::string handshake(SSL* ssl, int fd, steady::time_point deadline) {
+  for (;;) {
+    auto rc = SSL_connect(ssl);
+    if (rc == 1)
+      break;
+    auto err = SSL_get_error(ssl, rc);
+    short events = err == SSL_ERROR_WANT_READ    ? POLLIN
+                   : err == SSL_ERROR_WANT_WRITE ? POLLOUT
+                                                 : 0;
+    if (events == 0)
+      return handshake_failure(ssl, rc);
+    if (!wait_fd(fd, events, deadline))
+      return "TLS handshake: no answer in time";
+  }
+  // With TLS 1.3 the server checks our certificate after the client has
+  // finished: its alert comes with the first read. A server that says
+  // nothing for a moment has accepted us.
+  auto quiet
+    = std::min(deadline, steady::now() + std::chrono::milliseconds(300));
+  for (;;) {
+    char byte;
+    auto rc = SSL_peek(ssl, &byte, 1);
+    if (rc > 0)
+      return {};
+    auto err = SSL_get_error(ssl, rc);
+    if (err == SSL_ERROR_WANT_READ) {
+      if (!wait_fd(fd, POLLIN, quiet))
+        return {};
+      continue;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN)
+      return "TLS: the server closed the connection after the handshake";
+    return handshake_failure(ssl, rc);
+  }
+}
+
 } // namespace
 
 // -- helpers shared with the watcher ------------------------------------------
+
+std::chrono::milliseconds login_backoff(unsigned failures, double jitter) {
+  using std::chrono::milliseconds;
+  if (failures == 0)
+    return milliseconds(0);
+  auto pause = max_login_backoff;
+  if (failures <= 5)
+    pause = std::min(max_login_backoff,
+                     milliseconds(1000) * (int64_t{1} << (failures - 1)));
+  jitter = std::clamp(jitter, 0.0, 1.0);
+  return pause
+         + milliseconds(static_cast<int64_t>(static_cast<double>(pause.count())
+                                             * jitter / 5));
+}
+
+bool is_token_reason(const std::string& message) {
+  for (auto* text : {"invalid auth token", "auth store is old",
+                     "user name is empty", "user name not found"})
+    if (message.find(text) != std::string::npos)
+      return true;
+  return false;
+}
+
+bool is_token_error(const grpc::Status& st) {
+  return st.error_code() == grpc::StatusCode::UNAUTHENTICATED
+         || is_token_reason(st.error_message());
+}
+
+std::string probe(const std::string& target, bool tls, const client_config& cfg,
+                  std::chrono::milliseconds timeout) {
+  auto deadline = steady::now() + timeout;
+  auto colon = target.rfind(':');
+  auto host = target.substr(0, colon);
+  auto port = target.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[')
+    host = host.substr(1, host.size() - 2);
+  std::string why;
+  fd_guard fd{connect_to(host, port, deadline, &why)};
+  if (fd.fd < 0 || !tls)
+    return why;
+  sigpipe_guard no_sigpipe;
+  ERR_clear_error();
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx{
+    SSL_CTX_new(TLS_client_method()), SSL_CTX_free};
+  if (!ctx)
+    return "TLS: " + ssl_reason("out of memory");
+  if (auto bad = load_tls_files(ctx.get(), cfg); !bad.empty())
+    return bad;
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl{SSL_new(ctx.get()), SSL_free};
+  if (!ssl)
+    return "TLS: " + ssl_reason("out of memory");
+  SSL_set_fd(ssl.get(), fd.fd);
+  // Check the name the way gRPC does: the IP address, or the host name.
+  in6_addr ip;
+  if (::inet_pton(AF_INET, host.c_str(), &ip) == 1
+      || ::inet_pton(AF_INET6, host.c_str(), &ip) == 1) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), host.c_str());
+  } else {
+    SSL_set_tlsext_host_name(ssl.get(), host.c_str());
+    SSL_set1_host(ssl.get(), host.c_str());
+  }
+  auto out = handshake(ssl.get(), fd.fd, deadline);
+  ERR_clear_error();
+  return out;
+}
 
 std::string prefix_end(const std::string& key) {
   std::string end = key;
@@ -262,6 +515,12 @@ void cancel_slot::cancel() {
     ctx_->TryCancel();
 }
 
+void cancel_slot::interrupt() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (ctx_ != nullptr)
+    ctx_->TryCancel();
+}
+
 bool cancel_slot::cancelled() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return cancelled_;
@@ -314,6 +573,7 @@ struct keepalive_stream {
   enum class outcome { ok, failed, timeout };
 
   size_t idx = 0;
+  std::string token; ///< the one the stream was opened with
   grpc::ClientContext ctx;
   grpc::CompletionQueue cq;
   std::unique_ptr<stream_type> rw;
@@ -395,6 +655,7 @@ client::impl::impl(client_config config) : cfg(std::move(config)) {
         || !load(cfg.key_file, opts.pem_private_key))
       return;
     creds = grpc::SslCredentials(opts);
+    tls = true;
   } else {
     creds = grpc::InsecureChannelCredentials();
   }
@@ -456,6 +717,11 @@ std::string client::impl::token() const {
   return token_;
 }
 
+client_stats client::impl::stats() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return stats_;
+}
+
 void client::impl::drop_token(const std::string& token) {
   std::lock_guard<std::mutex> guard{mtx_};
   if (token_ == token)
@@ -463,22 +729,55 @@ void client::impl::drop_token(const std::string& token) {
   auth_disabled_logged_ = false;
 }
 
-void client::impl::prepare(grpc::ClientContext& ctx,
-                           steady::time_point deadline) {
+std::string client::impl::prepare(grpc::ClientContext& ctx,
+                                  steady::time_point deadline) {
   ctx.set_deadline(to_system(deadline));
   auto tok = token();
   if (!tok.empty())
     ctx.AddMetadata("token", tok);
+  return tok;
+}
+
+void client::impl::report(const std::string& topic, const std::string& reason) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (reason.empty() && reported_.empty())
+    return;
+  auto& last = reported_[topic];
+  if (last == reason)
+    return;
+  if (reason.empty())
+    NWD_LOG_INFO(component, "{}: works again", topic);
+  else
+    NWD_LOG_WARN(component, "{}", reason);
+  last = reason;
 }
 
 result<unit> client::impl::ensure_token(member& m,
                                         steady::time_point deadline) {
   if (cfg.user.empty())
     return unit{};
+  auto have_token = [this] { return !token_.empty() || auth_disabled_logged_; };
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (!token_.empty() || auth_disabled_logged_)
+    if (have_token())
       return unit{};
+  }
+  // One login at a time: the others wait for its token.
+  std::unique_lock<std::timed_mutex> login{login_mtx_, std::defer_lock};
+  if (!login.try_lock_until(deadline))
+    return make_failure("timeout", "authenticate as " + cfg.user
+                                     + ": another login is still running");
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (have_token())
+      return unit{};
+    if (!gate_.open(steady::now())) {
+      ++stats_.logins_deferred;
+      // The same text as the refusal itself: callers that log once per
+      // change of reason stay quiet.
+      return make_failure("auth", gate_.last_error);
+    }
+    ++stats_.logins;
   }
   grpc::ClientContext ctx;
   ctx.set_deadline(to_system(deadline));
@@ -490,6 +789,7 @@ result<unit> client::impl::ensure_token(member& m,
   std::lock_guard<std::mutex> guard{mtx_};
   if (st.ok()) {
     token_ = resp.token();
+    gate_.succeeded();
     NWD_LOG_INFO(component, "authenticated as {} on {}", cfg.user, m.target);
     return unit{};
   }
@@ -500,12 +800,81 @@ result<unit> client::impl::ensure_token(member& m,
       NWD_LOG_WARN(component, "auth is not enabled on {}; ignoring user {}",
                    m.target, cfg.user);
     auth_disabled_logged_ = true;
+    gate_.succeeded();
     return unit{};
   }
-  auto f = to_failure(st, "authenticate", m.target);
-  if (f.code != "unavailable" && f.code != "timeout")
-    f.code = "auth";
+  auto f = to_failure(st, "authenticate as " + cfg.user, m.target);
+  if (f.code == "unavailable" || f.code == "timeout")
+    return f;
+  // Refused (bad password, unknown user): each try costs etcd a bcrypt
+  // hash, so wait longer and longer before the next one.
+  f.code = "auth";
+  ++stats_.login_failures;
+  bool changed = f.message != gate_.last_error;
+  std::uniform_real_distribution<double> jitter{0.0, 1.0};
+  gate_.refused(steady::now(), jitter(rng_), f.message);
+  auto pause = std::chrono::duration_cast<std::chrono::milliseconds>(
+    gate_.next_try - steady::now());
+  if (changed)
+    NWD_LOG_WARN(component, "{}; next login in {} ms", f.message,
+                 pause.count());
+  else
+    NWD_LOG_DEBUG(component, "{}; next login in {} ms", f.message,
+                  pause.count());
   return f;
+}
+
+void client::impl::connected(size_t idx) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& m = members[idx];
+  if (m.reason.empty())
+    return;
+  NWD_LOG_INFO(component, "connected to {}", m.target);
+  m.reason.clear();
+}
+
+void client::impl::diagnose(size_t idx, steady::time_point deadline) {
+  auto& m = members[idx];
+  auto now = steady::now();
+  auto budget = std::min<steady::duration>(cfg.dial_timeout, deadline - now);
+  if (budget < std::chrono::milliseconds(50))
+    return;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (m.probed_at != steady::time_point{}
+        && now - m.probed_at < probe_interval)
+      return;
+    m.probed_at = now;
+  }
+  auto why
+    = probe(m.target, tls, cfg,
+            std::chrono::duration_cast<std::chrono::milliseconds>(budget));
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (why == m.reason)
+    return;
+  // A probe that got through says nothing about gRPC's failure: forget the
+  // old reason rather than show a stale one.
+  if (!why.empty())
+    NWD_LOG_WARN(component, "cannot connect to {}: {}", m.target, why);
+  m.reason = std::move(why);
+}
+
+std::string client::impl::not_connected(size_t idx) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& m = members[idx];
+  auto out = m.target + " not connected";
+  if (!m.reason.empty())
+    out += ": " + m.reason;
+  return out;
+}
+
+std::string client::impl::unreachable() const {
+  std::string out = "no etcd member reachable";
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& m : members)
+    if (!m.reason.empty())
+      out += "; " + m.target + ": " + m.reason;
+  return out;
 }
 
 bool client::impl::wait_ready(size_t idx, steady::time_point deadline,
@@ -514,12 +883,18 @@ bool client::impl::wait_ready(size_t idx, steady::time_point deadline,
   auto& ch = *members[idx].channel;
   auto st = ch.GetState(true);
   for (;;) {
-    if (st == GRPC_CHANNEL_READY)
+    if (st == GRPC_CHANNEL_READY) {
+      connected(idx);
       return true;
+    }
     if (st == GRPC_CHANNEL_SHUTDOWN)
       return false;
-    if (fail_fast && st == GRPC_CHANNEL_TRANSIENT_FAILURE)
-      return false;
+    if (st == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      // gRPC keeps the reason to itself: find it out ourselves.
+      diagnose(idx, deadline);
+      if (fail_fast)
+        return false;
+    }
     auto now = steady::now();
     if (now >= deadline || (stop && stop()))
       return false;
@@ -591,8 +966,8 @@ result<size_t> client::impl::unary(const char* what, const attempt_fn& fn,
       auto& m = members[idx];
       auto dial = std::min(deadline, now + cfg.dial_timeout);
       if (!wait_ready(idx, dial, pass == 0, stop)) {
-        last = make_failure("unavailable", std::string(what) + ": " + m.target
-                                             + " not connected");
+        last = make_failure("unavailable",
+                            std::string(what) + ": " + not_connected(idx));
         mark_failed(idx);
         continue;
       }
@@ -605,24 +980,29 @@ result<size_t> client::impl::unary(const char* what, const attempt_fn& fn,
         continue;
       }
       grpc::ClientContext ctx;
-      prepare(ctx, deadline);
+      auto sent = prepare(ctx, deadline);
       slot_guard guard{slot, &ctx};
       if (!guard.ok())
         return make_failure("unavailable", std::string(what) + ": cancelled");
       auto st = fn(m, ctx);
       if (st.ok()) {
         mark_ok(idx);
+        report(what, {});
         return idx;
       }
       if (!cfg.user.empty() && !reauthed && is_token_error(st)) {
-        NWD_LOG_INFO(component, "auth token rejected by {}, authenticating",
-                     m.target);
-        drop_token(token());
+        NWD_LOG_INFO(component,
+                     "auth token rejected by {} ({}), "
+                     "authenticating",
+                     m.target, st.error_message());
+        drop_token(sent);
         reauthed = true;
         --k; // the same member again, with a fresh token
         continue;
       }
       auto f = to_failure(st, what, m.target);
+      if (f.code == "auth")
+        report(what, f.to_string());
       if (f.code != "unavailable")
         return f;
       last = std::move(f);
@@ -672,7 +1052,7 @@ result<lease_keepalive_result> client::impl::keepalive(int64_t id) {
   auto fail = [&](outcome o, const char* step) {
     auto st = keepalive_->close();
     if (is_token_error(st))
-      drop_token(token());
+      drop_token(keepalive_->token);
     auto target = members[keepalive_->idx].target;
     if (o == outcome::timeout)
       last = make_failure("timeout", std::string("lease keep-alive ") + step
@@ -684,6 +1064,8 @@ result<lease_keepalive_result> client::impl::keepalive(int64_t id) {
         std::string("lease keep-alive ") + step, target);
     if (last.code == "unavailable")
       mark_failed(keepalive_->idx);
+    if (last.code == "auth")
+      report("lease keep-alive", last.to_string());
     keepalive_.reset();
   };
   // A keep-alive is idempotent: one more try on a fresh stream (the next
@@ -691,8 +1073,12 @@ result<lease_keepalive_result> client::impl::keepalive(int64_t id) {
   for (int attempt = 0; attempt < 2 && steady::now() < deadline; ++attempt) {
     if (!keepalive_) {
       auto idx = pick(deadline);
-      if (!idx)
+      if (!idx) {
+        if (attempt == 0)
+          last
+            = make_failure("unavailable", "lease keep-alive: " + unreachable());
         break;
+      }
       auto tok = ensure_token(members[*idx], deadline);
       if (!tok) {
         last = tok.error();
@@ -703,9 +1089,9 @@ result<lease_keepalive_result> client::impl::keepalive(int64_t id) {
       }
       keepalive_ = std::make_unique<keepalive_stream>();
       keepalive_->idx = *idx;
-      auto t = token();
-      if (!t.empty())
-        keepalive_->ctx.AddMetadata("token", t);
+      keepalive_->token = token();
+      if (!keepalive_->token.empty())
+        keepalive_->ctx.AddMetadata("token", keepalive_->token);
       keepalive_->rw = members[*idx].lease->PrepareAsyncLeaseKeepAlive(
         &keepalive_->ctx, &keepalive_->cq);
       keepalive_->rw->StartCall(keepalive_->tag());
@@ -749,8 +1135,11 @@ result<lease_keepalive_result> client::impl::keepalive(int64_t id) {
 
 // -- client -------------------------------------------------------------------
 
-client::client(client_config cfg)
-    : impl_(std::make_unique<impl>(std::move(cfg))) {}
+client::client(client_config cfg) {
+  static std::once_flag routed;
+  std::call_once(routed, [] { gpr_set_log_function(grpc_to_debug); });
+  impl_ = std::make_unique<impl>(std::move(cfg));
+}
 
 client::~client() = default;
 
@@ -972,6 +1361,10 @@ result<status_result> client::status() {
     out.revision = resp.header().revision();
     return out;
   });
+}
+
+client_stats client::stats() const {
+  return impl_->stats();
 }
 
 std::string client::current_endpoint() const {

@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,8 @@ public:
   bool attach(grpc::ClientContext* ctx);
   void detach();
   void cancel();
+  /// Cancels the running call only; later calls go ahead.
+  void interrupt();
   bool cancelled() const;
 
 private:
@@ -63,7 +67,18 @@ struct member {
   std::unique_ptr<etcdserverpb::Lease::Stub> lease;
   std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
   std::unique_ptr<etcdserverpb::Auth::Stub> auth;
+  // Guarded by client::impl's mutex.
+  std::string reason; ///< why the last connect failed; empty when unknown
+  steady::time_point probed_at{}; ///< last probe() start
 };
+
+/// Connects to target ("host:port") with TCP and, when `tls`, does one TLS
+/// handshake with the given files checking the server as gRPC does (CA,
+/// host name or IP). Returns why it failed ("certificate verify failed:
+/// unable to get local issuer certificate", "connect: Connection refused"),
+/// or empty when it worked. Blocks at most `timeout`.
+std::string probe(const std::string& target, bool tls, const client_config& cfg,
+                  std::chrono::milliseconds timeout);
 
 struct keepalive_stream;
 
@@ -74,6 +89,7 @@ struct client::impl {
   client_config cfg;
   /// Set when the configuration is unusable; every call returns it.
   std::optional<failure> config_error;
+  bool tls = false;
   std::vector<member> members;
 
   /// A unary call attempt: fills the response it captured and returns the
@@ -91,12 +107,24 @@ struct client::impl {
   std::optional<size_t> pick(steady::time_point deadline,
                              const std::function<bool()>& stop = {});
 
-  /// Adds the deadline and the auth token to a call.
-  void prepare(grpc::ClientContext& ctx, steady::time_point deadline);
-  /// Makes sure a token exists when auth is configured.
+  /// Adds the deadline and the auth token to a call; returns the token.
+  std::string prepare(grpc::ClientContext& ctx, steady::time_point deadline);
+  /// Makes sure a token exists when auth is configured. Logins go one at a
+  /// time; after refused ones they wait out login_backoff, and calls in the
+  /// meantime fail at once with the last reason.
   result<unit> ensure_token(member& m, steady::time_point deadline);
   void drop_token(const std::string& token);
   std::string token() const;
+  client_stats stats() const;
+
+  /// "host:port not connected[: why]" for member idx.
+  std::string not_connected(size_t idx) const;
+  /// Why no member is reachable, for every member with a known reason.
+  std::string unreachable() const;
+  /// Logs a failure of `topic` when its reason changed since the last one
+  /// logged (empty reason: it works again, logged at info when it was
+  /// failing).
+  void report(const std::string& topic, const std::string& reason);
 
   size_t current() const;
   /// The member failed: move on to the next one unless another thread
@@ -111,15 +139,30 @@ struct client::impl {
 private:
   bool wait_ready(size_t idx, steady::time_point deadline, bool fail_fast,
                   const std::function<bool()>& stop);
+  /// The member's channel failed to connect: probe() it (at most every
+  /// probe_interval, within deadline) and remember and log the reason.
+  void diagnose(size_t idx, steady::time_point deadline);
+  void connected(size_t idx);
 
   mutable std::mutex mtx_;
   size_t current_ = 0;
   std::string token_;
   bool auth_disabled_logged_ = false;
+  login_gate gate_;
+  client_stats stats_;
+  std::mt19937 rng_{std::random_device{}()};
+  std::map<std::string, std::string> reported_; ///< topic -> last reason
+
+  /// Held while a login runs, so that threads finding no token wait for
+  /// one login instead of sending their own.
+  std::timed_mutex login_mtx_;
 
   std::mutex keepalive_mtx_;
   std::unique_ptr<keepalive_stream> keepalive_;
 };
+
+/// Whether a failed call says the token is no longer good.
+bool is_token_error(const grpc::Status& st);
 
 /// Maps a failed gRPC status to the client's failure codes.
 failure to_failure(const grpc::Status& st, const std::string& what,

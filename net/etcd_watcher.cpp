@@ -8,6 +8,7 @@
 #include <exception>
 #include <map>
 #include <thread>
+#include <utility>
 
 #include "net/etcd.hpp"
 #include "net/etcd_impl.hpp"
@@ -36,7 +37,7 @@ const char* phase_name(watch_status::phase p) {
 }
 
 /// Why one watch stream ended.
-enum class stream_end { stopped, compacted, failed };
+enum class stream_end { stopped, compacted, failed, reauth };
 
 } // namespace
 
@@ -54,6 +55,7 @@ struct watcher::impl {
   mutable std::mutex mtx;
   std::condition_variable cv;
   bool stopping = false;
+  bool resync_asked = false; ///< resync() was called
   watch_status st;
   cancel_slot slot;
   std::thread thread;
@@ -64,10 +66,23 @@ struct watcher::impl {
   bool synced = false;
   bool resync = false;
   std::chrono::milliseconds backoff = min_backoff;
+  std::string logged_error; ///< last error logged at warn level
+  int reauths = 0;          ///< token rejections since the last good stream
 
   bool stopped() const {
     std::lock_guard<std::mutex> guard{mtx};
     return stopping;
+  }
+
+  bool resync_pending() const {
+    std::lock_guard<std::mutex> guard{mtx};
+    return resync_asked;
+  }
+
+  /// True once per resync() call.
+  bool take_resync() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return std::exchange(resync_asked, false);
   }
 
   /// Applies f to the status and reports it when something changed.
@@ -121,16 +136,21 @@ struct watcher::impl {
     }
   }
 
-  /// Waits out the backoff (or until stopped) and doubles it.
+  /// Waits out the backoff (or until stopped) and doubles it. Logs the
+  /// error at warn level once per change, not every retry.
   void pause(const std::string& error) {
-    NWD_LOG_WARN(component, "{}: {}; retrying in {} ms", prefix, error,
-                 backoff.count());
+    if (error != logged_error)
+      NWD_LOG_WARN(component, "{}: {}; retrying", prefix, error);
+    else
+      NWD_LOG_DEBUG(component, "{}: {}; retrying in {} ms", prefix, error,
+                    backoff.count());
+    logged_error = error;
     update([&](watch_status& s) {
       s.state = watch_status::phase::retrying;
       s.last_error = error;
     });
     std::unique_lock<std::mutex> lock{mtx};
-    cv.wait_for(lock, backoff, [this] { return stopping; });
+    cv.wait_for(lock, backoff, [this] { return stopping || resync_asked; });
     backoff = std::min(backoff * 2, max_backoff);
   }
 
@@ -142,7 +162,7 @@ struct watcher::impl {
     opts.prefix = true;
     auto r = c.range(prefix, opts, &slot);
     if (!r) {
-      if (!stopped())
+      if (!stopped() && !resync_pending())
         pause("range: " + r.error().to_string());
       return false;
     }
@@ -217,14 +237,15 @@ struct watcher::impl {
     if (slot.cancelled())
       return stream_end::stopped;
     if (!idx) {
-      error = "no etcd member reachable";
+      error = c.unreachable();
       return stream_end::failed;
     }
     auto& m = c.members[*idx];
     if (auto tok = c.ensure_token(m, steady::now() + c.cfg.call_timeout);
         !tok) {
       error = tok.error().to_string();
-      c.mark_failed(*idx);
+      if (tok.error().code == "unavailable")
+        c.mark_failed(*idx);
       return stream_end::failed;
     }
     grpc::ClientContext ctx;
@@ -237,6 +258,9 @@ struct watcher::impl {
     slot_guard guard{&slot, &ctx};
     if (!guard.ok())
       return stream_end::stopped;
+    // Asked before the stream could be interrupted.
+    if (take_resync())
+      return stream_end::compacted;
     auto stream = m.watch->Watch(&ctx);
     etcdserverpb::WatchRequest req;
     auto* create = req.mutable_create_request();
@@ -264,12 +288,23 @@ struct watcher::impl {
           error = "watch canceled by " + m.target + ": " + resp.cancel_reason();
           if (resp.cancel_reason().find("compacted") != std::string::npos)
             result = stream_end::compacted;
+          // etcd says so when it forgot our token (it restarted): log in
+          // again and watch on from the same revision.
+          if (is_token_reason(resp.cancel_reason())) {
+            c.drop_token(token);
+            result = stream_end::reauth;
+          }
           ended_by_us = true;
           break;
         }
         if (resp.created()) {
           c.mark_ok(*idx);
           backoff = min_backoff;
+          reauths = 0;
+          if (!logged_error.empty())
+            NWD_LOG_INFO(component, "{}: watching again on {}", prefix,
+                         m.target);
+          logged_error.clear();
           set_phase(watch_status::phase::watching);
           NWD_LOG_DEBUG(component, "{}: watching from revision {} on {}",
                         prefix, revision + 1, m.target);
@@ -296,13 +331,15 @@ struct watcher::impl {
     auto st = stream->Finish();
     if (slot.cancelled())
       return stream_end::stopped;
+    if (take_resync())
+      return stream_end::compacted; // read everything again, as after one
     if (result == stream_end::failed && error.empty()) {
       error = to_failure(st.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                                 "stream ended")
                                  : st,
                          "watch", m.target)
                 .to_string();
-      if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED)
+      if (is_token_error(st))
         c.drop_token(token);
       c.mark_failed(*idx);
     }
@@ -312,6 +349,10 @@ struct watcher::impl {
   void run() {
     bool first = true;
     while (!stopped()) {
+      if (take_resync()) {
+        resync = true;
+        update([](watch_status& s) { ++s.resyncs; });
+      }
       if (!synced || resync) {
         if (!sync())
           continue;
@@ -327,6 +368,17 @@ struct watcher::impl {
         case stream_end::compacted:
           resync = true;
           update([](watch_status& s) { ++s.resyncs; });
+          break;
+        case stream_end::reauth:
+          // The first time at once; a token rejected again and again (a
+          // cluster being reconfigured) waits like any failure.
+          if (reauths++ == 0) {
+            NWD_LOG_INFO(component, "{}: {}; authenticating again", prefix,
+                         error);
+            break;
+          }
+          if (!stopped())
+            pause(error);
           break;
         case stream_end::failed:
           if (!stopped())
@@ -368,6 +420,15 @@ watcher::~watcher() {
   impl_->slot.cancel();
   if (impl_->thread.joinable())
     impl_->thread.join();
+}
+
+void watcher::resync() {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->resync_asked = true;
+  }
+  impl_->cv.notify_all();
+  impl_->slot.interrupt();
 }
 
 const std::string& watcher::prefix() const {

@@ -3,6 +3,10 @@
 
 #include "actors/cli.hpp"
 
+#include <cstdlib>
+
+#include "tests/support/util.hpp"
+
 using namespace networkd;
 
 TEST_CASE("the original flags parse with one or two dashes", "[cli]") {
@@ -72,12 +76,113 @@ TEST_CASE("the help text lists every flag", "[cli]") {
   REQUIRE(r);
   CHECK(r->help);
   auto text = usage();
-  for (auto f : {"-etcd.endpoint", "-lainlet.endpoint", "-docker.endpoint",
-                 "-net.interface", "-net.address", "-hostname", "-domain",
-                 "-godns.addr", "-api.addr", "-tinydns", "-swarm",
-                 "-webrouter", "-deployd", "-streamrouter", "-acl",
-                 "-libnetwork", "-lock.filename", "-verbose", "-version",
-                 "-resolv-conf", "-hosts-file", "-etcd-ca", "-etcd-cert",
-                 "-etcd-key", "-etcd-user", "-etcd-password"})
+  for (auto f : {"-etcd.endpoint",
+                 "-lainlet.endpoint",
+                 "-docker.endpoint",
+                 "-net.interface",
+                 "-net.address",
+                 "-hostname",
+                 "-domain",
+                 "-godns.addr",
+                 "-api.addr",
+                 "-tinydns",
+                 "-swarm",
+                 "-webrouter",
+                 "-deployd",
+                 "-streamrouter",
+                 "-acl",
+                 "-libnetwork",
+                 "-lock.filename",
+                 "-verbose",
+                 "-version",
+                 "-resolv-conf",
+                 "-hosts-file",
+                 "-etcd-ca",
+                 "-etcd-cert",
+                 "-etcd-key",
+                 "-etcd-user",
+                 "-etcd-password",
+                 "-etcd-password-file"})
     CHECK(text.find(f) != std::string::npos);
+}
+
+TEST_CASE("a missing or unreadable etcd TLS file is named at start", "[cli]") {
+  test::temp_dir dir;
+  test::write_file(dir.file("ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+  auto check = [](std::vector<std::string> args, const std::string& flag,
+                  const std::string& file) {
+    auto r = parse_options(args);
+    REQUIRE(r);
+    auto loaded = load_etcd_secrets(*r);
+    REQUIRE_FALSE(loaded);
+    INFO(loaded.error().message);
+    CHECK(loaded.error().code == "bad_flag");
+    CHECK(loaded.error().message.find(flag) != std::string::npos);
+    CHECK(loaded.error().message.find(file) != std::string::npos);
+  };
+  check({"--etcd-ca=" + dir.file("nope.pem")}, "--etcd-ca",
+        dir.file("nope.pem"));
+  check({"--etcd-ca", dir.file("ca.pem"), "--etcd-cert", dir.file("c.pem"),
+         "--etcd-key", dir.file("ca.pem")},
+        "--etcd-cert", dir.file("c.pem"));
+  check({"--etcd-cert", dir.file("ca.pem"), "--etcd-key", dir.file("k.pem")},
+        "--etcd-key", dir.file("k.pem"));
+  // A directory opens but does not read.
+  check({"--etcd-ca", dir.path()}, "--etcd-ca", dir.path());
+  test::write_file(dir.file("empty.pem"), "");
+  check({"--etcd-ca", dir.file("empty.pem")}, "--etcd-ca",
+        dir.file("empty.pem"));
+  check({"--etcd-password-file", dir.file("pw")}, "--etcd-password-file",
+        dir.file("pw"));
+
+  auto ok = parse_options({"--etcd-ca", dir.file("ca.pem")});
+  REQUIRE(ok);
+  CHECK(load_etcd_secrets(*ok));
+}
+
+TEST_CASE("the etcd password comes from a file or the environment", "[cli]") {
+  test::temp_dir dir;
+  test::write_file(dir.file("pw"), "s3cret\r\n");
+  ::unsetenv(etcd_password_env);
+
+  auto from_file = parse_options(
+    {"--etcd-user=networkd", "--etcd-password-file", dir.file("pw")});
+  REQUIRE(from_file);
+  REQUIRE(load_etcd_secrets(*from_file));
+  CHECK(from_file->etcd_password == "s3cret");
+
+  // Only the trailing newline goes: inner spaces are part of the password.
+  test::write_file(dir.file("pw2"), " a b \n");
+  auto spaces = parse_options({"--etcd-password-file=" + dir.file("pw2")});
+  REQUIRE(spaces);
+  REQUIRE(load_etcd_secrets(*spaces));
+  CHECK(spaces->etcd_password == " a b ");
+
+  ::setenv(etcd_password_env, "from-env", 1);
+  auto from_env = parse_options({"--etcd-user=networkd"});
+  REQUIRE(from_env);
+  REQUIRE(load_etcd_secrets(*from_env));
+  CHECK(from_env->etcd_password == "from-env");
+  // Read once and removed: child processes do not inherit it.
+  CHECK(std::getenv(etcd_password_env) == nullptr);
+
+  // A flag wins over the environment, which is still removed.
+  ::setenv(etcd_password_env, "from-env", 1);
+  auto file_wins = parse_options({"--etcd-password-file", dir.file("pw")});
+  REQUIRE(file_wins);
+  REQUIRE(load_etcd_secrets(*file_wins));
+  CHECK(file_wins->etcd_password == "s3cret");
+  CHECK(std::getenv(etcd_password_env) == nullptr);
+
+  ::setenv(etcd_password_env, "from-env", 1);
+  auto flag_wins = parse_options({"--etcd-password=on-the-command-line"});
+  REQUIRE(flag_wins);
+  REQUIRE(load_etcd_secrets(*flag_wins));
+  CHECK(flag_wins->etcd_password == "on-the-command-line");
+  CHECK(std::getenv(etcd_password_env) == nullptr);
+
+  auto both = parse_options(
+    {"--etcd-password=x", "--etcd-password-file", dir.file("pw")});
+  REQUIRE_FALSE(both);
+  CHECK(both.error().message.find("--etcd-password-file") != std::string::npos);
 }

@@ -4,14 +4,15 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <sstream>
 #include <stdexcept>
 
 namespace networkd::test {
 
 namespace {
 
-std::string url(uint16_t port) {
-  return "http://127.0.0.1:" + std::to_string(port);
+std::string url(uint16_t port, const char* scheme = "http") {
+  return std::string(scheme) + "://127.0.0.1:" + std::to_string(port);
 }
 
 } // namespace
@@ -29,10 +30,10 @@ int etcdctl(const std::string& endpoints, const std::string& args,
 etcd_member::etcd_member(std::string name, std::string dir,
                          uint16_t client_port, uint16_t peer_port,
                          std::string initial_cluster,
-                         std::vector<std::string> extra_args)
+                         std::vector<std::string> extra_args, etcd_tls tls)
     : name_(std::move(name)), dir_(std::move(dir)), client_port_(client_port),
       peer_port_(peer_port), initial_cluster_(std::move(initial_cluster)),
-      extra_args_(std::move(extra_args)) {
+      extra_args_(std::move(extra_args)), tls_(std::move(tls)) {
   std::filesystem::create_directories(dir_);
 }
 
@@ -43,12 +44,13 @@ etcd_member::~etcd_member() {
 void etcd_member::launch() {
   if (proc_ && proc_->running())
     return;
+  auto scheme = tls_.cert_file.empty() ? "http" : "https";
   std::vector<std::string> argv{
     "etcd",
     "--name=" + name_,
     "--data-dir=" + dir_ + "/data",
-    "--listen-client-urls=" + url(client_port_),
-    "--advertise-client-urls=" + url(client_port_),
+    "--listen-client-urls=" + url(client_port_, scheme),
+    "--advertise-client-urls=" + url(client_port_, scheme),
     "--listen-peer-urls=" + url(peer_port_),
     "--initial-advertise-peer-urls=" + url(peer_port_),
     "--initial-cluster=" + initial_cluster_,
@@ -61,6 +63,14 @@ void etcd_member::launch() {
     "--log-level=error",
     "--log-outputs=stderr",
   };
+  if (!tls_.cert_file.empty()) {
+    argv.push_back("--cert-file=" + tls_.cert_file);
+    argv.push_back("--key-file=" + tls_.key_file);
+  }
+  if (!tls_.client_ca_file.empty()) {
+    argv.push_back("--client-cert-auth");
+    argv.push_back("--trusted-ca-file=" + tls_.client_ca_file);
+  }
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   proc_ = std::make_unique<process>(argv, dir_ + "/etcd.log");
 }
@@ -72,7 +82,7 @@ bool etcd_member::wait_healthy(std::chrono::milliseconds deadline) {
         return false;
       // A member serves clients only once it has joined the cluster through
       // raft; Status needs no auth (unlike "endpoint health").
-      return etcdctl(endpoint(), "endpoint status") == 0;
+      return etcdctl(etcdctl_target(), "endpoint status") == 0;
     },
     deadline, 50ms);
 }
@@ -100,6 +110,17 @@ std::string etcd_member::endpoint() const {
   return "127.0.0.1:" + std::to_string(client_port_);
 }
 
+std::string etcd_member::etcdctl_target() const {
+  if (tls_.cert_file.empty())
+    return endpoint();
+  // With client certificates on, the server's own pair is one its CA
+  // signed.
+  auto out = "https://" + endpoint() + " --cacert=" + tls_.ca_file;
+  if (!tls_.client_ca_file.empty())
+    out += " --cert=" + tls_.cert_file + " --key=" + tls_.key_file;
+  return out;
+}
+
 std::string etcd_member::log() const {
   return read_file(dir_ + "/etcd.log");
 }
@@ -107,12 +128,15 @@ std::string etcd_member::log() const {
 // -- etcd_server --------------------------------------------------------------
 
 etcd_server::etcd_server(std::vector<std::string> extra_args)
+    : etcd_server(std::move(extra_args), etcd_tls{}) {}
+
+etcd_server::etcd_server(std::vector<std::string> extra_args, etcd_tls tls)
     : dir_("networkd-etcd") {
   auto client_port = free_port();
   auto peer_port = free_port();
   member_ = std::make_unique<etcd_member>(
     "solo", dir_.file("solo"), client_port, peer_port, "solo=" + url(peer_port),
-    std::move(extra_args));
+    std::move(extra_args), std::move(tls));
   start();
 }
 
@@ -147,7 +171,56 @@ bool etcd_server::running() {
 }
 
 int etcd_server::etcdctl(const std::string& args, std::string* out) const {
-  return test::etcdctl(endpoint(), args, out);
+  return test::etcdctl(member_->etcdctl_target(), ctl_auth_ + args, out);
+}
+
+namespace {
+
+void must(const etcd_server& srv, const std::string& args) {
+  std::string out;
+  if (srv.etcdctl(args, &out) != 0)
+    throw std::runtime_error("etcdctl " + args + " failed: " + out);
+}
+
+} // namespace
+
+void etcd_server::enable_auth(const std::string& root_password) {
+  must(*this, "user add root:" + root_password);
+  must(*this, "auth enable");
+  ctl_auth_ = "--user=root:" + root_password + " ";
+}
+
+void etcd_server::add_user(const std::string& user, const std::string& password,
+                           const std::string& read_prefix,
+                           const std::string& write_prefix) {
+  must(*this, "role add " + user);
+  must(*this,
+       "role grant-permission " + user + " --prefix=true read " + read_prefix);
+  must(*this, "role grant-permission " + user + " --prefix=true readwrite "
+                + write_prefix);
+  must(*this, "user add " + user + ":" + password);
+  must(*this, "user grant-role " + user + " " + user);
+}
+
+double etcd_server::metric(const std::string& name,
+                           const std::vector<std::string>& labels) const {
+  std::string text;
+  if (sh("curl -sf --max-time 5 http://" + endpoint() + "/metrics", &text) != 0)
+    return -1;
+  double sum = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) != 0)
+      continue;
+    bool all = true;
+    for (auto& l : labels)
+      all = all && line.find(l) != std::string::npos;
+    auto space = line.rfind(' ');
+    if (all && space != std::string::npos)
+      sum += std::stod(line.substr(space + 1));
+  }
+  return sum;
 }
 
 std::string etcd_server::log() const {

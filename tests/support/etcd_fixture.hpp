@@ -15,12 +15,21 @@
 
 namespace networkd::test {
 
+/// TLS on etcd's client port.
+struct etcd_tls {
+  std::string cert_file; ///< server certificate (PEM)
+  std::string key_file;  ///< its key
+  std::string ca_file;   ///< the CA that signed it (etcdctl checks with it)
+  /// When set, clients must present a certificate signed by this CA.
+  std::string client_ca_file;
+};
+
 /// One etcd member's command line and process; used by both fixtures.
 class etcd_member {
 public:
   etcd_member(std::string name, std::string dir, uint16_t client_port,
               uint16_t peer_port, std::string initial_cluster,
-              std::vector<std::string> extra_args = {});
+              std::vector<std::string> extra_args = {}, etcd_tls tls = {});
   ~etcd_member();
   etcd_member(const etcd_member&) = delete;
   etcd_member& operator=(const etcd_member&) = delete;
@@ -37,6 +46,8 @@ public:
   void resume();
   bool running();
   std::string endpoint() const;
+  /// What etcdctl needs to reach the member: endpoint and TLS flags.
+  std::string etcdctl_target() const;
   std::string log() const;
 
 private:
@@ -46,6 +57,7 @@ private:
   uint16_t peer_port_;
   std::string initial_cluster_;
   std::vector<std::string> extra_args_;
+  etcd_tls tls_;
   std::unique_ptr<process> proc_;
 };
 
@@ -59,6 +71,8 @@ int etcdctl(const std::string& endpoints, const std::string& args,
 class etcd_server {
 public:
   explicit etcd_server(std::vector<std::string> extra_args = {});
+  /// Serves clients over TLS (https) with the given files.
+  etcd_server(std::vector<std::string> extra_args, etcd_tls tls);
   ~etcd_server();
   etcd_server(const etcd_server&) = delete;
   etcd_server& operator=(const etcd_server&) = delete;
@@ -73,12 +87,29 @@ public:
   void pause();
   void resume();
   bool running();
+  /// Runs etcdctl against the server (as root once auth is on).
   int etcdctl(const std::string& args, std::string* out = nullptr) const;
   std::string log() const;
+
+  /// Turns auth on with user root (password root_password); etcdctl() logs
+  /// in as root from then on. Throws when etcdctl fails.
+  void enable_auth(const std::string& root_password);
+  /// Adds `user` with a role of the same name that may read every key
+  /// under read_prefix and read and write every key under write_prefix.
+  /// Throws when etcdctl fails.
+  void add_user(const std::string& user, const std::string& password,
+                const std::string& read_prefix,
+                const std::string& write_prefix);
+  /// The sum of the values of etcd's Prometheus metric lines (from its
+  /// /metrics endpoint, plain http only) that start with `name` and contain
+  /// every one of `labels`; -1 when the endpoint cannot be read.
+  double metric(const std::string& name,
+                const std::vector<std::string>& labels = {}) const;
 
 private:
   temp_dir dir_;
   std::unique_ptr<etcd_member> member_;
+  std::string ctl_auth_; ///< "--user=root:..." once auth is on
 };
 
 /// A three-member etcd cluster on loopback.
