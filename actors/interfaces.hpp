@@ -200,8 +200,12 @@ using session_worker_actor = caf::typed_actor<
 
 /// Owns the etcd session and the watches; routes typed key events.
 using supervisor_actor = status_client_actor::extend<
-  // True once every watch delivered its first full read.
+  // True while ready: first full read applied, lease alive, watches up.
   caf::replies_to<atom::ready>::with<bool>,
+  // Why not ready, or "" when ready (what /readyz says).
+  caf::replies_to<atom::ready, atom::status>::with<std::string>,
+  // SIGHUP: every watch reads its prefix again.
+  caf::reacts_to<atom::reload>,
   // Every VIP holder's state and the rejected VIP keys, as JSON.
   caf::replies_to<atom::vips>::with<std::string>,
   // Prometheus text of the supervisor's counters.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // networkd: parses flags, takes the lock file, starts the actor system, the
-// supervisor and the admin endpoint, and stops them on SIGTERM/SIGINT.
+// supervisor and the admin endpoint; SIGTERM, SIGINT and SIGQUIT release
+// and stop, SIGHUP reads everything again, SIGUSR1 logs the state.
 #include <caf/all.hpp>
 
 #include <arpa/inet.h>
@@ -160,6 +161,11 @@ int main(int argc, char** argv) {
     std::cout << "networkd Version: " << NETWORKD_VERSION << "\n";
     return 0;
   }
+  // TLS files and the password: unreadable ones stop the start here.
+  if (auto r = load_etcd_secrets(opts); !r) {
+    std::fprintf(stderr, "networkd: %s\n", r.error().message.c_str());
+    return 2;
+  }
   auto endpoints = etcd::parse_endpoints(opts.etcd_endpoint);
   if (!endpoints) {
     std::fprintf(stderr, "networkd: -etcd.endpoint: %s\n",
@@ -192,9 +198,8 @@ int main(int argc, char** argv) {
   // inherits the mask.
   sigset_t sigs;
   sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGHUP);
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1})
+    sigaddset(&sigs, sig);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -416,8 +421,16 @@ int main(int argc, char** argv) {
     for (;;) {
       int sig = 0;
       sigwait(&sigs, &sig);
+      if (sig == SIGUSR1) {
+        NWD_LOG_INFO(who, "SIGUSR1: state {}", admin.state_json());
+        continue;
+      }
       if (sig == SIGHUP) {
-        NWD_LOG_INFO(who, "SIGHUP ignored (configuration comes from etcd)");
+        NWD_LOG_INFO(who, "SIGHUP: reading etcd, the hosts file and {} again",
+                     opts.resolv_conf);
+        caf::anon_send(sup, atom::reload_v);
+        caf::anon_send(responder, atom::reload_v);
+        caf::anon_send(guardian, atom::reload_v);
         continue;
       }
       NWD_LOG_INFO(who, "{}: releasing everything and stopping",

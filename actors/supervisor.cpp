@@ -155,10 +155,37 @@ key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b) {
 
 // -- state --------------------------------------------------------------------
 
-bool supervisor_state::ready() const {
+bool supervisor_state::synced_all() const {
   if (!cfg.client)
     return true;
   return synced.size() >= cfg.prefixes.size();
+}
+
+std::string supervisor_state::not_ready_reason(
+  std::chrono::steady_clock::time_point now) const {
+  if (!cfg.client)
+    return {};
+  if (shutting_down)
+    return "stopping";
+  if (!synced_all())
+    return "first etcd read pending (" + std::to_string(synced.size()) + " of "
+           + std::to_string(cfg.prefixes.size()) + " watches synced)";
+  if (lease_state != "alive")
+    return "etcd lease " + lease_state
+           + (lease_error.empty() ? "" : ": " + lease_error);
+  if (!lease.alive(now))
+    return "etcd lease past its local deadline (etcd unreachable)";
+  for (auto& [prefix, since] : stalled)
+    if (now - since >= watch_grace) {
+      auto w = watches.find(prefix);
+      std::string why = w == watches.end() ? "" : w->second.last_error;
+      return "watch " + prefix + " not watching for "
+             + std::to_string(std::chrono::duration_cast<
+                                std::chrono::milliseconds>(now - since)
+                                .count())
+             + " ms" + (why.empty() ? "" : ": " + why);
+    }
+  return {};
 }
 
 bool supervisor_state::reject(const key_change& c) {
@@ -187,9 +214,13 @@ std::string supervisor_state::render(
   json_writer j;
   j.begin_object();
   j.kv("name", "supervisor");
-  j.kv("state", shutting_down ? "stopping" : (ready() ? "running" : "syncing"));
+  auto why = not_ready_reason(now);
+  j.kv("state", shutting_down ? "stopping"
+                : synced_all() ? "running"
+                               : "syncing");
   j.kv("hostname", cfg.hostname);
-  j.kv("ready", ready());
+  j.kv("ready", why.empty());
+  j.kv("not_ready", why);
   j.object("lease");
   j.kv("id", lease.id());
   j.kv("ttl", lease.ttl());
@@ -227,6 +258,10 @@ std::string supervisor_state::render(
   for (auto& [fam, n] : family_keys)
     j.kv(fam.c_str(), n);
   j.end_object();
+  j.object("keys_over_limit");
+  for (auto& [fam, n] : over_limit)
+    j.kv(fam.c_str(), n);
+  j.end_object();
   j.object("knobs");
   for (auto& [name, k] : knobs) {
     if (k.text.empty())
@@ -252,9 +287,10 @@ std::string supervisor_state::render(
 std::string supervisor_state::metrics(
   std::chrono::steady_clock::time_point now) const {
   std::ostringstream out;
-  out << "# HELP networkd_ready 1 once the first full etcd read is applied\n"
+  out << "# HELP networkd_ready 1 while /readyz answers 200 (first read "
+         "applied, lease alive, watches watching)\n"
       << "# TYPE networkd_ready gauge\n"
-      << "networkd_ready " << (ready() ? 1 : 0) << "\n"
+      << "networkd_ready " << (not_ready_reason(now).empty() ? 1 : 0) << "\n"
       << "# HELP networkd_etcd_events_total Key events applied\n"
       << "# TYPE networkd_etcd_events_total counter\n"
       << "networkd_etcd_events_total " << events << "\n"
@@ -574,16 +610,27 @@ void apply_change(supervisor_pointer self, const key_change& c) {
   (void) fam;
 }
 
-void count_keys(supervisor_pointer self, const key_batch& b,
-                std::map<std::string, std::set<std::string>>& live) {
-  (void) self;
-  for (auto& c : b.changes) {
-    auto& keys = live[config::to_string(c.fam)];
-    if (c.deleted)
-      keys.erase(c.key);
-    else
-      keys.insert(c.key);
+/// Counts one change into the live keys of its family. A new key in a
+/// family already at its limit is not counted and false is
+/// returned: the change is dropped (logged once per family, counted).
+bool count_key(supervisor_pointer self, const key_change& c,
+               std::map<std::string, std::set<std::string>>& live) {
+  auto fam = config::to_string(c.fam);
+  auto& keys = live[fam];
+  if (c.deleted) {
+    keys.erase(c.key);
+    return true;
   }
+  auto limit = self->state.cfg.max_keys_per_family;
+  if (keys.size() < limit || keys.count(c.key) > 0) {
+    keys.insert(c.key);
+    return true;
+  }
+  if (self->state.over_limit[fam]++ == 0)
+    NWD_LOG_ERROR(who, "family {} has {} keys (limit {}): {} and any further "
+                       "new key of it are ignored",
+                  fam, keys.size(), limit, c.key);
+  return false;
 }
 
 void grant_lease(supervisor_pointer self);
@@ -849,15 +896,25 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       });
       return rp;
     },
-    [self](atom::ready) { return self->state.ready(); },
+    [self](atom::ready) {
+      return self->state.not_ready_reason(std::chrono::steady_clock::now())
+        .empty();
+    },
+    [self](atom::reload) {
+      for (auto& w : self->state.watchers)
+        w->resync();
+    },
+    [self](atom::ready, atom::status) {
+      return self->state.not_ready_reason(std::chrono::steady_clock::now());
+    },
     [self](atom::tick, atom::status) {
       return self->state.metrics(std::chrono::steady_clock::now());
     },
     [self, live](key_batch& b) {
       auto& st = self->state;
       for (auto& c : b.changes)
-        apply_change(self, c);
-      count_keys(self, b, *live);
+        if (count_key(self, c, *live))
+          apply_change(self, c);
       st.family_keys.clear();
       for (auto& [fam, keys] : *live)
         st.family_keys[fam] = static_cast<int64_t>(keys.size());
@@ -870,7 +927,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       if (b.snapshot && st.synced.insert(b.prefix).second) {
         NWD_LOG_INFO(who, "watch {} synced at revision {} ({} keys)",
                      b.prefix, b.revision, b.changes.size());
-        if (st.ready() && st.cfg.client) {
+        if (st.synced_all() && st.cfg.client) {
           NWD_LOG_INFO(who, "first full read applied: ready");
           if (st.cfg.prune_leftovers) {
             std::vector<std::string> ips;
@@ -894,6 +951,11 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
         else
           NWD_LOG_DEBUG(who, "watch {}: {}", r.prefix, r.phase);
       }
+      if (r.phase == "watching")
+        self->state.stalled.erase(r.prefix);
+      else
+        self->state.stalled.emplace(r.prefix,
+                                    std::chrono::steady_clock::now());
       auto rev = std::max(w.revision, r.revision);
       w = std::move(r);
       w.revision = rev;

@@ -50,6 +50,8 @@ struct supervisor_config {
   /// (then with its default).
   std::function<void(int64_t)> nat_audit;
   int64_t lease_ttl = 6; ///< seconds; the lease_ttl knob overrides it
+  /// New keys of a family past this many are ignored (counted, logged).
+  size_t max_keys_per_family = config::max_keys_per_family;
   /// Log level to return to when the log_level knob is deleted.
   std::string log_level = "info";
   std::chrono::milliseconds fencing_margin{1000};
@@ -80,6 +82,8 @@ struct rejected_entry {
 
 struct supervisor_state {
   static inline const char* name = "supervisor";
+  /// A watch may reconnect for this long before the node is not ready.
+  static constexpr std::chrono::milliseconds watch_grace{1000};
 
   supervisor_config cfg;
   session_worker_actor worker;
@@ -93,6 +97,8 @@ struct supervisor_state {
   std::vector<std::unique_ptr<etcd::watcher>> watchers;
   std::map<std::string, watch_report> watches; ///< by prefix
   std::set<std::string> synced;                ///< prefixes with a snapshot
+  /// Watches not in phase "watching", by prefix: since when.
+  std::map<std::string, std::chrono::steady_clock::time_point> stalled;
 
   std::map<std::string, child_entry> children; ///< by full VIP key
   /// Holders of deleted keys still releasing, by key. A key put again
@@ -101,6 +107,8 @@ struct supervisor_state {
   std::map<std::string, rejected_entry> rejected; ///< by full key
   std::map<std::string, config::knob> knobs;
   std::map<std::string, int64_t> family_keys; ///< family → live keys
+  /// family → new keys ignored since the family was at its limit
+  std::map<std::string, uint64_t> over_limit;
   std::vector<std::string> webrouter_ips; ///< last sent to cfg.dns
   /// The spreading keys: "app/proc" → instance → VIP → used.
   std::map<std::string, std::map<int64_t, std::map<std::string, bool>>>
@@ -113,7 +121,12 @@ struct supervisor_state {
   uint64_t events = 0;
   uint64_t restarts = 0;
 
-  bool ready() const;
+  /// Every watched prefix has had its first full read applied.
+  bool synced_all() const;
+  /// Why this node must not be counted on, or "" when it may: no first
+  /// full read yet, no live lease (lost, expired, not granted), or a watch
+  /// out of "watching" for longer than watch_grace. Pure in `now`.
+  std::string not_ready_reason(std::chrono::steady_clock::time_point now) const;
   /// Records a rejection; true when it is new or its reason changed (log it).
   bool reject(const key_change& c);
   /// Forgets a rejection of this key (a good value or a delete arrived).

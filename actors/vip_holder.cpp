@@ -403,6 +403,11 @@ void reconcile(vip_holder_pointer self) {
          atom::publish_v, self->state.key, st.config.ip, desired);
     return;
   }
+  if (!st.address_on && st.expired_at_deadline == st.lease_deadline) {
+    set_phase(self, "acquiring",
+              "address expired: waiting for a lease renewal");
+    return;
+  }
   if (!st.address_on) {
     step(self, st.env.link,
          [self] {
@@ -644,11 +649,18 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
                            std::move(ip));
         return;
       }
-      NWD_LOG_WARN(who, "{}: address {} was removed by someone else: "
-                        "putting it back",
-                   st.key, ip);
-      ++st.readds;
       st.address_on = false;
+      if (removal_is_expiry(clock_type::now(), st.lease_deadline)) {
+        NWD_LOG_WARN(who, "{}: address {} expired (no lease renewal since "
+                          "its lifetime was set): not put back before one",
+                     st.key, ip);
+        st.expired_at_deadline = st.lease_deadline;
+      } else {
+        NWD_LOG_WARN(who, "{}: address {} was removed by someone else: "
+                          "putting it back",
+                     st.key, ip);
+        ++st.readds;
+      }
       reconcile(self);
     },
     [self](atom::conflict, std::string& ip, std::string& mac) {

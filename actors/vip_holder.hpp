@@ -81,11 +81,28 @@ struct vip_holder_state {
   uint64_t conflicts = 0;  ///< ARP conflicts seen
   uint64_t stepped_down = 0;
 
+  /// The lease deadline in force when the kernel expired our address: it
+  /// is not added again before a renewal moves the deadline.
+  std::chrono::steady_clock::time_point expired_at_deadline{};
+
   bool lease_alive(std::chrono::steady_clock::time_point now) const {
     return lease_id != 0 && now < lease_deadline;
   }
   std::string render() const;
 };
+
+/// The address's valid lifetime is set to the whole seconds left before
+/// the lease deadline at every renewal, so the kernel expires it in the
+/// last second before that deadline when no renewal came. A removal seen
+/// this close to the deadline is taken for that expiry (a removal by
+/// someone else there is put back after the next renewal).
+constexpr std::chrono::milliseconds expiry_window{1200};
+
+/// True when an address removal seen at `now` is the kernel's expiry.
+inline bool removal_is_expiry(std::chrono::steady_clock::time_point now,
+                              std::chrono::steady_clock::time_point deadline) {
+  return now + expiry_window >= deadline;
+}
 
 using vip_holder_pointer
   = vip_holder_actor::stateful_pointer<vip_holder_state>;

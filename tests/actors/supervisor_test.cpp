@@ -109,9 +109,10 @@ struct fixture : test::actor_fixture {
     = std::make_shared<std::vector<key_change>>();
   supervisor_actor sup;
 
-  fixture() {
+  explicit fixture(size_t max_keys = config::max_keys_per_family) {
     supervisor_config sc;
     sc.hostname = "node1";
+    sc.max_keys_per_family = max_keys;
     auto counter = spawned;
     sc.make_vip = [counter](caf::actor_system& s, const std::string& key) {
       ++*counter;
@@ -317,4 +318,58 @@ TEST_CASE("an exit of the supervisor takes its holders along",
   for (auto& h : *holders)
     CHECK(caf::actor_cast<caf::abstract_actor*>(h)->getf(
       caf::abstract_actor::is_terminated_flag));
+}
+
+TEST_CASE("readiness says why not: first read then lease then a stalled "
+          "watch and comes back by itself") {
+  supervisor_state st;
+  etcd::client_config ecfg;
+  ecfg.endpoints = *etcd::parse_endpoints("127.0.0.1:1");
+  st.cfg.client = std::make_shared<etcd::client>(ecfg);
+  st.cfg.prefixes = {"/a/", "/b/"};
+  auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  CHECK(st.not_ready_reason(t0).rfind("first etcd read pending (0 of 2", 0)
+        == 0);
+  st.synced = {"/a/", "/b/"};
+  CHECK(st.not_ready_reason(t0).rfind("etcd lease none", 0) == 0);
+  st.lease_state = "alive";
+  st.lease.renewed(0x42, 6, t0);
+  CHECK(st.not_ready_reason(t0 + 1s).empty());
+  // Past the local deadline (TTL 6 s less the margin) without a renewal:
+  // etcd is unreachable or frozen.
+  CHECK(st.not_ready_reason(t0 + 6s).rfind("etcd lease past", 0) == 0);
+  st.lease.renewed(0x42, 6, t0 + 5s);
+  // A watch out of "watching": ready during the grace, not after it.
+  st.watches["/b/"].last_error = "watch canceled by x: invalid auth token";
+  st.stalled["/b/"] = t0 + 5s;
+  CHECK(st.not_ready_reason(t0 + 5s + 900ms).empty());
+  auto why = st.not_ready_reason(t0 + 5s + supervisor_state::watch_grace);
+  CHECK(why.rfind("watch /b/ not watching for 1000 ms", 0) == 0);
+  CHECK(why.find("invalid auth token") != std::string::npos);
+  st.stalled.clear();
+  CHECK(st.not_ready_reason(t0 + 7s).empty());
+  st.lease_state = "lost";
+  st.lease_error = "lease not found";
+  CHECK(st.not_ready_reason(t0 + 7s) == "etcd lease lost: lease not found");
+}
+
+TEST_CASE("new keys past a family's limit are ignored and counted while "
+          "known keys keep flowing", "[supervisor]") {
+  fixture f{2};
+  f.self->send(f.sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 5),
+                                   put(vips + "10.0.0.6", good_vip, 6),
+                                   put(vips + "10.0.0.7", good_vip, 7)},
+                            true));
+  f.run();
+  CHECK(*f.spawned == 2);
+  auto doc = f.status();
+  CHECK(doc["keys"]["vip"].GetInt64() == 2);
+  CHECK(doc["keys_over_limit"]["vip"].GetUint64() == 1);
+  // A known key still updates; a delete makes room for a new one.
+  f.self->send(f.sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 8),
+                                   del(vips + "10.0.0.6", 9),
+                                   put(vips + "10.0.0.7", good_vip, 10)}));
+  f.run();
+  CHECK(*f.spawned == 3);
+  CHECK(f.children() == 2);
 }

@@ -7,6 +7,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include <signal.h>
@@ -142,7 +143,10 @@ TEST_CASE("a second instance with the same lock file refuses to start",
   CHECK(d.proc().running());
 }
 
-TEST_CASE("SIGTERM revokes the lease and exits cleanly", "[daemon]") {
+TEST_CASE("SIGTERM SIGINT and SIGQUIT revoke the lease and exit cleanly",
+          "[daemon]") {
+  int sig = GENERATE(SIGTERM, SIGINT, SIGQUIT);
+  INFO(strsignal(sig));
   etcd_server etcd;
   daemon_process d{etcd.endpoint()};
   REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
@@ -153,13 +157,79 @@ TEST_CASE("SIGTERM revokes the lease and exits cleanly", "[daemon]") {
       return leases.find("found 1 leases") != std::string::npos;
     },
     5s));
-  d.proc().signal(SIGTERM);
+  d.proc().signal(sig);
   auto st = d.proc().wait(10s);
   REQUIRE(st != -1);
   CHECK(WIFEXITED(st));
   CHECK(WEXITSTATUS(st) == 0);
   etcd.etcdctl("lease list", &leases);
   CHECK(leases.find("found 0 leases") != std::string::npos);
+}
+
+TEST_CASE("SIGUSR1 logs the state and SIGHUP reads everything again while "
+          "networkd keeps running",
+          "[daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  d.proc().signal(SIGUSR1);
+  REQUIRE(wait_until(
+    [&] { return d.log().find("SIGUSR1: state {\"actors\":[") != std::string::npos; },
+    5s));
+  CHECK(d.proc().running());
+  // SIGHUP: every watch reads its prefix again, the hosts file too.
+  auto resyncs = [&] {
+    auto doc = state_of(d);
+    auto sup = supervisor_of(doc);
+    int64_t n = 0;
+    if (sup != nullptr)
+      for (auto& w : (*sup)["watches"].GetArray())
+        n += w["resyncs"].GetInt64();
+    return n;
+  };
+  auto before = resyncs();
+  d.proc().signal(SIGHUP);
+  REQUIRE(wait_until(
+    [&] { return resyncs() >= before + static_cast<int64_t>(
+                                         (*supervisor_of(state_of(d)))
+                                           ["watches"].GetArray().Size()); },
+    5s));
+  CHECK(d.log().find("SIGHUP: reading etcd") != std::string::npos);
+  CHECK(d.proc().running());
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 5s));
+}
+
+TEST_CASE("260000 nested brackets under tinydns_fqdns crash no tinydns node",
+          "[daemon]") {
+  // Issue 12: RapidJSON's recursive parser overflowed the stack on it, on
+  // every -tinydns node and again after every restart.
+  etcd_server etcd;
+  temp_dir values;
+  // Too long for one command-line argument: etcdctl reads it from stdin.
+  auto put_file = [&](const std::string& key, const std::string& value) {
+    write_file(values.file("v"), value);
+    return etcd.etcdctl("put " + key + " < " + values.file("v"));
+  };
+  REQUIRE(put_file("/lain/config/tinydns_fqdns/x.lain",
+                   std::string(260000, '['))
+          == 0);
+  daemon_process d{etcd.endpoint(), {"-tinydns"}};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  // It leads (alone) and computes its plan over the value.
+  REQUIRE(wait_until(
+    [&] { return d.get("/v1/state").body.find("\"state\":\"leader\"")
+                 != std::string::npos; },
+    10s));
+  REQUIRE(put_file("/lain/config/tinydns_fqdns/y.lain",
+                   std::string(200000, '{'))
+          == 0);
+  REQUIRE(etcd.etcdctl("put /lain/networkd/config/log_level debug") == 0);
+  REQUIRE(wait_until(
+    [&] { return d.get("/v1/state").body.find("\"log_level\":\"debug\"")
+                 != std::string::npos; },
+    5s));
+  CHECK(d.proc().running());
+  CHECK(d.get("/readyz").status == 200);
 }
 
 namespace {

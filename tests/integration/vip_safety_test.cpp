@@ -846,3 +846,53 @@ TEST_CASE("killing the etcd member the owner uses moves nothing",
                                        : std::string{"unknown"}));
   check_nothing_moved(l, owner, lock0, lease0, killed, tally, "member kill");
 }
+
+TEST_CASE("etcd down past the lease: the expired address stays gone and "
+          "readyz says why until etcd is back",
+          "[vip][lab][safety]") {
+  lab l{1, 4};
+  l.start(l.etcd->endpoint(0));
+  auto& owner = *l.nodes[0];
+  REQUIRE(owner.networkd->get("/readyz").status == 200);
+  auto lease0 = owner.lease();
+  REQUIRE(wait_until([&] { return owner.lease().renewals > lease0.renewals; },
+                     5s, 5ms));
+  auto stopped = lab_clock::now();
+  l.etcd->stop(0);
+  // The address goes by itself: the kernel expires its valid lifetime in
+  // the last second before the local deadline (TTL 4 s less the 1 s
+  // margin), or the holder fences at that deadline.
+  REQUIRE(wait_until([&] { return !l.sampler->held(0); }, 6s, 5ms));
+  auto gone = lab_clock::now();
+  WARN("address gone " << ms_since(stopped, gone) << " ms after etcd stopped");
+  // Readiness turns within 2 s of the lease's end and names the lease.
+  http_reply r;
+  REQUIRE(wait_until(
+    [&] {
+      r = owner.networkd->get("/readyz");
+      return r.status == 503;
+    },
+    4s, 20ms));
+  auto unready = lab_clock::now();
+  WARN("/readyz 503 " << ms_since(stopped, unready)
+                      << " ms after etcd stopped: " << r.body);
+  CHECK(r.body.find("lease") != std::string::npos);
+  CHECK(ms_since(stopped, unready) < 5000);
+  auto metrics = owner.networkd->get("/metrics").body;
+  CHECK(metrics.find("networkd_ready 0") != std::string::npos);
+  // Until etcd is back, the address must not return: no renewal came.
+  std::this_thread::sleep_until(gone + 2500ms);
+  REQUIRE(l.sampler->sync());
+  std::string back;
+  for (auto& c : l.changes_of(0, gone))
+    if (c.held)
+      back += std::to_string(ms_since(stopped, c.at)) + " ms ";
+  INFO(l.report());
+  CHECK(back.empty());
+  l.etcd->start(0);
+  // Back by itself once etcd answers: a new lease, the VIP served again.
+  REQUIRE(wait_until([&] { return owner.networkd->get("/readyz").status == 200; },
+                     20s, 50ms));
+  REQUIRE(wait_until([&] { return !l.fetch().empty(); }, 20s, 50ms));
+  l.check_safety();
+}
