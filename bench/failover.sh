@@ -5,10 +5,12 @@
 # usage: bench/failover.sh [-n RUNS] [-s SCENARIOS] [-t TTL] [-V VIPS] [-W SECS]
 #                          [-P PORTS] [-B] [-K DIR]
 #   -n  runs per scenario (default 5)
-#   -s  scenarios to run, letters of "abcdef" (default all):
+#   -s  scenarios to run, letters of "abcdefg" (default all):
 #       a SIGTERM the owner's networkd      b SIGKILL it
 #       c cut the owner's link (eth0 down)  d kill the owner's container server
 #       e etcd write of a new VIP -> served f scale: VIPS x PORTS on one node
+#       g SIGKILL the owner's networkd and start it again 1 s later (systemd's
+#         Restart=always, RestartSec=1): it must adopt its VIP
 #   -t  lease TTL in seconds (/lain/networkd/config/lease_ttl, default 2)
 #   -V  VIPs of the scale scenario (default 2000)   -P  ports each (default 4)
 #   -W  scale: wait this many seconds between the cold start and the change
@@ -42,7 +44,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bench=$top/bench
 runs=5
-scenarios=abcdef
+scenarios=abcdefg
 ttl=2
 scale_vips=2000
 scale_ports=4
@@ -63,7 +65,7 @@ while getopts "n:s:t:V:P:W:BK:HLh" opt; do
     K) keep_dir=$OPTARG ;;
     H) hold=1 ;;
     L) fix_ttl=0 ;;
-    *) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 [ "$scale_vips" -le 62500 ] || { echo "failover.sh: -V at most 62500" >&2; exit 2; }
@@ -486,6 +488,110 @@ scenario_failover() {
   for ((r = 1; r <= runs; r++)); do failover_run "$kind" "$r"; done
 }
 
+# --- (g) SIGKILL and restart 1 s later: adoption --------------------------------
+
+# The owner's networkd is killed and started again 1 s after the kill, as
+# systemd would (RestartSec=1); the VIP should stay on that node throughout.
+# Per run: gap = longest stretch without any answer from the fault until the
+# lease of the killed process has surely expired (TTL + 1 s after the fault;
+# a failed adoption shows up as the VIP moving then); others = answers from
+# another node; two owners as in a-d; adopt = restart -> the old owner
+# serving again with its lock on its new lease.
+restart_run() {
+  local r=$1 old t_restart t_adopt g others moved ov st
+  local dropped added
+  wait_steady || { result restart.gap NA; echo "restart run $r: lab not steady, skipped" >>"$tmp/problems"; return 0; }
+  old=$(owner)
+  sleep 0.5
+  fault_ts=$(now)
+  kill -KILL "${pid[$old.networkd]}"
+  wait "${pid[$old.networkd]}" 2>/dev/null || true
+  unset "pid[$old.networkd]"
+  sleep_until "$fault_ts" 1
+  t_restart=$(now)
+  # nofix: revoking the new lease now would drop the adopted lock; the
+  # lease's TTL is checked (and fixed) after the measurement.
+  networkd_up "$old" nofix
+  t_adopt=NA
+  if wait_for 150 adopted "$old"; then
+    t_adopt=$(ms_since "$t_restart")
+  else
+    echo "restart run $r: $old did not serve $vip again within 15 s of its restart" >>"$tmp/problems"
+  fi
+  # Until the killed process's lease has surely run out.
+  sleep_until "$fault_ts" $((ttl + 1))
+  cp "$tmp/probe.log" "$tmp/probe-restart-$r.log"
+  echo "F restart $r $fault_ts $old $old" >>"$results"
+  read -r g others <<<"$(python3 - "$tmp/probe-restart-$r.log" "$fault_ts" "$(now)" "$old" <<'PY'
+import sys
+path, fault, end, old = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+ok = []
+for line in open(path):
+    p = line.split()
+    if len(p) == 3 and not p[2].startswith("ERR:"):
+        ok.append((float(p[1]), p[2]))
+ok.sort()
+before = [t for t, _ in ok if t <= fault]
+last = before[-1] if before else fault
+longest, others = 0.0, 0
+for t, who in ok:
+    if t <= fault or t > end:
+        continue
+    longest = max(longest, t - last)
+    last = t
+    others += who != old
+longest = max(longest, end - last)
+print(f"{longest * 1000:.1f} {others}")
+PY
+)"
+  read -r ov st <<<"$(python3 "$bench/probe.py" owners --ip "$vip" \
+    --from "$fault_ts" --to "$(now)" n1="$tmp/n1.addr.mon" n2="$tmp/n2.addr.mon")"
+  read -r dropped added <<<"$(addr_times "$old" "$(other "$old")")"
+  moved=$(owner)
+  result restart.gap "$g"
+  result restart.adopt "$t_adopt"
+  result restart.owners "$ov"
+  log "restart run $r: $old killed, restarted at +$(python3 -c "print(f'{($t_restart - $fault_ts) * 1000:.0f}')") ms," \
+    "serving again ${t_adopt} ms after the restart; client gap ${g} ms," \
+    "answers from another node: $others, owner now $moved, two owners ${ov} ms ($st)," \
+    "$old dropped the address at +${dropped} ms"
+  [ "$moved" = "$old" ] || echo "restart run $r: VIP moved from $old to '$moved'" >>"$tmp/problems"
+  [ "$others" = 0 ] || echo "restart run $r: $others answers from another node" >>"$tmp/problems"
+  [ "$dropped" = NA ] || echo "restart run $r: $old dropped the address at +${dropped} ms" >>"$tmp/problems"
+  [ "$st" = 0 ] || echo "restart run $r: two owners for ${ov} ms ($st stretches)" >>"$tmp/problems"
+  [ "$fix_ttl" = 0 ] || fix_lease "$old" || log "$old: could not get a ${ttl} s lease"
+}
+
+# sleep_until TS SECS: sleep until SECS (whole) seconds after epoch time TS.
+sleep_until() {
+  local rem=$(( ${1/./} + $2 * 1000000 - ${EPOCHREALTIME/./} ))
+  (( rem > 0 )) && sleep "$((rem / 1000000)).$(printf %06d $((rem % 1000000)))"
+  return 0
+}
+
+# adopted NODE: NODE's holder serves the VIP and the lock is NODE's, on
+# NODE's current lease.
+adopted() {
+  local id ph
+  read -r id _ _ ph _ _ <<<"$(node_info "$1" "$vip")"
+  [ "$ph" = serving ] && [ "$(owner)" = "$1" ] || return 1
+  [ "$id" != 0 ] && [ "$(lock_lease)" = "$id" ]
+}
+
+# lock_lease: the lease (hex) the VIP's lock key is bound to.
+lock_lease() {
+  ctl get -w json "/lain/networkd/vips/$vip.lock" | python3 -c '
+import json, sys
+kvs = json.load(sys.stdin).get("kvs") or [{}]
+print(format(int(kvs[0].get("lease", 0)), "x"))'
+}
+
+scenario_restart() {
+  local r
+  log "scenario restart (SIGKILL, start again 1 s later): $runs runs"
+  for ((r = 1; r <= runs; r++)); do restart_run "$r"; done
+}
+
 # --- (e) new VIP: etcd write -> served -----------------------------------------
 
 scenario_new_vip() {
@@ -737,6 +843,9 @@ define link.owners "c link cut: two owners" "0" 0
 define container.gap "d container death: gap" "<= 1000" 1000
 define container.outage "d container death: outage" "<= 1000" 1000
 define container.owners "d container death: two owners" "0" 0
+define restart.gap "g SIGKILL + restart 1 s: client gap" "<= 300" 300
+define restart.adopt "g restart -> serving, lock re-bound" "-" -
+define restart.owners "g SIGKILL + restart: two owners" "0" 0
 define newvip.gap "e new VIP: etcdctl put -> served" "<= 200" 200
 define newvip.put "e (etcdctl put duration)" "-" -
 define scale.cold.poll "f cold start -> all VIPs serving (log)" "<= 3000" 3000
@@ -748,6 +857,7 @@ define scale.term "f SIGTERM -> exit (all released)" "-" -
 [[ $scenarios == *b* ]] && scenario_failover sigkill
 [[ $scenarios == *c* ]] && scenario_failover link
 [[ $scenarios == *d* ]] && scenario_failover container
+[[ $scenarios == *g* ]] && scenario_restart
 [[ $scenarios == *e* ]] && { wait_steady || true; scenario_new_vip; }
 [[ $scenarios == *f* ]] && scenario_scale
 

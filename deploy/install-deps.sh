@@ -11,6 +11,7 @@ pkgs=(
   libssl-dev zlib1g-dev
   etcd-server etcd-client iptables iproute2 iputils-arping iputils-ping
   dnsutils dnsperf dnsmasq-base unbound procps curl python3 netcat-openbsd
+  systemd  # systemd-analyze: the unit's exposure test (setpriv: util-linux)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -20,7 +20,8 @@ http_reply http_get(uint16_t port, const std::string& path) {
 daemon_process::daemon_process(const std::string& etcd_endpoints,
                                std::vector<std::string> extra_flags,
                                const std::string& hostname,
-                               std::vector<std::string> env, const netns* ns)
+                               std::vector<std::string> env, const netns* ns,
+                               std::vector<std::string> wrapper)
   : dir_("networkd-daemon"),
     api_port_(free_port()),
     dns_port_(free_port()),
@@ -40,6 +41,7 @@ daemon_process::daemon_process(const std::string& etcd_endpoints,
   for (auto& f : extra_flags)
     argv_.push_back(f);
   auto argv = argv_;
+  argv.insert(argv.begin(), wrapper.begin(), wrapper.end());
   if (ns_ != nullptr)
     argv.insert(argv.begin(), {"ip", "netns", "exec", ns_->name()});
   proc_ = std::make_unique<process>(argv, dir_.file("networkd.log"),

@@ -26,11 +26,14 @@ public:
   /// and waits until /healthz answers (throws after 15 s).
   /// With `ns`, it runs inside that namespace (`ip netns exec`) and get()
   /// asks from inside it too. `env` adds "NAME=value" entries.
+  /// `wrapper` (e.g. setpriv and its options) goes right before the binary
+  /// (after `ip netns exec`, which needs the privileges a wrapper drops).
   daemon_process(const std::string& etcd_endpoints,
                  std::vector<std::string> extra_flags = {},
                  const std::string& hostname = "test-node",
                  std::vector<std::string> env = {},
-                 const netns* ns = nullptr);
+                 const netns* ns = nullptr,
+                 std::vector<std::string> wrapper = {});
   ~daemon_process();
 
   uint16_t api_port() const { return api_port_; }

@@ -46,7 +46,7 @@ void lab_node::start_networkd(const std::string& etcd,
                                  "-lainlet.endpoint=" + lainlet->endpoint()};
   flags.insert(flags.end(), extra.begin(), extra.end());
   networkd = std::make_unique<daemon_process>(
-    etcd, flags, name, std::vector<std::string>{}, &ns);
+    etcd, flags, name, std::vector<std::string>{}, &ns, wrapper);
 }
 
 } // namespace networkd::test

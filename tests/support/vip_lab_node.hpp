@@ -34,6 +34,9 @@ struct lab_node {
   std::unique_ptr<name_server> udp;
   std::unique_ptr<lainlet_server> lainlet;
   std::unique_ptr<daemon_process> networkd;
+  /// Put before the networkd binary by start_networkd (e.g. setpriv);
+  /// empty: networkd runs as the test does.
+  std::vector<std::string> wrapper;
 
   /// Attach the returned port name ("p-" + n) to the lab's bridge.
   lab_node(const netns& sw, const std::string& n, int idx);
