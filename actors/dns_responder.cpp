@@ -3,12 +3,15 @@
 
 #include <caf/all.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include "actors/json.hpp"
 #include "actors/memory.hpp"
 #include "dns/hosts.hpp"
 #include "net/log.hpp"
+#include "net/text.hpp"
 
 namespace networkd {
 
@@ -26,19 +29,9 @@ void schedule_publish(
   self->send(self, atom::publish_v);
 }
 
-std::string read_all(const std::string& path, bool& ok) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  ok = f != nullptr;
-  if (!f)
-    return {};
-  std::string text;
-  char buf[8192];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0)
-    text.append(buf, n);
-  std::fclose(f);
-  return text;
-}
+/// Hosts files of blocking lists reach a few MiB; past this one is refused
+/// and the last good entries stay.
+constexpr size_t max_hosts_file = 16 * 1024 * 1024;
 
 } // namespace
 
@@ -72,11 +65,12 @@ void dns_responder_state::compact() {
 void dns_responder_state::read_hosts() {
   if (cfg.hosts_file.empty())
     return;
-  bool ok = false;
-  auto text = read_all(cfg.hosts_file, ok);
+  std::string text;
+  int rc = read_file_bounded(cfg.hosts_file, max_hosts_file, text);
   ++hosts_reloads;
-  if (!ok) {
-    auto err = "cannot read " + cfg.hosts_file + ": " + std::strerror(errno);
+  if (rc != 0) {
+    auto err = "cannot read " + cfg.hosts_file + ": " + std::strerror(rc)
+               + (rc == EFBIG ? " (limit 16 MiB)" : "");
     if (err != hosts_error)
       NWD_LOG_WARN(who, "{} (keeping {} entries)", err, hosts.size());
     hosts_error = err;
@@ -143,6 +137,7 @@ std::string dns_responder_state::render() const {
   j.kv("coalesced", st.upstream.coalesced);
   j.kv("answered", st.upstream.answered);
   j.kv("failed", st.upstream.failed);
+  j.kv("refused", st.upstream.refused);
   j.kv("latency_avg_us",
        st.upstream.answered ? st.upstream.latency_us_sum / st.upstream.answered
                             : uint64_t{0});
@@ -203,6 +198,9 @@ std::string dns_metrics(const dns::server_stats& s) {
           "Queries joined to one in flight", s.upstream.coalesced);
   counter("networkd_dns_upstream_failures_total",
           "Upstream exchanges without a usable answer", s.upstream.failed);
+  counter("networkd_dns_upstream_refused_total",
+          "Queries failed at once: too many upstream exchanges in flight",
+          s.upstream.refused);
   out << "# HELP networkd_dns_upstream_latency_seconds Upstream answer "
          "latency\n"
       << "# TYPE networkd_dns_upstream_latency_seconds summary\n"

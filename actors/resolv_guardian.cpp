@@ -14,6 +14,7 @@
 #include "actors/json.hpp"
 #include "dns/resolv_conf.hpp"
 #include "net/log.hpp"
+#include "net/text.hpp"
 
 namespace networkd {
 
@@ -44,24 +45,12 @@ file_version version_of(const std::string& path) {
             + sb.st_mtim.tv_nsec};
 }
 
+/// resolv.conf is a few lines; a larger file is not ours to rewrite.
+constexpr size_t max_resolv_conf = 64 * 1024;
+
 bool read_file(const std::string& path, std::string& out, int& err) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    err = errno;
-    return false;
-  }
-  out.clear();
-  char buf[8192];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return true;
+  err = read_file_bounded(path, max_resolv_conf, out);
+  return err == 0;
 }
 
 void set_mode(guardian_pointer self, std::string mode, std::string error) {

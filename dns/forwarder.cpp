@@ -64,7 +64,7 @@ struct forwarder::impl {
   std::map<std::string, ares_channel> channels;
   std::unordered_map<std::string, pending> in_flight;
   std::atomic<uint64_t> sent{0}, coalesced{0}, answered{0}, failed{0},
-    latency_sum{0};
+    refused{0}, latency_sum{0};
 
   ares_channel channel_for(const std::vector<config::upstream>& servers,
                            const std::string& id) {
@@ -137,7 +137,16 @@ struct forwarder::impl {
   void start_request(request& r) {
     auto id = servers_text(r.servers);
     auto key = r.key + "|" + id;
-    if (auto i = in_flight.find(key); i != in_flight.end()) {
+    auto i = in_flight.find(key);
+    if (i != in_flight.end() ? i->second.waiters.size() >= opts.max_waiters
+                             : in_flight.size() >= opts.max_in_flight) {
+      ++refused;
+      upstream_answer a;
+      a.error = "too many queries upstream";
+      r.done(a);
+      return;
+    }
+    if (i != in_flight.end()) {
       i->second.waiters.push_back(std::move(r.done));
       ++coalesced;
       return;
@@ -276,6 +285,7 @@ forwarder::counters forwarder::stats() const {
   c.coalesced = impl_->coalesced;
   c.answered = impl_->answered;
   c.failed = impl_->failed;
+  c.refused = impl_->refused;
   c.latency_us_sum = impl_->latency_sum;
   return c;
 }

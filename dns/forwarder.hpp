@@ -23,6 +23,12 @@ namespace networkd::dns {
 struct forwarder_options {
   int timeout_ms = 1500; ///< per upstream try (c-ares doubles it per round)
   int tries = 2;         ///< rounds over the whole server list
+  /// Upstream exchanges at once (distinct queries; coalesced ones join
+  /// them). Past it a request fails at once (the client gets SERVFAIL), as
+  /// dnsmasq's dns-forward-max and unbound's num-queries-per-thread do.
+  size_t max_in_flight = 1024;
+  /// Requests waiting on one exchange; past it they fail at once.
+  size_t max_waiters = 256;
 };
 
 /// The outcome of one upstream exchange.
@@ -58,6 +64,7 @@ public:
     uint64_t coalesced = 0; ///< requests that joined one in flight
     uint64_t answered = 0;
     uint64_t failed = 0;
+    uint64_t refused = 0; ///< over max_in_flight or max_waiters
     uint64_t latency_us_sum = 0; ///< over answered exchanges
   };
   counters stats() const;

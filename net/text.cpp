@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "net/text.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <cstdio>
 
 namespace networkd {
@@ -54,6 +59,33 @@ std::vector<std::string> split_args(std::string_view line) {
   if (have)
     out.push_back(std::move(cur));
   return out;
+}
+
+int read_file_bounded(const std::string& path, size_t max, std::string& out) {
+  out.clear();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return errno;
+  char buf[8192];
+  int err = 0;
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      err = errno;
+    if (n <= 0)
+      break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max) {
+      err = EFBIG;
+      break;
+    }
+  }
+  ::close(fd);
+  if (err != 0)
+    out.clear();
+  return err;
 }
 
 } // namespace networkd

@@ -18,4 +18,9 @@ std::string printable(std::string_view text, size_t limit);
 /// the next character.
 std::vector<std::string> split_args(std::string_view line);
 
+/// Reads the whole file at `path` into `out` if it holds at most `max`
+/// bytes. 0 on success, else the errno: EFBIG when it is larger (nothing
+/// past max + 1 bytes is read).
+int read_file_bounded(const std::string& path, size_t max, std::string& out);
+
 } // namespace networkd

@@ -239,3 +239,17 @@ TEST_CASE("the fight detector backs off and doubles", "[resolv]") {
     CHECK(g.try_write(t + ms{1100} * i));
   CHECK(g.fights() == 0);
 }
+
+TEST_CASE_METHOD(fixture, "a resolv.conf over 64 KiB is refused and left as it is",
+                 "[resolv]") {
+  std::string big = "nameserver 10.0.0.2\n";
+  while (big.size() <= 64 * 1024)
+    big += "# padding padding padding padding padding padding padding\n";
+  write_file(path, big);
+  start();
+  REQUIRE(wait_until([&] { return state() == "error"; }, 5s));
+  auto doc = status();
+  CHECK(std::string{doc["last_error"].GetString()}.find("File too large")
+        != std::string::npos);
+  CHECK(read_file(path) == big);
+}

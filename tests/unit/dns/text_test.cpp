@@ -4,6 +4,10 @@
 
 #include "dns/hosts.hpp"
 #include "dns/resolv_conf.hpp"
+#include "net/text.hpp"
+#include "tests/support/util.hpp"
+
+#include <cerrno>
 
 using namespace networkd;
 using namespace networkd::dns;
@@ -112,4 +116,16 @@ TEST_CASE("resolv.conf: our addresses and 127.0.0.53 are no upstreams") {
   CHECK(ups[0].ip == "2001:4860:4860::8888");
   CHECK(resolv_nameservers("nameserver 1.2.3.4\n#nameserver 5.6.7.8\n")
         == std::vector<std::string>{"1.2.3.4"});
+}
+
+TEST_CASE("files are read whole up to their limit and refused past it") {
+  test::temp_dir dir;
+  auto path = dir.file("f");
+  test::write_file(path, std::string(100, 'x'));
+  std::string out;
+  CHECK(read_file_bounded(path, 100, out) == 0);
+  CHECK(out.size() == 100);
+  CHECK(read_file_bounded(path, 99, out) == EFBIG);
+  CHECK(out.empty());
+  CHECK(read_file_bounded(dir.file("none"), 100, out) == ENOENT);
 }

@@ -368,3 +368,39 @@ TEST_CASE("TC from the cache over UDP, the full answer over TCP") {
   CHECK_FALSE(tcp->at(0).tc);
   CHECK(tcp->at(0).answer.size() == 60);
 }
+
+TEST_CASE("upstream exchanges in flight are capped and the extra query "
+          "fails at once") {
+  // An upstream that takes queries and never answers.
+  int silent = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(silent >= 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0);
+  socklen_t len = sizeof(sin);
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&sin), &len);
+  config::upstream up{"127.0.0.1", ntohs(sin.sin_port)};
+  forwarder_options o;
+  o.max_in_flight = 2;
+  o.max_waiters = 2;
+  forwarder f{o};
+  REQUIRE(f.start().ok());
+  std::atomic<int> refused{0};
+  auto done = [&](const upstream_answer& a) {
+    if (a.error == "too many queries upstream")
+      ++refused;
+  };
+  for (auto name : {"a.test", "b.test", "c.test"})
+    f.submit(name, {up}, make_query({name}), done);
+  // c.test is the third exchange: refused. a.test's exchange takes one
+  // more waiter (two in all); the next two are refused.
+  for (int i = 0; i < 3; ++i)
+    f.submit("a.test", {up}, make_query({"a.test"}), done);
+  REQUIRE(test::wait_until([&] { return refused.load() == 3; }, 1s));
+  CHECK(f.stats().refused == 3);
+  CHECK(f.stats().coalesced == 1);
+  CHECK(f.stats().sent == 2);
+  f.stop();
+  ::close(silent);
+}
