@@ -1,38 +1,112 @@
-#!/bin/sh
+#!/bin/bash
 # SPDX-License-Identifier: MIT
-# Builds the libFuzzer target with clang in its own build directory and runs
-# it for a bounded time: fuzz/run.sh [seconds] (default 30).
-set -eu
+# Builds the libFuzzer targets (clang, ASan + UBSan) in build-fuzz/, runs
+# every reproducer under fuzz/regressions/<target>/ (each must run clean),
+# then fuzzes each target in turn, one process at a time:
+#
+#   fuzz/run.sh [seconds-per-target] [target...]   default 600 s, all targets
+#   fuzz/run.sh --ci                               all targets, CI budget
+#
+# Seeds come from fuzz/corpus/<target>/ (committed, read only); what a run
+# finds goes to build-fuzz/corpus/<target>/ and crashes to
+# build-fuzz/artifacts/<target>/. Prints the executions per target; exits
+# non-zero when a reproducer or a target crashes, hangs, leaks or trips
+# UBSan. FUZZ_BUILD_DIR overrides the build directory; FUZZ_CI_SECONDS the
+# time per target of --ci (default 12).
+set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=${FUZZ_BUILD_DIR:-$(dirname "$src")/build-fuzz}
-seconds=${1:-30}
-CC=clang CXX=clang++ cmake -S "$src" -B "$build" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETWORKD_FUZZ=ON -DNETWORKD_TESTS=OFF \
-  >/dev/null
-cmake --build "$build" -j2 --target fuzz_query
-corpus="$build/fuzz-corpus"
-mkdir -p "$corpus"
-# Seeds: a few queries (mode byte, 2-byte length, packet, no upstream data).
-python3 - "$corpus" <<'PY'
-import os, struct, sys
-def name(n):
-    out = b""
-    for label in n.split("."):
-        out += bytes([len(label)]) + label.encode()
-    return out + b"\0"
-def query(n, qtype, edns=False, mode=0):
-    hdr = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 1 if edns else 0)
-    q = hdr + name(n) + struct.pack(">HH", qtype, 1)
-    if edns:
-        q += b"\0" + struct.pack(">HHIH", 41, 1232, 0x8000, 0)
-    return bytes([mode]) + struct.pack(">H", len(q)) + q
-seeds = [query("exact.lain", 1), query("A.Web.Lain", 28, True),
-         query("big.lain", 1, False, 0), query("big.lain", 1, True, 1),
-         query("3.0.0.10.in-addr.arpa", 12), query("six.example", 255),
-         query("www.example.com", 1, True)]
-for i, s in enumerate(seeds):
-    with open(os.path.join(sys.argv[1], "seed%d" % i), "wb") as f:
-        f.write(s)
-PY
-exec "$build/fuzz/fuzz_query" -max_total_time="$seconds" -max_len=1500 \
-  -rss_limit_mb=1024 -print_final_stats=1 "$corpus"
+build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
+all_targets=(fuzz_query fuzz_upstream fuzz_etcd_keys fuzz_publish
+             fuzz_lainlet fuzz_docker fuzz_hosts fuzz_resolv_conf)
+
+seconds=600
+if [[ ${1:-} == --ci ]]; then
+  seconds=${FUZZ_CI_SECONDS:-12}
+  shift
+elif [[ ${1:-} =~ ^[0-9]+$ ]]; then
+  seconds=$1
+  shift
+fi
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
+for t in "${targets[@]}"; do
+  [[ " ${all_targets[*]} " == *" $t "* ]] \
+    || { echo "run.sh: unknown target $t (${all_targets[*]})" >&2; exit 2; }
+done
+
+# Largest input libFuzzer makes per target. Run escapes (fuzz_util.hpp) let
+# a short input stand for a text of up to 512 KiB, so size and depth limits
+# are reached without long inputs.
+max_len() {
+  case $1 in
+    fuzz_query) echo 1500 ;;     # client packet + upstream answer
+    fuzz_upstream) echo 4096 ;;  # one answer (EDNS payloads are ~1232)
+    fuzz_etcd_keys) echo 4096 ;;
+    fuzz_publish) echo 8192 ;;
+    fuzz_lainlet) echo 16384 ;;  # several events or pod groups
+    *) echo 8192 ;;
+  esac
+}
+
+launcher=()
+command -v ccache >/dev/null \
+  && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache
+               -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+start=$(date +%s)
+if [[ ! -f $build/CMakeCache.txt ]]; then
+  CC=clang CXX=clang++ cmake -S "$src" -B "$build" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETWORKD_FUZZ=ON \
+    -DNETWORKD_TESTS=OFF "${launcher[@]}" >/dev/null
+fi
+cmake --build "$build" -j2 --target "${targets[@]}" >"$build/build.log" 2>&1 \
+  || { tail -40 "$build/build.log"; echo "fuzz: build FAILED"; exit 1; }
+echo "fuzz: built ${#targets[@]} targets in $(($(date +%s) - start)) s"
+
+# LLVMFuzzerTestOneInput returns normally or the process aborts: leaks are
+# findings too (libFuzzer checks them after each new input).
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+failed=0
+
+# Regression pass: every reproducer ever saved must run clean.
+for t in "${targets[@]}"; do
+  dir=$src/fuzz/regressions/$t
+  [[ -d $dir ]] || continue
+  files=("$dir"/*)
+  [[ -e ${files[0]} ]] || continue
+  log=$build/regressions-$t.log
+  if "$build/fuzz/$t" -rss_limit_mb=2048 -timeout=25 "${files[@]}" \
+       >"$log" 2>&1; then
+    echo "fuzz: $t: ${#files[@]} regression inputs clean"
+  else
+    tail -40 "$log"
+    echo "fuzz: $t: regression FAILED (log: $log)"
+    failed=1
+  fi
+done
+
+for t in "${targets[@]}"; do
+  corpus=$build/corpus/$t
+  artifacts=$build/artifacts/$t/
+  log=$build/fuzz-$t.log
+  mkdir -p "$corpus" "$artifacts"
+  dict=()
+  [[ -f $src/fuzz/dict/$t.dict ]] && dict=(-dict="$src/fuzz/dict/$t.dict")
+  status=0
+  "$build/fuzz/$t" -max_total_time="$seconds" -max_len="$(max_len "$t")" \
+    -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 \
+    -artifact_prefix="$artifacts" "${dict[@]}" \
+    "$corpus" "$src/fuzz/corpus/$t" >"$log" 2>&1 || status=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  if [[ $status -ne 0 ]]; then
+    grep -E 'ERROR|SUMMARY|invariant|runtime error|Test unit written' "$log" \
+      | head -10 || true
+    echo "fuzz: $t: FAILED after ${execs:-?} executions (log: $log)"
+    failed=1
+  else
+    echo "fuzz: $t: no crash in ${seconds} s;" \
+         "stat::number_of_executed_units: ${execs:-?}"
+  fi
+done
+echo "fuzz: total $(($(date +%s) - start)) s"
+exit $failed

@@ -22,6 +22,18 @@ TEST_CASE("the running list comes from /containers/json", "[docker]") {
   CHECK_FALSE(docker::parse_running("[broken"));
 }
 
+TEST_CASE("an empty or NUL-cut id does not make every container running",
+          "[docker]") {
+  // Found by fuzz_docker (fuzz/regressions/fuzz_docker/empty-id): an empty
+  // id is a prefix of every id.
+  auto r = docker::parse_running(
+    R"([{"Id":""},{"Id":"\u0000abc"},{"Id":"aaa","State":"running\u0000x"},
+        {"Id":"bbb"}])");
+  REQUIRE(r);
+  CHECK(*r == std::set<std::string>{"bbb"});
+  CHECK_FALSE(docker::is_running(*r, "ccc"));
+}
+
 TEST_CASE("ids match by prefix either way", "[docker]") {
   std::set<std::string> running{"0123456789abcdef00", "ffff"};
   CHECK(docker::is_running(running, "0123456789ab"));
