@@ -231,6 +231,14 @@ std::string supervisor_state::render(
   j.kv("keepalive_failures", keepalive_failures);
   j.kv("last_error", lease_error);
   j.end_object();
+  if (cfg.client) {
+    auto cs = cfg.client->stats();
+    j.object("etcd_auth");
+    j.kv("logins", cs.logins);
+    j.kv("login_failures", cs.login_failures);
+    j.kv("logins_deferred", cs.logins_deferred);
+    j.end_object();
+  }
   j.begin_array("watches");
   for (auto& [prefix, w] : watches) {
     j.begin_object();
@@ -309,6 +317,14 @@ std::string supervisor_state::metrics(
       << "# TYPE networkd_lease_keepalive_failures_total counter\n"
       << "networkd_lease_keepalive_failures_total " << keepalive_failures
       << "\n"
+      << "# HELP networkd_etcd_logins_total etcd Authenticate calls sent\n"
+      << "# TYPE networkd_etcd_logins_total counter\n"
+      << "networkd_etcd_logins_total "
+      << (cfg.client ? cfg.client->stats().logins : 0) << "\n"
+      << "# HELP networkd_etcd_login_failures_total Logins etcd refused\n"
+      << "# TYPE networkd_etcd_login_failures_total counter\n"
+      << "networkd_etcd_login_failures_total "
+      << (cfg.client ? cfg.client->stats().login_failures : 0) << "\n"
       << "# HELP networkd_watch_revision Last revision applied per watch\n"
       << "# TYPE networkd_watch_revision gauge\n";
   for (auto& [prefix, w] : watches)

@@ -790,7 +790,19 @@ result<std::string> get(const std::string& endpoint, const std::string& target,
   cli.set_read_timeout(secs.count(), usecs.count());
   cli.set_write_timeout(secs.count(), usecs.count());
   cli.set_keep_alive(false);
-  auto res = cli.Get(target.c_str());
+  std::string body;
+  bool too_large = false;
+  auto res = cli.Get(target, [&](const char* data, size_t n) {
+    too_large = body.size() + n > default_max_size;
+    if (!too_large)
+      body.append(data, n);
+    return !too_large;
+  });
+  if (too_large)
+    return make_failure("too_large", "GET " + target + " from " + endpoint
+                                       + ": answer over "
+                                       + std::to_string(default_max_size)
+                                       + " bytes");
   if (!res) {
     auto err = res.error();
     auto code = (err == httplib::Error::ConnectionTimeout
@@ -803,8 +815,8 @@ result<std::string> get(const std::string& endpoint, const std::string& target,
   if (res->status != 200)
     return make_failure("http_status", "GET " + target + ": HTTP "
                                          + std::to_string(res->status) + ": "
-                                         + printable(res->body));
-  return std::move(res->body);
+                                         + printable(body));
+  return body;
 }
 
 result<containers_result> get_containers(const std::string& endpoint,

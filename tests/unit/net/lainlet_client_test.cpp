@@ -433,3 +433,16 @@ TEST_CASE("plain GETs return the body or a failure", "[lainlet_client]") {
   CHECK(unreachable.error().code == "unavailable");
   CHECK_FALSE(get("no-port", "/version").ok());
 }
+
+TEST_CASE("a plain GET answer over 4 MiB is refused unbuffered",
+          "[lainlet_client]") {
+  lainlet_server srv;
+  srv.set_streamrouter_ports(std::string(default_max_size + 1, ' '));
+  auto r = get(srv.endpoint(), "/v2/streamrouter/ports");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == "too_large");
+  srv.set_streamrouter_ports("[80]");
+  auto ok = get(srv.endpoint(), "/v2/streamrouter/ports");
+  REQUIRE(ok.ok());
+  CHECK(*ok == "[80]");
+}
