@@ -9,7 +9,8 @@
 //
 // Input: byte 0 = mode (bits 0-1: 0 event stream, 1 chunked event stream,
 // 2 pod groups, 3 containers JSON; bit 2: small size limits; bit 3: node
-// filter "node1"), byte 1 = how the stream is cut into pieces, then the
+// filter "node1"; bit 4: the text is an HTTP reply head for parse_head
+// instead), byte 1 = how the stream is cut into pieces, then the
 // text (fuzz_util.hpp run escapes). Pod groups: records separated by 0xff,
 // key 0xfe value (a key not starting with '/' gets the pod groups prefix).
 #include <cstddef>
@@ -139,6 +140,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool small = mode & 4;
   std::string_view node = (mode & 8) ? "node1" : "";
   std::string_view rest{reinterpret_cast<const char*>(data) + 2, size - 2};
+  if (mode & 16) {
+    auto head = parse_head(rest);
+    if (head && (head->status < 100 || head->status > 999
+                 || (head->chunked && head->content_length)))
+      fuzz::broken("parse_head accepted a bad status or framing");
+    return 0;
+  }
   switch (mode & 3) {
     case 0:
       stream(fuzz::expand(rest), seed, small, node);

@@ -290,6 +290,11 @@ def lainlet_seeds():
         b"\x00\x11" + b"event: init\ndata: " + run(0x08, b"x") + b"\n\n",
         b"\x00\x00" + b"event: init\ndata: " + run(0x7f, b"[") + b"\n\n",
         b"\x03\x00" + run(0x7f, b"{"),
+        # Reply heads (mode bit 4: parse_head).
+        b"\x10\x00" + b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"
+        b"\r\nTransfer-Encoding: chunked\r\n",
+        b"\x10\x00" + b"HTTP/1.0 403 Forbidden\nContent-Length: 14\n",
+        b"\x10\x00" + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n",
     ]
 
 
@@ -303,7 +308,10 @@ def docker_seeds():
             body + SEP + b"abc123def456789",
             b"[]",
             b"{\"message\":\"page not found\"}",
-            run(0x7f, b"[")]
+            run(0x7f, b"["),
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+            + body,
+            b"HTTP/1.1 500 Internal Server Error\r\n\r\n{\"message\":\"x\"}"]
 
 
 def hosts_seeds():

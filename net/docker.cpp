@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "net/json_fields.hpp"
+#include "net/text.hpp"
 
 namespace networkd::docker {
 
@@ -117,12 +118,17 @@ running_containers(const std::string& socket,
     }
   }
   ::close(fd);
+  return parse_reply(reply);
+}
+
+result<std::set<std::string>> parse_reply(const std::string& reply) {
   auto head_end = reply.find("\r\n\r\n");
-  if (reply.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos)
+  if (reply.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos
+      || head_end < 12)
     return make_failure("http_status", "docker: not an HTTP answer");
   auto status = reply.substr(9, 3);
   if (status != "200")
-    return make_failure("http_status", "docker: HTTP " + status);
+    return make_failure("http_status", "docker: HTTP " + printable(status, 3));
   return parse_running(reply.substr(head_end + 4));
 }
 

@@ -19,6 +19,10 @@ result<std::string> socket_path(const std::string& endpoint);
 /// The ids of the running containers, from a /containers/json body.
 result<std::set<std::string>> parse_running(const std::string& body);
 
+/// A whole HTTP/1.x reply to GET /containers/json (the 64 MiB cap is the
+/// reader's): a 200 status and parse_running of its body.
+result<std::set<std::string>> parse_reply(const std::string& reply);
+
 /// Asks the Docker daemon at `socket` (blocking, bounded by `timeout`).
 /// Failure codes: "unavailable" (no socket / refused), "timeout",
 /// "http_status", "bad_json".

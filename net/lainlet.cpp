@@ -706,14 +706,8 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-struct response_head {
-  int status = 0;
-  std::string reason;
-  bool chunked = false;
-  std::optional<uint64_t> content_length;
-};
+} // namespace
 
-// Parses "HTTP/1.x NNN reason" and the header lines (without the blank line).
 result<response_head> parse_head(std::string_view head) {
   response_head out;
   auto eol = head.find('\n');
@@ -759,6 +753,8 @@ result<response_head> parse_head(std::string_view head) {
     out.content_length.reset();
   return out;
 }
+
+namespace {
 
 using clock = std::chrono::steady_clock;
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -54,6 +55,20 @@ struct feed_result {
 /// max_line, or an event whose fields add up to more than max_event, is
 /// discarded up to its end (never buffered) and the whole event it belongs
 /// to is dropped with an error, so a truncated payload is never delivered.
+/// The status and framing of an HTTP/1.x reply.
+struct response_head {
+  int status = 0;
+  std::string reason;
+  bool chunked = false;
+  std::optional<uint64_t> content_length;
+};
+
+/// Parses "HTTP/1.x NNN reason" and the header lines, without the blank
+/// line that ends them (the caller reads at most 64 KiB of head). Fails on
+/// a bad status or header line, a bad content-length or a transfer-encoding
+/// other than chunked or identity.
+result<response_head> parse_head(std::string_view head);
+
 class stream_parser {
 public:
   explicit stream_parser(size_t max_line = default_max_size,

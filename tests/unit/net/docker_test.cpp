@@ -48,3 +48,16 @@ TEST_CASE("a missing socket is unavailable", "[docker]") {
   REQUIRE_FALSE(r);
   CHECK(r.error().code == "unavailable");
 }
+
+TEST_CASE("a whole reply needs an HTTP head and status 200", "[docker]") {
+  auto ok = docker::parse_reply(
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+    R"([{"Id":"abc","State":"running"}])");
+  REQUIRE(ok);
+  CHECK(*ok == std::set<std::string>{"abc"});
+  auto err = docker::parse_reply("HTTP/1.1 500 Oops\r\n\r\n{}");
+  REQUIRE_FALSE(err);
+  CHECK(err.error().message == "docker: HTTP 500");
+  for (auto bad : {"", "HTTP/1.1 200", "HTTP/1.\r\n\r\n[]", "SSH-2.0\r\n\r\n"})
+    CHECK_FALSE(docker::parse_reply(bad));
+}

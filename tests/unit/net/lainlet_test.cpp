@@ -536,3 +536,20 @@ TEST_CASE("the watch target encodes the node name", "[lainlet]") {
   CHECK(containers_target("n", true, seconds{0})
         == "/v2/containers?nodename=n&watch=1");
 }
+
+TEST_CASE("reply heads give the status and the framing", "[lainlet]") {
+  auto h = parse_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                      "Content-Length: 5\r\n");
+  REQUIRE(h);
+  CHECK(h->status == 200);
+  CHECK(h->chunked);
+  CHECK_FALSE(h->content_length);
+  h = parse_head("HTTP/1.0 403 Forbidden\nContent-Length: 14\n");
+  REQUIRE(h);
+  CHECK(h->reason == "Forbidden");
+  CHECK(*h->content_length == 14);
+  for (auto bad : {"", "HTTP/2 200 OK", "HTTP/1.1 20 OK", "HTTP/1.1 200 OK\nno colon",
+                   "HTTP/1.1 200 OK\nTransfer-Encoding: gzip",
+                   "HTTP/1.1 200 OK\nContent-Length: -1"})
+    CHECK_FALSE(parse_head(bad));
+}
