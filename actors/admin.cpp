@@ -23,11 +23,17 @@
 #include <thread>
 
 #include "actors/json.hpp"
+#include "net/http_request.hpp"
 #include "net/log.hpp"
 
 namespace networkd {
 
 namespace {
+
+using http::head_parser;
+using http::refusal;
+using http::refusal_names;
+using http::refusal_status;
 
 constexpr auto ask_timeout = std::chrono::seconds(3);
 /// After an error reply: how long the rest of the request is read and
@@ -55,63 +61,6 @@ std::string ask_status(caf::actor_system& sys, const Handle& h) {
                j.kv("last_error", sys.render(err)).end_object();
                out = j.str();
              });
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i]))
-        != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-/// True when the comma-separated list has the token (any case).
-bool has_token(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    auto item = list.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
-      item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
-      item.remove_suffix(1);
-    if (iequals(item, token))
-      return true;
-    if (comma == std::string_view::npos)
-      break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/// The path of a request target: query dropped, %XX decoded.
-std::string target_path(std::string_view target) {
-  target = target.substr(0, target.find('?'));
-  std::string out;
-  for (size_t i = 0; i < target.size(); ++i) {
-    bool escape = target[i] == '%' && i + 2 < target.size()
-                  && hex_digit(target[i + 1]) >= 0
-                  && hex_digit(target[i + 2]) >= 0;
-    if (escape) {
-      out += static_cast<char>(hex_digit(target[i + 1]) * 16
-                               + hex_digit(target[i + 2]));
-      i += 2;
-    } else {
-      out += target[i];
-    }
-  }
   return out;
 }
 
@@ -163,164 +112,6 @@ std::string render(const http_reply& r, bool head, bool close,
     s += r.body;
   return s;
 }
-
-/// Why a request or connection was refused (counted per reason).
-enum class refusal {
-  bad_request,
-  request_line,
-  header_count,
-  header_bytes,
-  body,
-  timeout,
-  connections,
-  slow_reader,
-  count
-};
-
-constexpr std::array<const char*, static_cast<size_t>(refusal::count)>
-  refusal_names = {"bad_request", "request_line", "header_count",
-                   "header_bytes", "body",         "timeout",
-                   "connections", "slow_reader"};
-
-int refusal_status(refusal r) {
-  switch (r) {
-    case refusal::request_line:
-      return 414;
-    case refusal::header_count:
-    case refusal::header_bytes:
-      return 431;
-    case refusal::body:
-      return 413;
-    case refusal::timeout:
-      return 408;
-    case refusal::connections:
-      return 503;
-    default:
-      return 400;
-  }
-}
-
-struct request_head {
-  std::string method;
-  std::string path;
-  bool head = false;
-  bool close = false;
-};
-
-/// Reads a request head line by line as bytes arrive, within the limits.
-class head_parser {
-public:
-  enum class verdict { more, done, refused };
-
-  /// Consumes the complete lines at the front of `in` up to the end of
-  /// the head; what stays is a partial line or the next request.
-  verdict parse(std::string& in, const admin_limits& lim) {
-    size_t pos = 0;
-    auto v = verdict::more;
-    while (v == verdict::more) {
-      auto nl = in.find('\n', pos);
-      if (nl == std::string::npos)
-        break;
-      std::string_view line{in.data() + pos, nl - pos};
-      pos = nl + 1;
-      if (!line.empty() && line.back() == '\r')
-        line.remove_suffix(1);
-      v = first_ ? request_line(line, lim) : header_line(line, lim);
-    }
-    in.erase(0, pos);
-    started_ = started_ || pos > 0 || !in.empty();
-    if (v != verdict::more)
-      return v;
-    if (first_ && in.size() > lim.max_request_line + 1)
-      return refuse(refusal::request_line);
-    if (!first_ && header_bytes_ + in.size() > lim.max_header_bytes)
-      return refuse(refusal::header_bytes);
-    return verdict::more;
-  }
-
-  const request_head& head() const { return head_; }
-  refusal why() const { return why_; }
-  /// True once a byte of this request arrived.
-  bool started() const { return started_; }
-
-private:
-  verdict refuse(refusal r) {
-    why_ = r;
-    return verdict::refused;
-  }
-
-  verdict request_line(std::string_view line, const admin_limits& lim) {
-    if (line.size() > lim.max_request_line)
-      return refuse(refusal::request_line);
-    auto sp1 = line.find(' ');
-    auto sp2 = line.rfind(' ');
-    if (sp1 == std::string_view::npos || sp2 == sp1)
-      return refuse(refusal::bad_request);
-    auto method = line.substr(0, sp1);
-    auto target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    auto version = line.substr(sp2 + 1);
-    static constexpr std::string_view methods[]
-      = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
-         "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-    bool known = false;
-    for (auto m : methods)
-      known = known || m == method;
-    if (!known || target.empty() || target.find(' ') != target.npos)
-      return refuse(refusal::bad_request);
-    if (version == "HTTP/1.0")
-      head_.close = true;
-    else if (version != "HTTP/1.1")
-      return refuse(refusal::bad_request);
-    head_.method = std::string{method};
-    head_.head = method == "HEAD";
-    head_.path = target_path(target);
-    first_ = false;
-    return verdict::more;
-  }
-
-  verdict header_line(std::string_view line, const admin_limits& lim) {
-    if (line.empty())
-      return verdict::done;
-    header_bytes_ += line.size() + 2;
-    if (++headers_ > lim.max_headers)
-      return refuse(refusal::header_count);
-    if (header_bytes_ > lim.max_header_bytes)
-      return refuse(refusal::header_bytes);
-    auto colon = line.find(':');
-    if (colon == 0 || colon == std::string_view::npos)
-      return refuse(refusal::bad_request);
-    auto name = line.substr(0, colon);
-    if (name.find_first_of(" \t") != std::string_view::npos)
-      return refuse(refusal::bad_request);
-    auto value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
-      value.remove_suffix(1);
-    if (iequals(name, "content-length")) {
-      if (value.empty()
-          || value.find_first_not_of("0123456789") != std::string_view::npos)
-        return refuse(refusal::bad_request);
-      if (value.find_first_not_of('0') != std::string_view::npos)
-        return refuse(refusal::body);
-    } else if (iequals(name, "transfer-encoding")) {
-      return refuse(refusal::body);
-    } else if (iequals(name, "connection")) {
-      if (has_token(value, "close"))
-        head_.close = true;
-      else if (has_token(value, "keep-alive"))
-        head_.close = false;
-    }
-    return verdict::more;
-  }
-
-  request_head head_;
-  refusal why_ = refusal::bad_request;
-  bool first_ = true;
-  bool started_ = false;
-  size_t headers_ = 0;
-  size_t header_bytes_ = 0;
-};
 
 } // namespace
 
@@ -592,7 +383,7 @@ private:
   /// Parses what arrived; a complete head is answered here or handed to
   /// a worker.
   void next_request(connection& c, clock_type::time_point now) {
-    auto v = c.parser.parse(c.in, lim_);
+    auto v = c.parser.parse(c.in, lim_.head);
     if (v == head_parser::verdict::more)
       return;
     if (v == head_parser::verdict::refused) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
+#include "net/http_request.hpp"
 #include "net/result.hpp"
 
 namespace networkd {
@@ -30,11 +31,8 @@ struct admin_limits {
   /// connection that is still sending its request; when every connection
   /// is being answered, the newcomer gets 503.
   size_t max_connections = 16;
-  /// Bytes of the request line (414 past it).
-  size_t max_request_line = 2048;
-  /// Header lines, and their bytes with line ends (431 past either).
-  size_t max_headers = 64;
-  size_t max_header_bytes = 8192;
+  /// Request line and header limits (414, 431 past them).
+  http::head_limits head;
   /// Time to send a whole request, counted from the connection's accept
   /// or the end of its previous response: 408 past it (an idle connection
   /// is closed without a word).

@@ -337,6 +337,20 @@ def resolv_seeds():
     ]
 
 
+def http_seeds():
+    get = b"GET /v1/state?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    return [
+        b"\xff" + get,
+        b"\x00" + get,
+        b"\x07" + b"HEAD /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        + get,
+        b"\x10" + b"POST /readyz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        b"\x20" + b"GET /%76%31/vips HTTP/1.1\nTransfer-Encoding: chunked\n\n",
+        b"\xff" + b"GET / HTTP/1.1\r\nX: " + run(0x10, b"a") + b"\r\n\r\n",
+        b"\xff" + b"GET /" + run(0x08, b"a") + b" HTTP/1.1\r\n\r\n",
+    ]
+
+
 targets = {
     "fuzz_query": query_seeds(),
     "fuzz_upstream": upstream_seeds(),
@@ -346,6 +360,7 @@ targets = {
     "fuzz_docker": docker_seeds(),
     "fuzz_hosts": hosts_seeds(),
     "fuzz_resolv_conf": resolv_seeds(),
+    "fuzz_http": http_seeds(),
 }
 
 for target, seeds in targets.items():

@@ -17,7 +17,7 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
 all_targets=(fuzz_query fuzz_upstream fuzz_etcd_keys fuzz_publish
-             fuzz_lainlet fuzz_docker fuzz_hosts fuzz_resolv_conf)
+             fuzz_lainlet fuzz_docker fuzz_hosts fuzz_resolv_conf fuzz_http)
 
 seconds=600
 if [[ ${1:-} == --ci ]]; then
@@ -57,6 +57,8 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
   CC=clang CXX=clang++ cmake -S "$src" -B "$build" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETWORKD_FUZZ=ON \
     -DNETWORKD_TESTS=OFF "${launcher[@]}" >/dev/null
+else
+  cmake "$build" >/dev/null # targets added since the last run
 fi
 cmake --build "$build" -j2 --target "${targets[@]}" >"$build/build.log" 2>&1 \
   || { tail -40 "$build/build.log"; echo "fuzz: build FAILED"; exit 1; }
