@@ -187,7 +187,22 @@ TEST_CASE("SIGUSR1 logs the state and SIGHUP reads everything again while "
         n += w["resyncs"].GetInt64();
     return n;
   };
+  // And the hosts file and resolv.conf: their actors' read counters.
+  auto reads = [&] {
+    auto doc = state_of(d);
+    uint64_t hosts = 0;
+    uint64_t resolv = 0;
+    for (auto& a : doc["actors"].GetArray()) {
+      std::string name = a["name"].GetString();
+      if (name == "dns-responder")
+        hosts = a["counters"]["hosts_reloads"].GetUint64();
+      else if (name == "resolv-guardian")
+        resolv = a["counters"]["checks"].GetUint64();
+    }
+    return std::pair{hosts, resolv};
+  };
   auto before = resyncs();
+  auto [hosts0, resolv0] = reads();
   d.proc().signal(SIGHUP);
   REQUIRE(wait_until(
     [&] { return resyncs() >= before + static_cast<int64_t>(
@@ -195,6 +210,12 @@ TEST_CASE("SIGUSR1 logs the state and SIGHUP reads everything again while "
                                            ["watches"].GetArray().Size()); },
     5s));
   CHECK(d.log().find("SIGHUP: reading etcd") != std::string::npos);
+  REQUIRE(wait_until(
+    [&, hosts0 = hosts0, resolv0 = resolv0] {
+      auto [hosts, resolv] = reads();
+      return hosts > hosts0 && resolv > resolv0;
+    },
+    5s));
   CHECK(d.proc().running());
   REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 5s));
 }
