@@ -241,7 +241,7 @@ TEST_CASE("a stale trusted state is repaired by reading the chains again",
   CHECK(diff(*s, {to_c1(80)})->empty());
 }
 
-TEST_CASE("a change never waits for a read; refresh() re-reads off the "
+TEST_CASE("a change never waits for a read and refresh() re-reads off the "
           "change path",
           "[nat_apply]") {
   lab l;
