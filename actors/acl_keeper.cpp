@@ -75,22 +75,13 @@ std::string acl_keeper_state::render() const {
 acl_keeper_actor::behavior_type
 acl_keeper(acl_keeper_pointer self, std::shared_ptr<acl::filter_table> table) {
   self->state.table = std::move(table);
-  self->state.audit.every = std::chrono::seconds{
-    config::find_knob("acl_audit_s")->default_number};
+  self->state.audit.every = config::default_knobs().audit.acl;
   self->state.audit.arm(self);
   return {
     [self](atom::status) { return self->state.render(); },
+    [self](config::knob_values& v) { self->state.audit.set(self, v.audit.acl); },
     [self](key_change& c) {
       auto& st = self->state;
-      if (c.fam == config::family::knob
-          && c.key.substr(config::knobs_prefix.size()) == "acl_audit_s") {
-        st.audit.set(self, std::chrono::seconds{
-                             c.deleted || !c.knob
-                               ? config::find_knob("acl_audit_s")
-                                   ->default_number
-                               : c.knob->number});
-        return;
-      }
       if (c.fam != config::family::acl)
         return;
       ++st.changes;

@@ -43,7 +43,7 @@ dns::table_input dns_responder_state::input() const {
   in.webrouter_ips = webrouter_ips;
   in.hosts = hosts;
   in.dynamic_names = dynamic_names;
-  in.ttl = cfg.ttl;
+  in.ttl = knobs.ttl;
   for (auto& [name, s] : servers)
     in.domain_servers.push_back(s);
   in.upstreams = upstreams;
@@ -92,10 +92,21 @@ std::string dns_responder_state::render() const {
   j.kv("last_error", hosts_error);
   j.kv("listen", cfg.server ? cfg.server->options().listen
                             : std::vector<std::string>{});
+  if (cfg.server) {
+    auto c = cfg.server->cache_settings();
+    j.object("settings");
+    j.kv("cache_size", static_cast<uint64_t>(c.capacity));
+    j.kv("min_ttl", static_cast<uint64_t>(c.min_ttl));
+    j.kv("max_ttl", static_cast<uint64_t>(c.max_ttl));
+    j.kv("neg_ttl_max", static_cast<uint64_t>(c.max_negative_ttl));
+    j.kv("upstream_timeout_ms",
+         static_cast<uint64_t>(cfg.server->upstream_timeout_ms()));
+    j.end_object();
+  }
   j.object("table");
   j.kv("names", static_cast<uint64_t>(tbl ? tbl->size() : 0));
   j.kv("serial", static_cast<uint64_t>(tbl ? tbl->serial() : 0));
-  j.kv("ttl", static_cast<uint64_t>(cfg.ttl));
+  j.kv("ttl", static_cast<uint64_t>(knobs.ttl));
   j.kv("domains", static_cast<uint64_t>(domains.size()));
   j.kv("domain_servers", static_cast<uint64_t>(servers.size()));
   j.kv("hosts_entries", static_cast<uint64_t>(hosts.size()));
@@ -282,17 +293,22 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
             st.servers[c.servers->domain] = *c.servers;
           }
           break;
-        case config::family::knob:
-          if (name == "dns_ttl") {
-            st.cfg.ttl = c.deleted ? 60 : static_cast<uint32_t>(c.knob->number);
-            break;
-          }
-          return;
         default:
           return;
       }
       ++st.changes_since_publish;
       schedule_publish(self);
+    },
+    [self](config::knob_values& v) {
+      auto& st = self->state;
+      if (v.dns == st.knobs)
+        return;
+      bool ttl = v.dns.ttl != st.knobs.ttl;
+      st.knobs = v.dns;
+      if (st.cfg.server)
+        st.cfg.server->tune(v.dns);
+      if (ttl)
+        schedule_publish(self);
     },
     [self](atom::ready) {
       // The first full etcd read is in: its keys went through every

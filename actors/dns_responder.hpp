@@ -22,13 +22,14 @@ struct dns_responder_config {
   std::shared_ptr<dns::server> server; ///< started by the caller
   std::string node_ip;
   std::string hosts_file; ///< empty: none
-  uint32_t ttl = 60;
 };
 
 struct dns_responder_state {
   static inline const char* name = "dns-responder";
 
   dns_responder_config cfg;
+  /// The dns_* knobs in force (dns_ttl here, the rest in the server).
+  config::dns_knobs knobs = config::default_knobs().dns;
   std::map<std::string, config::domain_config> domains; ///< by name
   std::map<std::string, config::domain_servers_config> servers;
   std::map<std::string, std::vector<std::string>> dynamic_names;

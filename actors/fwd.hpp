@@ -62,6 +62,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(networkd, (networkd::docker_report))
   CAF_ADD_TYPE_ID(networkd, (networkd::spread_report))
   CAF_ADD_TYPE_ID(networkd, (std::vector<int64_t>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::knob_values))
+  CAF_ADD_TYPE_ID(networkd, (networkd::config::probe_knobs))
 
   CAF_ADD_ATOM(networkd, networkd::atom, status, "status")
   CAF_ADD_ATOM(networkd, networkd::atom, ready, "ready")

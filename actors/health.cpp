@@ -106,6 +106,11 @@ std::string proc_tracker_state::render() const {
   for (auto p : machine.probe_ports())
     ports.push_back(std::to_string(p));
   j.kv("probe_ports", ports);
+  j.object("probe");
+  j.kv("interval_ms", static_cast<int64_t>(probes.interval.count()));
+  j.kv("timeout_ms", static_cast<int64_t>(probes.timeout.count()));
+  j.kv("failures", probes.failures);
+  j.end_object();
   j.object("last_probe");
   j.kv("port", static_cast<int64_t>(last_probe.port));
   j.kv("ok", last_probe.ok);
@@ -178,13 +183,13 @@ void recompute_ports(tracker_pointer self) {
 proc_tracker_actor::behavior_type
 proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
              std::string app, std::string proc,
-             std::shared_ptr<tcp_prober> prober, probe_settings probes) {
+             std::shared_ptr<tcp_prober> prober, config::probe_knobs probes) {
   auto& st = self->state;
   st.app = std::move(app);
   st.proc = std::move(proc);
   st.prober = std::move(prober);
   st.probes = probes;
-  st.machine.set_threshold(probes.failures);
+  st.machine.set_threshold(static_cast<int>(probes.failures));
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     st.subscribers.erase(dm.source);
@@ -239,15 +244,12 @@ proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
         self->delayed_send(self, st.probes.interval, atom::probe_v);
       }
     },
-    [self](config::knob& k) {
+    [self](config::probe_knobs& k) {
       auto& st = self->state;
-      if (k.name == "probe_interval_ms")
-        st.probes.interval = std::chrono::milliseconds(k.number);
-      else if (k.name == "probe_timeout_ms")
-        st.probes.timeout = std::chrono::milliseconds(k.number);
-      else if (k.name == "probe_failures") {
-        st.probes.failures = static_cast<int>(k.number);
-        st.machine.set_threshold(st.probes.failures);
+      bool threshold = k.failures != st.probes.failures;
+      st.probes = k;
+      if (threshold) {
+        st.machine.set_threshold(static_cast<int>(k.failures));
         notify(self);
       }
     },
@@ -433,14 +435,15 @@ health_hub(health_hub_actor::stateful_pointer<health_hub_state> self,
       }
       return rp;
     },
-    [self](key_change& c) {
-      if (c.fam != config::family::knob || c.deleted || !c.knob)
+    [](key_change&) {},
+    [self](config::knob_values& v) {
+      // Kept for trackers spawned later, and told to the ones there are.
+      auto& st = self->state;
+      if (v.probe == st.cfg.probes)
         return;
-      auto& k = *c.knob;
-      if (k.name.rfind("probe_", 0) != 0)
-        return;
-      for (auto& [name, t] : self->state.trackers)
-        self->send(t, k);
+      st.cfg.probes = v.probe;
+      for (auto& [name, t] : st.trackers)
+        self->send(t, v.probe);
     },
     [](atom::ready) {},
     [self](container_set& s) {

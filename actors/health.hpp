@@ -20,12 +20,6 @@
 
 namespace networkd {
 
-struct probe_settings {
-  std::chrono::milliseconds interval{200};
-  std::chrono::milliseconds timeout{200};
-  int failures = 2;
-};
-
 struct health_hub_config {
   enum class source { lainlet, deployd, none };
   source from = source::lainlet;
@@ -34,7 +28,8 @@ struct health_hub_config {
   std::chrono::seconds heartbeat{5};
   std::shared_ptr<etcd::client> etcd; ///< for source::deployd
   std::shared_ptr<tcp_prober> prober;
-  probe_settings probes;
+  /// Until the supervisor sends the knobs in force.
+  config::probe_knobs probes = config::default_knobs().probe;
   /// Docker's unix socket; empty: no cross-check. A container the source
   /// reports but Docker does not list as running is not served.
   std::string docker_socket;
@@ -49,7 +44,7 @@ struct proc_tracker_state {
   std::string app;
   std::string proc;
   std::shared_ptr<tcp_prober> prober;
-  probe_settings probes;
+  config::probe_knobs probes;
   health_machine machine;
   std::map<caf::actor_addr, std::pair<caf::actor, std::vector<uint16_t>>>
     subscribers;
@@ -69,7 +64,7 @@ struct proc_tracker_state {
 proc_tracker_actor::behavior_type
 proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
              std::string app, std::string proc,
-             std::shared_ptr<tcp_prober> prober, probe_settings probes);
+             std::shared_ptr<tcp_prober> prober, config::probe_knobs probes);
 
 // -- hub ----------------------------------------------------------------------
 

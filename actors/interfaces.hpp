@@ -126,8 +126,11 @@ using nat_reader_actor
 /// Receives the non-VIP key changes the supervisor routes (domains, domain
 /// servers, leaders, vippool, knobs).
 using config_listener_actor = status_client_actor::extend<
-  // One parsed (or deleted) key.
+  // One parsed (or deleted) key (knobs come as knob_values instead).
   caf::reacts_to<key_change>,
+  // The knobs in force: sent once the knobs are first read, then on every
+  // change; each listener reads its slice.
+  caf::reacts_to<config::knob_values>,
   // The first full etcd read has been applied (sent once).
   caf::reacts_to<atom::ready>>;
 
@@ -174,8 +177,8 @@ using proc_tracker_actor = status_client_actor::extend<
   caf::reacts_to<atom::probe>,
   // A probe's outcome.
   caf::reacts_to<probe_done>,
-  // A probe knob changed (probe_interval_ms, probe_timeout_ms, ...).
-  caf::reacts_to<config::knob>>;
+  // The probe knobs in force (at spawn and on every change).
+  caf::reacts_to<config::probe_knobs>>;
 
 /// Owns the container source (lainlet or deployd) and the proc trackers.
 using health_hub_actor = config_listener_actor::extend<

@@ -307,6 +307,7 @@ leader_duties(leader_actor::stateful_pointer<leader_state> self,
       self->state.ready = true;
       publish_plan(self);
     },
+    [](config::knob_values&) {}, // no knob is the leader's
     [self](atom::ports, std::vector<uint16_t>& p) {
       NWD_LOG_INFO(who, "streamrouter ports from lainlet: {} ports",
                    p.size());

@@ -278,4 +278,38 @@ typename Inspector::result_type inspect(Inspector& f, knob& x) {
   return f(caf::meta::type_name("knob"), x.name, x.number, x.text);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lease_knobs& x) {
+  return f(caf::meta::type_name("lease_knobs"), x.ttl_s, x.fencing_margin);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, arp_knobs& x) {
+  return f(caf::meta::type_name("arp_knobs"), x.count, x.interval,
+           x.refresh);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, probe_knobs& x) {
+  return f(caf::meta::type_name("probe_knobs"), x.interval, x.timeout,
+           x.failures);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dns_knobs& x) {
+  return f(caf::meta::type_name("dns_knobs"), x.ttl, x.cache_size,
+           x.neg_ttl_max, x.min_ttl, x.max_ttl, x.upstream_timeout);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, audit_knobs& x) {
+  return f(caf::meta::type_name("audit_knobs"), x.nat, x.acl);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, knob_values& x) {
+  return f(caf::meta::type_name("knob_values"), x.log_level, x.lease, x.arp,
+           x.probe, x.dns, x.audit);
+}
+
 } // namespace networkd::config

@@ -367,21 +367,12 @@ void broadcast_lease(supervisor_pointer self) {
     self->send(self->state.cfg.leader, k);
 }
 
-/// The ARP knobs (set or default) every VIP holder is told.
+/// The ARP knobs in force, as every VIP holder is told them.
 std::vector<config::knob> arp_knobs(const supervisor_state& st) {
-  std::vector<config::knob> out;
-  for (auto name : {"arp_count", "arp_interval_ms", "arp_refresh_s"}) {
-    auto i = st.knobs.find(name);
-    if (i != st.knobs.end()) {
-      out.push_back(i->second);
-    } else if (auto spec = config::find_knob(name)) {
-      config::knob k;
-      k.name = name;
-      k.number = spec->default_number;
-      out.push_back(k);
-    }
-  }
-  return out;
+  auto& a = st.knob_values.arp;
+  return {config::knob{"arp_count", a.count, ""},
+          config::knob{"arp_interval_ms", a.interval.count(), ""},
+          config::knob{"arp_refresh_s", a.refresh.count(), ""}};
 }
 
 /// How many VIPs of app.proc each registered instance holds.
@@ -564,31 +555,38 @@ void route_vip(supervisor_pointer self, const key_change& c) {
     self->send(i->second.handle, spread_of(st, c.vip->app, c.vip->proc));
 }
 
+/// Resolves the knobs set into the values in force, acts on the
+/// supervisor's own slices and hands the whole to every listener (each reads
+/// its slice). Also sent once when the knobs are first read.
+void apply_knob_values(supervisor_pointer self) {
+  auto& st = self->state;
+  auto v = config::resolve_knobs(st.knobs);
+  auto old = std::exchange(st.knob_values, v);
+  if (v.log_level != old.log_level)
+    log::set_level(v.log_level.empty() ? st.cfg.log_level : v.log_level);
+  if (v.lease.fencing_margin != old.lease.fencing_margin)
+    st.lease.set_margin(v.lease.fencing_margin); // from the next renewal
+  if (v.audit.nat != old.audit.nat && st.cfg.nat_audit)
+    st.cfg.nat_audit(v.audit.nat.count());
+  if (!(v.arp == old.arp))
+    self->send(self, atom::announce_v); // tells the holders
+  for (auto& l : st.cfg.listeners)
+    self->send(l, v);
+}
+
 void apply_knob(supervisor_pointer self, const key_change& c) {
   auto& st = self->state;
-  auto name = c.key.substr(config::knobs_prefix.size());
-  if (name.rfind("arp_", 0) == 0) {
-    // Applied by the holders at once (after the update below).
-    self->send(self, atom::announce_v);
-  }
-  if (name == "nat_audit_s" && st.cfg.nat_audit) {
-    auto spec = config::find_knob(name);
-    st.cfg.nat_audit(c.deleted ? spec->default_number : c.knob->number);
-  }
+  auto name = std::string{c.key.substr(config::knobs_prefix.size())};
   if (c.deleted) {
-    st.knobs.erase(name);
-    if (name == "log_level")
-      log::set_level(st.cfg.log_level);
-    return;
+    if (st.knobs.erase(name) > 0)
+      NWD_LOG_INFO(who, "knob {} deleted: back to its default", name);
+  } else {
+    st.knobs[name] = *c.knob;
+    NWD_LOG_INFO(who, "knob {} = {}", name,
+                 c.knob->text.empty() ? std::to_string(c.knob->number)
+                                      : c.knob->text);
   }
-  st.knobs[name] = *c.knob;
-  NWD_LOG_INFO(who, "knob {} = {}", name,
-               c.knob->text.empty() ? std::to_string(c.knob->number)
-                                    : c.knob->text);
-  if (name == "log_level")
-    log::set_level(c.knob->text);
-  else if (name == "lease_ttl")
-    st.cfg.lease_ttl = c.knob->number; // used by the next grant
+  apply_knob_values(self);
 }
 
 void apply_change(supervisor_pointer self, const key_change& c) {
@@ -617,9 +615,9 @@ void apply_change(supervisor_pointer self, const key_change& c) {
     auto i = st.children.find(std::string{config::vips_prefix} + cls.suffix);
     if (i != st.children.end() && i->second.handle)
       self->send(i->second.handle, c);
+  } else if (c.fam == config::family::knob) {
+    apply_knob(self, c);
   } else {
-    if (c.fam == config::family::knob)
-      apply_knob(self, c);
     for (auto& l : st.cfg.listeners)
       self->send(l, c);
   }
@@ -669,7 +667,7 @@ void grant_lease(supervisor_pointer self) {
   auto sent_at = std::chrono::steady_clock::now();
   self
     ->request(st.worker, std::chrono::seconds(5), atom::grant_v,
-              st.cfg.lease_ttl)
+              st.knob_values.lease.ttl_s)
     .then(
       [self, sent_at](lease_info& li) {
         auto& st = self->state;
@@ -837,7 +835,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
                                            supervisor_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
-  st.lease = lease_tracker{st.cfg.fencing_margin};
+  st.lease = lease_tracker{st.knob_values.lease.fencing_margin};
   auto live = std::make_shared<std::map<std::string, std::set<std::string>>>();
   // Children are monitored, not linked: an exit (main's, when a shutdown
   // ran out of time) must take them along, or ~actor_system waits for them.
@@ -938,8 +936,11 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       w.prefix = b.prefix;
       w.revision = std::max(w.revision, b.revision);
       bool first = b.snapshot && st.synced.count(b.prefix) == 0;
-      if (first && b.prefix == config::knobs_prefix && st.cfg.client)
-        grant_lease(self);
+      if (first && b.prefix == config::knobs_prefix) {
+        apply_knob_values(self); // the listeners' first knob_values
+        if (st.cfg.client)
+          grant_lease(self);
+      }
       if (b.snapshot && st.synced.insert(b.prefix).second) {
         NWD_LOG_INFO(who, "watch {} synced at revision {} ({} keys)",
                      b.prefix, b.revision, b.changes.size());

@@ -46,15 +46,13 @@ struct supervisor_config {
   /// Called on every renewal with the whole seconds left before the local
   /// deadline: the VIP addresses' valid lifetime (kernel-side fencing).
   std::function<void(int64_t)> extend_addresses;
-  /// Called with the nat_audit_s knob (seconds) when it is set or deleted
-  /// (then with its default).
+  /// Called with the nat_audit_s knob (seconds) when it changes (a
+  /// deleted knob: its default).
   std::function<void(int64_t)> nat_audit;
-  int64_t lease_ttl = 6; ///< seconds; the lease_ttl knob overrides it
   /// New keys of a family past this many are ignored (counted, logged).
   size_t max_keys_per_family = config::max_keys_per_family;
   /// Log level to return to when the log_level knob is deleted.
   std::string log_level = "info";
-  std::chrono::milliseconds fencing_margin{1000};
   std::chrono::milliseconds restart_backoff_min{100};
   std::chrono::milliseconds restart_backoff_max{30000};
 };
@@ -105,7 +103,9 @@ struct supervisor_state {
   /// meanwhile gets its new holder once the old one is done.
   std::map<std::string, vip_holder_actor> retiring;
   std::map<std::string, rejected_entry> rejected; ///< by full key
-  std::map<std::string, config::knob> knobs;
+  std::map<std::string, config::knob> knobs; ///< the ones set in etcd
+  /// Every knob in force (knobs resolved against the defaults).
+  config::knob_values knob_values = config::default_knobs();
   std::map<std::string, int64_t> family_keys; ///< family → live keys
   /// family → new keys ignored since the family was at its limit
   std::map<std::string, uint64_t> over_limit;

@@ -272,10 +272,39 @@ cache::cache(cache_options opts) : opts_(opts) {
     opts_.shards = 1;
   if (opts_.capacity < opts_.shards)
     opts_.shards = std::max<size_t>(1, opts_.capacity);
-  per_shard_ = std::max<size_t>(1, (opts_.capacity + opts_.shards - 1)
-                                     / opts_.shards);
+  per_shard_ = per_shard(opts_.capacity, opts_.shards);
   for (size_t i = 0; i < opts_.shards; ++i)
     shards_.push_back(std::make_unique<shard>());
+}
+
+size_t cache::per_shard(size_t capacity, size_t shards) {
+  return (capacity + shards - 1) / shards;
+}
+
+cache_options cache::options() const {
+  std::lock_guard<std::mutex> guard{opts_mtx_};
+  return opts_;
+}
+
+void cache::tune(size_t capacity, uint32_t min_ttl, uint32_t max_ttl,
+                 uint32_t max_negative_ttl) {
+  size_t limit;
+  {
+    std::lock_guard<std::mutex> guard{opts_mtx_};
+    opts_.capacity = capacity;
+    opts_.min_ttl = min_ttl;
+    opts_.max_ttl = max_ttl;
+    opts_.max_negative_ttl = max_negative_ttl;
+    limit = per_shard(capacity, shards_.size());
+    per_shard_ = limit;
+  }
+  for (auto& sp : shards_) {
+    std::lock_guard<std::mutex> guard{sp->mtx};
+    while (sp->index.size() > limit) {
+      sp->erase(sp->back);
+      ++sp->evictions;
+    }
+  }
 }
 
 cache::shard& cache::shard_for(std::string_view key) {
@@ -311,6 +340,9 @@ void cache::put(std::string_view key,
     return;
   auto& s = shard_for(key);
   std::lock_guard<std::mutex> guard{s.mtx};
+  auto limit = per_shard_.load(std::memory_order_relaxed);
+  if (limit == 0)
+    return;
   ++s.inserts;
   if (auto i = s.index.find(key); i != s.index.end()) {
     auto n = i->second;
@@ -322,7 +354,7 @@ void cache::put(std::string_view key,
   auto n = node::make(key, std::move(entry));
   s.push_front(n);
   s.index.emplace(n->key(), n);
-  while (s.index.size() > per_shard_) {
+  while (s.index.size() > limit) {
     s.erase(s.back);
     ++s.evictions;
   }

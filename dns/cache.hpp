@@ -4,6 +4,7 @@
 // only for the map lookup (never while building an answer or doing I/O).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -125,7 +126,14 @@ public:
   };
   counters stats() const;
 
-  const cache_options& options() const { return opts_; }
+  /// The options in force (a copy: tune() may change them meanwhile).
+  cache_options options() const;
+
+  /// Changes the capacity (0: nothing is cached; a smaller one evicts the
+  /// least recently used entries at once) and the TTL limits of entries
+  /// made from now on. The shard count stays. Thread-safe.
+  void tune(size_t capacity, uint32_t min_ttl, uint32_t max_ttl,
+            uint32_t max_negative_ttl);
 
 private:
   /// One cached key: its place in the LRU list, the entry and the key's
@@ -164,8 +172,11 @@ private:
   };
   shard& shard_for(std::string_view key);
 
+  static size_t per_shard(size_t capacity, size_t shards);
+
+  mutable std::mutex opts_mtx_;
   cache_options opts_;
-  size_t per_shard_;
+  std::atomic<size_t> per_shard_{0}; ///< 0: caching is off
   std::vector<std::unique_ptr<shard>> shards_;
 };
 

@@ -60,8 +60,14 @@ struct forwarder::impl {
   std::atomic<bool> stopping{false};
   std::mutex mtx;
   std::vector<request> mailbox;
+  /// Per-try timeout for new channels (set_timeout).
+  std::atomic<int> timeout_ms{0};
   // Owned by the forwarder thread.
   std::map<std::string, ares_channel> channels;
+  int channels_timeout_ms = 0; ///< the timeout `channels` were made with
+  /// Channels of an earlier timeout: no new queries; destroyed once their
+  /// queries are done.
+  std::vector<ares_channel> retiring;
   std::unordered_map<std::string, pending> in_flight;
   std::atomic<uint64_t> sent{0}, coalesced{0}, answered{0}, failed{0},
     refused{0}, latency_sum{0};
@@ -72,7 +78,7 @@ struct forwarder::impl {
       return i->second;
     ares_options o{};
     o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-    o.timeout = opts.timeout_ms;
+    o.timeout = channels_timeout_ms;
     o.tries = opts.tries;
     int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES
                | ARES_OPT_NOROTATE;
@@ -165,16 +171,49 @@ struct forwarder::impl {
               new send_ctx{this, key});
   }
 
+  /// A new timeout: the channels made with the old one take no new
+  /// queries.
+  void retire_channels() {
+    int want = timeout_ms.load();
+    if (want == channels_timeout_ms)
+      return;
+    channels_timeout_ms = want;
+    for (auto& [id, ch] : channels)
+      retiring.push_back(ch);
+    channels.clear();
+  }
+
+  /// Destroys retired channels without queries (c-ares 1.18: ares_timeout
+  /// returns the given maximum, here null, when a channel has none).
+  void reap_retired() {
+    for (size_t i = 0; i < retiring.size();) {
+      timeval tv{};
+      if (ares_timeout(retiring[i], nullptr, &tv) == nullptr) {
+        ares_destroy(retiring[i]);
+        retiring[i] = retiring.back();
+        retiring.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+
   void run() {
     std::vector<pollfd> fds;
     std::vector<ares_channel> owners;
+    std::vector<ares_channel> all;
     while (!stopping.load()) {
+      reap_retired();
+      all.clear();
+      for (auto& [id, ch] : channels)
+        all.push_back(ch);
+      all.insert(all.end(), retiring.begin(), retiring.end());
       fds.clear();
       owners.clear();
       fds.push_back(pollfd{wake_fd, POLLIN, 0});
       owners.push_back(nullptr);
       timeval tv{1, 0};
-      for (auto& [id, ch] : channels) {
+      for (auto ch : all) {
         ares_socket_t socks[ARES_GETSOCK_MAXNUM];
         int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
         for (int i = 0; i < ARES_GETSOCK_MAXNUM; ++i) {
@@ -202,6 +241,7 @@ struct forwarder::impl {
           std::lock_guard<std::mutex> guard{mtx};
           batch.swap(mailbox);
         }
+        retire_channels(); // before any new query takes a channel
         for (auto& r : batch)
           start_request(r);
       }
@@ -215,13 +255,16 @@ struct forwarder::impl {
         ares_process_fd(owners[i], rfd, wfd);
       }
       // Timeouts.
-      for (auto& [id, ch] : channels)
+      for (auto ch : all)
         ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     }
     // Fail whatever is left: destroying a channel ends its queries.
     for (auto& [id, ch] : channels)
       ares_destroy(ch);
     channels.clear();
+    for (auto ch : retiring)
+      ares_destroy(ch);
+    retiring.clear();
     std::vector<request> batch;
     {
       std::lock_guard<std::mutex> guard{mtx};
@@ -236,6 +279,8 @@ struct forwarder::impl {
 
 forwarder::forwarder(forwarder_options opts) : impl_(new impl) {
   impl_->opts = opts;
+  impl_->timeout_ms = opts.timeout_ms;
+  impl_->channels_timeout_ms = opts.timeout_ms;
   static std::once_flag once;
   std::call_once(once, [] { ares_library_init(ARES_LIB_INIT_ALL); });
 }
@@ -277,6 +322,19 @@ void forwarder::submit(std::string key, std::vector<config::upstream> servers,
   if (impl_->wake_fd >= 0) {
     [[maybe_unused]] auto wr = ::write(impl_->wake_fd, &one, sizeof(one));
   }
+}
+
+void forwarder::set_timeout(int timeout_ms) {
+  if (impl_->timeout_ms.exchange(timeout_ms) == timeout_ms)
+    return;
+  uint64_t one = 1;
+  if (impl_->wake_fd >= 0) {
+    [[maybe_unused]] auto wr = ::write(impl_->wake_fd, &one, sizeof(one));
+  }
+}
+
+int forwarder::timeout() const {
+  return impl_->timeout_ms.load();
 }
 
 forwarder::counters forwarder::stats() const {

@@ -59,6 +59,12 @@ public:
   void submit(std::string key, std::vector<config::upstream> servers,
               std::vector<uint8_t> wire, callback done);
 
+  /// Thread-safe. Queries sent from now on (queued ones included) wait
+  /// `timeout_ms` per try; queries already out finish with the timeout
+  /// they started with.
+  void set_timeout(int timeout_ms);
+  int timeout() const;
+
   struct counters {
     uint64_t sent = 0;      ///< upstream exchanges started
     uint64_t coalesced = 0; ///< requests that joined one in flight

@@ -899,6 +899,28 @@ server::upstreams_for(std::string_view name) const {
   return impl_->filter(t->upstreams_for(wire_name(name)));
 }
 
+void server::tune(const config::dns_knobs& k) {
+  if (!impl_) { // before start(): the options it will start with
+    opts_.cache.capacity = static_cast<size_t>(k.cache_size);
+    opts_.cache.min_ttl = k.min_ttl;
+    opts_.cache.max_ttl = k.max_ttl;
+    opts_.cache.max_negative_ttl = k.neg_ttl_max;
+    opts_.upstream.timeout_ms = static_cast<int>(k.upstream_timeout.count());
+    return;
+  }
+  impl_->answers.tune(static_cast<size_t>(k.cache_size), k.min_ttl,
+                      k.max_ttl, k.neg_ttl_max);
+  impl_->fwd.set_timeout(static_cast<int>(k.upstream_timeout.count()));
+}
+
+cache_options server::cache_settings() const {
+  return impl_ ? impl_->answers.options() : opts_.cache;
+}
+
+int server::upstream_timeout_ms() const {
+  return impl_ ? impl_->fwd.timeout() : opts_.upstream.timeout_ms;
+}
+
 server_stats server::stats() const {
   server_stats s;
   if (!impl_)

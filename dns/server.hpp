@@ -39,6 +39,7 @@
 #include "dns/cache.hpp"
 #include "dns/forwarder.hpp"
 #include "dns/table.hpp"
+#include "net/knobs.hpp"
 #include "net/result.hpp"
 
 namespace networkd::dns {
@@ -123,6 +124,13 @@ public:
   void publish(std::shared_ptr<const table> t,
                std::function<void()> after_free = {});
   std::shared_ptr<const table> current() const;
+
+  /// Applies the dns_* knobs: the cache's size and TTL limits, and the
+  /// upstream timeout per try. Thread-safe.
+  void tune(const config::dns_knobs& k);
+  /// The cache and forwarder settings in force (the admin view).
+  cache_options cache_settings() const;
+  int upstream_timeout_ms() const;
 
   server_stats stats() const;
   /// The /v1/dns/config text of the current table.

@@ -237,57 +237,6 @@ std::string normalize_name(std::string_view name) {
   return lower(name);
 }
 
-const char* const log_levels = "trace debug info warn error";
-
-// A function-local static: safe to use from other translation units' static
-// initialisers.
-const std::vector<knob_spec>& knob_table() {
-  static const std::vector<knob_spec> table = {
-    {"log_level", false, 0, 0, "", "log level of the daemon", 0, "info",
-     log_levels},
-    {"lease_ttl", true, 2, 300, "s",
-     "TTL of this node's etcd lease (VIP locks, leader key)", 6, "", ""},
-    {"arp_count", true, 0, 20, "",
-     "gratuitous ARP rounds when a VIP is taken (0: none)", 4, "", ""},
-    {"arp_interval_ms", true, 100, 10000, "ms",
-     "pause between gratuitous ARP rounds (Linux ignores a second update "
-     "within 1 s)",
-     1100, "", ""},
-    {"arp_refresh_s", true, 0, 3600, "s",
-     "resend gratuitous ARP for held VIPs this often (0: off)", 0, "", ""},
-    {"nat_audit_s", true, 0, 3600, "s",
-     "re-read our DNAT chains this often and put back what someone else "
-     "changed (0: off)",
-     30, "", ""},
-    {"acl_audit_s", true, 0, 3600, "s",
-     "with -acl: re-read our filter chains this often and put back what "
-     "someone else changed (0: off)",
-     30, "", ""},
-    {"probe_interval_ms", true, 50, 60000, "ms",
-     "time between health probes of a local container", 200, "", ""},
-    {"probe_timeout_ms", true, 10, 10000, "ms",
-     "a health probe without answer in this time fails", 200, "", ""},
-    {"probe_failures", true, 1, 20, "",
-     "consecutive failed probes before a container counts as unhealthy", 2, "",
-     ""},
-    {"dns_ttl", true, 0, 86400, "s", "TTL of answers from cluster data", 60,
-     "", ""},
-    {"dns_cache_size", true, 0, 10000000, "",
-     "entries in the forwarding cache (0: no cache)", 20000, "", ""},
-    {"dns_neg_ttl_max", true, 0, 86400, "s",
-     "longest time a negative upstream answer is cached", 300, "", ""},
-    {"dns_min_ttl", true, 0, 86400, "s",
-     "cached upstream answers live at least this long", 0, "", ""},
-    {"dns_max_ttl", true, 0, 604800, "s",
-     "cached upstream answers live at most this long", 86400, "", ""},
-    {"dns_upstream_timeout_ms", true, 50, 30000, "ms",
-     "an upstream without answer in this time is given up", 5000, "", ""},
-    {"fencing_margin_ms", true, 100, 30000, "ms",
-     "VIPs are dropped this long before the lease could expire", 1000, "", ""},
-  };
-  return table;
-}
-
 bool in_choices(const char* choices, std::string_view word) {
   std::string_view all(choices);
   while (!all.empty()) {
@@ -304,7 +253,7 @@ bool in_choices(const char* choices, std::string_view word) {
 
 std::string known_knob_names() {
   std::string out;
-  for (auto& k : knob_table()) {
+  for (auto& k : known_knobs()) {
     if (!out.empty())
       out += ", ";
     out += k.name;
@@ -920,17 +869,6 @@ result<std::vector<std::string>> parse_vippool(std::string_view value) {
   if (!r)
     return with_key(vippool_key, r.error());
   return r;
-}
-
-const std::vector<knob_spec>& known_knobs() {
-  return knob_table();
-}
-
-const knob_spec* find_knob(std::string_view name) {
-  for (auto& k : knob_table())
-    if (name == k.name)
-      return &k;
-  return nullptr;
 }
 
 result<knob> parse_knob(std::string_view name, std::string_view value) {

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/knobs.hpp"
 #include "net/result.hpp"
 
 namespace networkd::config {
@@ -203,33 +204,7 @@ result<std::vector<uint16_t>> parse_streamrouter_ports(std::string_view value);
 /// /lain/config/streamrouter/vippool: JSON list of IPv4 strings.
 result<std::vector<std::string>> parse_vippool(std::string_view value);
 
-/// A runtime tuning knob under /lain/networkd/config/{name}. Values are plain
-/// text or JSON scalars ("5", 5, "\"debug\"").
-struct knob {
-  std::string name;
-  int64_t number = 0; ///< numeric knobs
-  std::string text;   ///< text knobs (log_level)
-};
-
-/// Describes one known knob, for validation, docs and the admin state.
-struct knob_spec {
-  const char* name;
-  bool numeric;
-  int64_t min;
-  int64_t max;
-  const char* unit;
-  const char* help;
-  int64_t default_number = 0;    ///< default of a numeric knob
-  const char* default_text = ""; ///< default of a text knob
-  const char* choices = "";      ///< text knobs: allowed words, space-separated
-};
-
-/// All knobs networkd understands.
-const std::vector<knob_spec>& known_knobs();
-
-/// The spec of a known knob, or nullptr.
-const knob_spec* find_knob(std::string_view name);
-
+/// A knob: name and value checked against its spec (net/knobs.hpp).
 result<knob> parse_knob(std::string_view name, std::string_view value);
 
 } // namespace networkd::config

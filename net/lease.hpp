@@ -17,15 +17,25 @@ public:
   using duration = std::chrono::milliseconds;
 
   /// `margin` is subtracted from every deadline: the node treats its lease
-  /// as gone that much before the server could expire it.
+  /// as gone that much before the server could expire it. It is used up to
+  /// half the TTL (a margin as long as the TTL would leave no lease).
   explicit lease_tracker(duration margin = duration{500}) : margin_(margin) {}
+
+  /// A new margin (the fencing_margin_ms knob), used from the next renewal.
+  void set_margin(duration margin) { margin_ = margin; }
+  /// The margin in use for a lease of `ttl_s` seconds.
+  duration margin_for(int64_t ttl_s) const {
+    return std::min(margin_, std::chrono::duration_cast<duration>(
+                               std::chrono::seconds(ttl_s))
+                               / 2);
+  }
 
   /// A grant (or keep-alive) sent at `sent_at` came back with `ttl_s`
   /// seconds: the server keeps the lease at least until sent_at + ttl.
   void renewed(int64_t id, int64_t ttl_s, time_point sent_at) {
     id_ = id;
     ttl_s_ = ttl_s;
-    auto until = sent_at + std::chrono::seconds(ttl_s) - margin_;
+    auto until = sent_at + std::chrono::seconds(ttl_s) - margin_for(ttl_s);
     // A late answer to an older request never shortens the deadline.
     if (!alive_ || until > deadline_)
       deadline_ = until;
@@ -59,7 +69,7 @@ public:
   bool late(time_point now) const {
     auto usable = std::chrono::duration_cast<duration>(
                     std::chrono::seconds(ttl_s_))
-                  - margin_;
+                  - margin_for(ttl_s_);
     return alive_ && remaining(now) * 2 < usable;
   }
 
@@ -74,7 +84,7 @@ public:
       std::chrono::seconds(std::max<int64_t>(ttl_s_, 1)));
     if (last_failed)
       return std::max(duration{100}, ttl / 10);
-    auto quarter = std::max(duration{250}, (ttl - margin_) / 4);
+    auto quarter = std::max(duration{250}, (ttl - margin_for(ttl_s_)) / 4);
     return std::max(duration{100}, std::min(ttl / 3, quarter));
   }
 

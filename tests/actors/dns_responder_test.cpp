@@ -92,15 +92,25 @@ TEST_CASE_METHOD(fixture, "domains, deletes and the TTL knob reach the table",
   CHECK(publishes() == publishes0 + 1);
   self->send(responder,
              deleted("/lain/config/domains/WEB.lain.", config::family::domain));
-  key_change ttl;
-  ttl.key = "/lain/networkd/config/dns_ttl";
-  ttl.fam = config::family::knob;
-  ttl.knob = config::knob{"dns_ttl", 5, ""};
-  self->send(responder, ttl);
+  auto knobs = config::resolve_knobs(
+    {{"dns_ttl", config::knob{"dns_ttl", 5, ""}},
+     {"dns_cache_size", config::knob{"dns_cache_size", 7, ""}},
+     {"dns_upstream_timeout_ms",
+      config::knob{"dns_upstream_timeout_ms", 300, ""}}});
+  self->send(responder, knobs);
   run();
   CHECK_FALSE(local("web.lain"));
   CHECK(local("apps.lain"));
   CHECK(srv->current()->ttl() == 5);
+  // The other dns_* knobs reach the server.
+  CHECK(srv->cache_settings().capacity == 7);
+  CHECK(srv->upstream_timeout_ms() == 300);
+  // Deleted: the defaults return.
+  self->send(responder, config::default_knobs());
+  run();
+  CHECK(srv->current()->ttl() == 60);
+  CHECK(srv->cache_settings().capacity == 20000);
+  CHECK(srv->upstream_timeout_ms() == 1500);
 }
 
 TEST_CASE_METHOD(fixture, "upstreams, domain servers, dynamic names and "

@@ -296,3 +296,34 @@ TEST_CASE("a container Docker does not list as running is not healthy",
   caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_METHOD(fixture, "a tracker spawned after the probe knobs changed "
+                          "probes with them",
+                 "[health]") {
+  container_server srv{"127.0.0.5", port};
+  lainlet.set_containers({web("127.0.0.5", port)});
+  caf::anon_send(hub, config::resolve_knobs(
+                        {{"probe_interval_ms",
+                          config::knob{"probe_interval_ms", 1700, ""}},
+                         {"probe_failures",
+                          config::knob{"probe_failures", 7, ""}}}));
+  subscribe(); // spawns the tracker of shop.web now
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
+  caf::scoped_actor self{sys};
+  auto status = [&] {
+    std::string s;
+    self->request(hub, std::chrono::seconds(2), atom::status_v)
+      .receive([&](std::string& r) { s = r; }, [](caf::error&) {});
+    return s;
+  };
+  auto s = status();
+  INFO(s);
+  CHECK(s.find("\"interval_ms\":1700") != std::string::npos);
+  CHECK(s.find("\"failures\":7") != std::string::npos);
+  // Deleted knobs: the defaults return to the running tracker.
+  caf::anon_send(hub, config::default_knobs());
+  REQUIRE(wait_until(
+    [&] { return status().find("\"interval_ms\":200") != std::string::npos; },
+    5s));
+  CHECK(status().find("\"failures\":2") != std::string::npos);
+}

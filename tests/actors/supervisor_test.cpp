@@ -98,6 +98,13 @@ listener(config_listener_actor::stateful_pointer<listener_state> self,
   return {
     [self](atom::status) { return std::string{"{}"}; },
     [out](key_change& c) { out->push_back(std::move(c)); },
+    [out](config::knob_values& v) {
+      // Recorded as a change of the knobs family carrying dns_ttl.
+      key_change c;
+      c.fam = config::family::knob;
+      c.knob = config::knob{"dns_ttl", v.dns.ttl, ""};
+      out->push_back(std::move(c));
+    },
     [](atom::ready) {},
   };
 }
@@ -266,6 +273,7 @@ TEST_CASE_METHOD(fixture, "other key families go to the listeners typed",
   CHECK((*heard)[1].fam == config::family::swarm_leader);
   REQUIRE((*heard)[1].leader);
   CHECK((*heard)[1].leader->ip == "10.2.2.2");
+  // Knobs arrive as the resolved knob_values, not as the raw key.
   CHECK((*heard)[2].fam == config::family::knob);
   REQUIRE((*heard)[2].knob);
   CHECK((*heard)[2].knob->number == 30);
@@ -273,6 +281,15 @@ TEST_CASE_METHOD(fixture, "other key families go to the listeners typed",
   auto doc = status();
   CHECK(doc["rejected"].GetArray().Size() == 1);
   CHECK(doc["knobs"]["dns_ttl"].GetInt64() == 30);
+  // A deleted knob: the listeners get the default back.
+  heard->clear();
+  self->send(sup, batch("/lain/networkd/config/",
+                        {del("/lain/networkd/config/dns_ttl", 8)}));
+  run();
+  REQUIRE(heard->size() == 1);
+  REQUIRE((*heard)[0].knob);
+  CHECK((*heard)[0].knob->number == 60);
+  CHECK_FALSE(status()["knobs"].HasMember("dns_ttl"));
 }
 
 TEST_CASE("watch events are parsed into typed key changes", "[supervisor]") {

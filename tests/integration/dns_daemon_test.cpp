@@ -64,6 +64,18 @@ struct dnsmasq_upstream {
   }
 };
 
+/// Lets the guardian's first rewrite of resolv.conf happen before a test
+/// writes it: a writer that opened the file before a rename writes into the
+/// replaced file.
+void wait_for_guardian(const daemon_process& d) {
+  REQUIRE(wait_until(
+    [&] {
+      return read_file(d.resolv_conf()).rfind("nameserver 127.0.0.1\n", 0)
+             == 0;
+    },
+    10s));
+}
+
 } // namespace
 
 TEST_CASE("an etcd domain write is answered at once, a delete removes it",
@@ -128,14 +140,7 @@ TEST_CASE("resolv.conf servers and etcd domain servers are the upstreams",
   dnsmasq_upstream corp{"127.0.0.78", free_port(), "corp", "10.8.8.8"};
   etcd_server etcd;
   daemon_process d{etcd.endpoint()};
-  // Let the guardian's first rewrite happen before ours: a writer that
-  // opened the file before a rename writes into the replaced file.
-  REQUIRE(wait_until(
-    [&] {
-      return read_file(d.resolv_conf()).rfind("nameserver 127.0.0.1\n", 0)
-             == 0;
-    },
-    10s));
+  wait_for_guardian(d);
   write_file(d.resolv_conf(), "search example.com\nnameserver 127.0.0.77\n"
                               "options rotate ndots:2\n");
   bool fixed = wait_until(
@@ -209,4 +214,66 @@ TEST_CASE("webrouter-typed domains answer the VIPs of app webrouter",
   REQUIRE(etcd.etcdctl("del /lain/config/vips/10.9.0.2") == 0);
   REQUIRE(wait_until(
     [&] { return short_answer(d, "shop.web.lain") == "10.9.0.1\n"; }, 5s));
+}
+
+namespace {
+
+/// The TTL of the first answer record of `name` (-1: no answer).
+long answer_ttl(const daemon_process& d, const std::string& name) {
+  std::istringstream in(dig(d, "+noall +answer " + name + " A"));
+  std::string owner;
+  long ttl = -1;
+  in >> owner >> ttl;
+  return in ? ttl : -1;
+}
+
+} // namespace
+
+TEST_CASE("the dns knobs reach the cache at once and a bad value keeps the "
+          "last good one",
+          "[dns][daemon]") {
+  // An address of its own: the other upstream test uses 127.0.0.77:53.
+  dnsmasq_upstream up{"127.0.0.79", 53, "knob.test", "10.7.7.9"};
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  wait_for_guardian(d);
+  write_file(d.resolv_conf(), "nameserver 127.0.0.79\n");
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "a.knob.test") == "10.7.7.9\n"; }, 15s));
+  // dnsmasq's TTL (300) passes unchanged by default.
+  CHECK(answer_ttl(d, "a.knob.test") > 200);
+  auto state_has = [&](const std::string& text) {
+    return wait_until(
+      [&] { return d.get("/v1/state").body.find(text) != std::string::npos; },
+      5s);
+  };
+  REQUIRE(etcd.etcdctl("put /lain/networkd/config/dns_max_ttl 5") == 0);
+  REQUIRE(state_has("\"max_ttl\":5,"));
+  CHECK(answer_ttl(d, "b.knob.test") == 5);
+  // A bad value is rejected and the last good one stays in force.
+  REQUIRE(etcd.etcdctl("put /lain/networkd/config/dns_max_ttl abc") == 0);
+  REQUIRE(state_has("/lain/networkd/config/dns_max_ttl"));
+  CHECK(answer_ttl(d, "c.knob.test") == 5);
+  // No cache: the entries go at once and new answers are not kept.
+  auto entries = [&] {
+    auto m = d.get("/metrics").body;
+    auto at = m.find("\nnetworkd_dns_cache_entries ");
+    return at == std::string::npos
+             ? -1L
+             : std::stol(m.substr(at + sizeof("\nnetworkd_dns_cache_entries ")
+                                  - 1));
+  };
+  CHECK(entries() >= 3);
+  REQUIRE(etcd.etcdctl("put /lain/networkd/config/dns_cache_size 0") == 0);
+  REQUIRE(state_has("\"cache_size\":0,"));
+  CHECK(entries() == 0);
+  CHECK(short_answer(d, "d.knob.test") == "10.7.7.9\n");
+  CHECK(entries() == 0);
+  // Deleted: both return to their defaults.
+  REQUIRE(etcd.etcdctl("del /lain/networkd/config/dns_max_ttl") == 0);
+  REQUIRE(etcd.etcdctl("del /lain/networkd/config/dns_cache_size") == 0);
+  REQUIRE(state_has("\"cache_size\":20000,"));
+  REQUIRE(state_has("\"max_ttl\":86400,"));
+  CHECK(answer_ttl(d, "e.knob.test") > 200);
+  CHECK(entries() >= 1);
 }

@@ -250,3 +250,31 @@ TEST_CASE("the cache key separates DO and CD") {
   CHECK(plain == cache_key(wire_name("A.TEST"), 1, 1, false, false));
   CHECK(plain != cache_key(wire_name("a.test"), 28, 1, false, false));
 }
+
+TEST_CASE("a smaller capacity evicts at once and 0 turns the cache off") {
+  cache_options opts;
+  opts.capacity = 100;
+  opts.shards = 4;
+  cache c{opts};
+  for (int i = 0; i < 100; ++i) {
+    auto n = std::to_string(i) + ".test";
+    store(c, n, response(n, 1, 0, {"10.0.0.1"}, 60), 0);
+  }
+  auto before = c.stats().size;
+  CHECK(before > 50);
+  c.tune(8, 0, 86400, 3600);
+  CHECK(c.stats().size <= 8);
+  CHECK(c.stats().evictions >= before - 8);
+  CHECK(c.options().capacity == 8);
+  c.tune(0, 0, 86400, 3600);
+  CHECK(c.stats().size == 0);
+  store(c, "new.test", response("new.test", 1, 0, {"10.0.0.1"}, 60), 0);
+  CHECK(c.stats().size == 0);
+  query_result r;
+  ask(c, 0, "new.test", &r);
+  CHECK(r.what == disposition::forward);
+  // New TTL limits apply to entries made from then on.
+  c.tune(100, 10, 50, 3600);
+  store(c, "long.test", response("long.test", 1, 0, {"10.0.0.1"}, 100000), 0);
+  CHECK(ask(c, 0, "long.test").answer.at(0).ttl == 50);
+}

@@ -172,6 +172,23 @@ config::upstream at(uint16_t port) {
   return config::upstream{"127.0.0.1", port};
 }
 
+/// An upstream that takes queries and never answers.
+struct silent_upstream {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  config::upstream at;
+  silent_upstream() {
+    REQUIRE(fd >= 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0);
+    socklen_t len = sizeof(sin);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
+    at = config::upstream{"127.0.0.1", ntohs(sin.sin_port)};
+  }
+  ~silent_upstream() { ::close(fd); }
+};
+
 } // namespace
 
 TEST_CASE("forwarded answers come from dnsmasq and then from the cache") {
@@ -371,16 +388,8 @@ TEST_CASE("TC from the cache over UDP, the full answer over TCP") {
 
 TEST_CASE("upstream exchanges in flight are capped and the extra query "
           "fails at once") {
-  // An upstream that takes queries and never answers.
-  int silent = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  REQUIRE(silent >= 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0);
-  socklen_t len = sizeof(sin);
-  ::getsockname(silent, reinterpret_cast<sockaddr*>(&sin), &len);
-  config::upstream up{"127.0.0.1", ntohs(sin.sin_port)};
+  silent_upstream silent;
+  auto up = silent.at;
   forwarder_options o;
   o.max_in_flight = 2;
   o.max_waiters = 2;
@@ -402,5 +411,38 @@ TEST_CASE("upstream exchanges in flight are capped and the extra query "
   CHECK(f.stats().coalesced == 1);
   CHECK(f.stats().sent == 2);
   f.stop();
-  ::close(silent);
+}
+
+TEST_CASE("a new upstream timeout applies to the next queries and not to "
+          "those already out") {
+  silent_upstream silent;
+  auto up = silent.at;
+  forwarder_options o;
+  o.timeout_ms = 2500;
+  o.tries = 1;
+  forwarder f{o};
+  REQUIRE(f.start().ok());
+  std::atomic<bool> first_done{false}, second_done{false};
+  auto t0 = std::chrono::steady_clock::now();
+  std::atomic<int64_t> second_ms{0};
+  f.submit("slow.test", {up}, make_query({"slow.test"}),
+           [&](const upstream_answer&) { first_done = true; });
+  // Out on the wire (not only queued) before the change.
+  REQUIRE(test::wait_until([&] { return f.stats().sent == 1; }, 2s));
+  f.set_timeout(100);
+  CHECK(f.timeout() == 100);
+  f.submit("fast.test", {up}, make_query({"fast.test"}),
+           [&](const upstream_answer& a) {
+             CHECK_FALSE(a.ok);
+             second_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - t0)
+                           .count();
+             second_done = true;
+           });
+  REQUIRE(test::wait_until([&] { return second_done.load(); }, 2s));
+  CHECK(second_ms.load() < 1500);
+  // The query sent before the change still waits out its own timeout.
+  CHECK_FALSE(first_done.load());
+  REQUIRE(test::wait_until([&] { return first_done.load(); }, 5s));
+  f.stop();
 }

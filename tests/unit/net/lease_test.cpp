@@ -78,3 +78,21 @@ TEST_CASE("a renewal answered late asks for another one at once", "[lease]") {
   g.lost();
   CHECK_FALSE(g.late(t0 + 4100ms));
 }
+
+TEST_CASE("a new fencing margin moves the next deadline and is capped at half the TTL",
+          "[lease]") {
+  lease_tracker l{1000ms};
+  auto t0 = lease_tracker::time_point{} + 100s;
+  l.renewed(7, 6, t0);
+  CHECK(l.deadline() == t0 + 5000ms);
+  l.set_margin(2500ms);
+  // The lease already granted keeps its deadline until the next renewal.
+  CHECK(l.deadline() == t0 + 5000ms);
+  l.renewed(7, 6, t0 + 2s);
+  CHECK(l.deadline() == t0 + 2s + 3500ms);
+  // A margin longer than half the TTL would leave (almost) no lease.
+  l.set_margin(30000ms);
+  CHECK(l.margin_for(6) == 3000ms);
+  l.renewed(7, 6, t0 + 4s);
+  CHECK(l.deadline() == t0 + 4s + 3000ms);
+}
