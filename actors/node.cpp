@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+#include "actors/node.hpp"
+
+#include <caf/all.hpp>
+
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "actors/acl_keeper.hpp"
+#include "actors/admin.hpp"
+#include "actors/dns_responder.hpp"
+#include "actors/health.hpp"
+#include "actors/leader.hpp"
+#include "actors/resolv_guardian.hpp"
+#include "actors/sd_notify.hpp"
+#include "actors/supervisor.hpp"
+#include "actors/vip_engine.hpp"
+#include "actors/vip_holder.hpp"
+#include "dns/server.hpp"
+#include "net/acl.hpp"
+#include "net/arp.hpp"
+#include "net/docker.hpp"
+#include "net/etcd.hpp"
+#include "net/log.hpp"
+#include "net/nat.hpp"
+#include "net/netlink.hpp"
+
+namespace networkd {
+
+namespace {
+
+constexpr const char* who = "node";
+
+/// One running component.
+struct component {
+  const char* name;
+  caf::actor handle;
+  /// Shutdown waits for it to be down (the effect workers are only told:
+  /// the actor system's end waits for them).
+  bool awaited;
+};
+
+/// What start_node made: the table and the handles the node talks to.
+struct parts {
+  std::vector<component> table;
+  supervisor_actor sup;
+  dns_responder_actor responder;
+  resolv_guardian_actor guardian;
+  std::shared_ptr<dns::server> dns;
+  std::unique_ptr<admin_server> admin;
+
+  template <class Handle>
+  Handle add(const char* name, Handle h, bool awaited = true) {
+    table.push_back({name, caf::actor_cast<caf::actor>(h), awaited});
+    return h;
+  }
+
+  void stop_all() {
+    for (auto& c : table)
+      caf::anon_send_exit(c.handle, caf::exit_reason::user_shutdown);
+  }
+};
+
+health_hub_config hub_config(const node_config& cfg) {
+  auto& opts = cfg.opts;
+  health_hub_config h;
+  h.from = opts.containers_from == "deployd"
+             ? health_hub_config::source::deployd
+             : health_hub_config::source::lainlet;
+  h.lainlet_endpoint = opts.lainlet_endpoint;
+  h.nodename = opts.hostname;
+  h.etcd = cfg.client;
+  if (auto sock = docker::socket_path(opts.docker_endpoint)) {
+    if (::access(sock->c_str(), F_OK) == 0)
+      h.docker_socket = *sock;
+    else
+      NWD_LOG_INFO(who, "no Docker socket at {}: containers are not "
+                        "cross-checked with Docker",
+                   *sock);
+  } else {
+    NWD_LOG_WARN(who, "-docker.endpoint: {}", sock.error().message);
+  }
+  return h;
+}
+
+leader_config leader_cfg(const options& opts, etcd_worker_actor etcd) {
+  leader_config lc;
+  lc.hostname = opts.hostname;
+  lc.etcd = std::move(etcd);
+  lc.swarm = opts.swarm;
+  lc.deployd = opts.deployd;
+  lc.webrouter = opts.webrouter;
+  lc.tinydns = opts.tinydns;
+  lc.streamrouter = opts.streamrouter;
+  lc.cluster_domain = opts.domain;
+  lc.lainlet_endpoint = opts.lainlet_endpoint;
+  return lc;
+}
+
+/// The prefixes the supervisor watches for these flags.
+std::vector<std::string> watched_prefixes(const options& opts) {
+  auto prefixes = default_prefixes();
+  // What the publishers read beyond the default prefixes.
+  if (opts.webrouter)
+    prefixes.push_back(std::string{config::app_endpoints_prefix}
+                       + "webrouter/worker/");
+  if (opts.tinydns)
+    prefixes.push_back(std::string{config::app_endpoints_prefix}
+                       + "tinydns/worker/");
+  if (opts.webrouter || opts.tinydns)
+    prefixes.emplace_back(config::tinydns_fqdns_prefix);
+  if (opts.acl)
+    for (auto p : {acl::whitelist_ips_prefix, acl::ex_ports_prefix,
+                   acl::in_ports_prefix})
+      prefixes.emplace_back(p);
+  return prefixes;
+}
+
+/// The VIP engine's effect workers, each on its own thread; the holders
+/// (one per VIP key) are spawned by the supervisor through make_vip.
+vip_env start_vip_engine(caf::actor_system& sys, parts& p,
+                         const node_config& cfg, health_hub_actor hub) {
+  auto& opts = cfg.opts;
+  vip_env venv;
+  venv.hostname = opts.hostname;
+  venv.node_ip = opts.net_address;
+  venv.interface = opts.net_interface;
+  venv.health = std::move(hub);
+  // The holders' etcd calls: one worker. With four (concurrent lock txns
+  // committed together, a faster cold start) a SIGTERM of a node with
+  // thousands of VIPs hung in the scale benchmark, not understood yet.
+  venv.etcd = p.add("etcd-worker",
+                    sys.spawn<caf::detached>(etcd_worker, cfg.client), false);
+  venv.spread = p.add("spread-writer", sys.spawn(spread_writer, venv.etcd),
+                      false);
+  link_config lcfg;
+  lcfg.interface = opts.net_interface;
+  if (auto a = netlink::rtnl_address_manager::open())
+    lcfg.addresses = std::shared_ptr<netlink::address_manager>(std::move(*a));
+  else
+    NWD_LOG_ERROR(who, "netlink: {} (VIP addresses cannot be managed)",
+                  a.error().message);
+  if (auto a = arp::packet_announcer::open())
+    lcfg.announcer = std::shared_ptr<arp::announcer>(std::move(*a));
+  else
+    NWD_LOG_ERROR(who, "ARP: {} (no gratuitous ARP)", a.error().message);
+  venv.link = p.add("link-worker", sys.spawn<caf::detached>(link_worker, lcfg),
+                    false);
+  venv.nat = p.add("nat-manager",
+                   sys.spawn<caf::detached>(
+                     nat_manager,
+                     std::shared_ptr<nat::dnat_table>(
+                       std::make_shared<nat::iptables_dnat_table>()),
+                     // Until the nat_audit_s knob says otherwise.
+                     config::default_knobs().audit.nat),
+                   false);
+  venv.monitor = link_monitor::start(opts.net_interface);
+  return venv;
+}
+
+/// The supervisor's view of the VIP engine: address lifetimes, the NAT
+/// audit period, leftovers of an earlier run, and new holders.
+void wire_vip_engine(supervisor_config& scfg, const vip_env& venv,
+                     const std::string& node_ip) {
+  scfg.extend_addresses = [link = venv.link](int64_t valid_s) {
+    caf::anon_send(link, atom::keepalive_v, valid_s);
+  };
+  scfg.nat_audit = [nat = venv.nat](int64_t seconds) {
+    caf::anon_send(nat, atom::audit_v, seconds);
+  };
+  scfg.prune_leftovers = [link = venv.link, nat = venv.nat,
+                          node_ip](std::vector<std::string> keep) {
+    // Port-only VIPs DNAT on the node's own address.
+    keep.push_back(node_ip);
+    caf::anon_send(link, atom::prune_v, keep);
+    caf::anon_send(nat, atom::prune_v, std::move(keep));
+  };
+  scfg.make_vip = [venv](caf::actor_system& s, const std::string& key) {
+    return s.spawn(vip_holder, key, venv);
+  };
+}
+
+/// Starts every component in order; the table lists them.
+void start_components(caf::actor_system& sys, parts& p,
+                      const node_config& cfg) {
+  auto& opts = cfg.opts;
+  dns_responder_config rcfg;
+  rcfg.server = cfg.dns;
+  rcfg.node_ip = opts.net_address;
+  rcfg.hosts_file = opts.hosts_file;
+  p.responder = p.add("dns-responder", sys.spawn(dns_responder, rcfg));
+  resolv_guardian_config gcfg;
+  gcfg.path = opts.resolv_conf;
+  gcfg.our_ip = cfg.own_ips.front();
+  gcfg.own_ips = cfg.own_ips;
+  gcfg.responder = p.responder;
+  p.guardian = p.add("resolv-guardian", sys.spawn(resolv_guardian, gcfg));
+  auto hub = p.add("health-hub", sys.spawn(health_hub, hub_config(cfg)));
+  auto venv = start_vip_engine(sys, p, cfg, hub);
+
+  supervisor_config scfg;
+  scfg.client = cfg.client;
+  scfg.hostname = opts.hostname;
+  scfg.prefixes = watched_prefixes(opts);
+  scfg.log_level = opts.verbose ? "debug" : "info";
+  wire_vip_engine(scfg, venv, opts.net_address);
+  scfg.dns = p.responder;
+  scfg.listeners.push_back(p.responder);
+  scfg.listeners.push_back(hub);
+  scfg.leader = p.add("leader",
+                      sys.spawn(leader_duties, leader_cfg(opts, venv.etcd)));
+  scfg.listeners.push_back(scfg.leader);
+  if (opts.acl) {
+    auto acl = p.add("acl-keeper",
+                     sys.spawn<caf::detached>(
+                       acl_keeper,
+                       std::shared_ptr<acl::filter_table>(
+                         std::make_shared<acl::iptables_filter_table>())));
+    scfg.listeners.push_back(acl);
+  }
+  p.sup = p.add("supervisor", sys.spawn(supervisor, scfg));
+
+  p.admin = std::make_unique<admin_server>(sys, p.sup);
+  for (auto& c : p.table)
+    if (c.handle != p.sup && c.awaited)
+      p.admin->add_actor(caf::actor_cast<status_client_actor>(c.handle));
+  p.admin->add_actor(venv.nat);
+  p.admin->add_actor_route("/v1/procs", hub);
+  p.admin->add_metrics([dns = cfg.dns] { return dns_metrics(dns->stats()); });
+  p.admin->add_route(
+    {"/v1/dns/config", [dns = cfg.dns] { return dns->config_text(); }});
+}
+
+struct node_state {
+  static inline const char* name = "node";
+  std::shared_ptr<parts> p;
+  std::chrono::microseconds watchdog{0};
+  size_t awaiting = 0; ///< components not down yet during shutdown
+  caf::response_promise stopped;
+  bool stopping = false;
+};
+
+using node_pointer = node_actor::stateful_pointer<node_state>;
+
+void finish(node_pointer self) {
+  auto& p = *self->state.p;
+  p.admin->stop();
+  p.dns->stop();
+  self->state.stopped.deliver(true);
+  self->quit();
+}
+
+node_actor::behavior_type node(node_pointer self, std::shared_ptr<parts> p) {
+  self->state.p = std::move(p);
+  for (auto& c : self->state.p->table)
+    self->monitor(c.handle);
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& st = self->state;
+    for (auto& c : st.p->table) {
+      if (c.handle.address() != msg.source)
+        continue;
+      if (!st.stopping)
+        NWD_LOG_ERROR(who, "{} stopped: {}", c.name,
+                      self->system().render(msg.reason));
+      else if (c.awaited && --st.awaiting == 0)
+        finish(self);
+    }
+  });
+  if (auto wd = sd_watchdog_period()) {
+    self->state.watchdog = *wd / 2;
+    self->send(self, atom::tick_v);
+  }
+  return {
+    [self](atom::reload) {
+      auto& p = *self->state.p;
+      self->send(p.sup, atom::reload_v);
+      self->send(p.responder, atom::reload_v);
+      self->send(p.guardian, atom::reload_v);
+    },
+    [self](atom::status) {
+      // Asks every component in turn: the node is detached.
+      NWD_LOG_INFO(who, "SIGUSR1: state {}", self->state.p->admin->state_json());
+    },
+    [self](atom::tick) {
+      auto& st = self->state;
+      if (st.stopping)
+        return;
+      self->request(st.p->sup, std::chrono::seconds(2), atom::ready_v)
+        .then([](bool) { sd_notify_state("WATCHDOG=1"); },
+              [](caf::error&) {});
+      self->delayed_send(self, st.watchdog, atom::tick_v);
+    },
+    [self](atom::shutdown) -> caf::result<bool> {
+      auto& st = self->state;
+      if (st.stopping)
+        return st.stopped;
+      st.stopping = true;
+      st.stopped = self->make_response_promise();
+      for (auto& c : st.p->table)
+        st.awaiting += c.awaited ? 1 : 0;
+      // The supervisor releases every VIP first; then all stop.
+      auto stop_all = [self] { self->state.p->stop_all(); };
+      self->request(st.p->sup, std::chrono::seconds(5), atom::shutdown_v)
+        .then([stop_all](bool) { stop_all(); },
+              [stop_all](caf::error&) { stop_all(); });
+      return st.stopped;
+    },
+  };
+}
+
+} // namespace
+
+result<node_actor> start_node(caf::actor_system& sys, node_config cfg) {
+  auto p = std::make_shared<parts>();
+  p->dns = cfg.dns;
+  start_components(sys, *p, cfg);
+  auto api = split_host_port(cfg.opts.api_addr);
+  if (auto r = p->admin->start(api->first, api->second); !r) {
+    p->stop_all();
+    return r.error();
+  }
+  return sys.spawn<caf::detached>(node, p);
+}
+
+} // namespace networkd
