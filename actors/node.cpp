@@ -161,28 +161,6 @@ vip_env start_vip_engine(caf::actor_system& sys, parts& p,
   return venv;
 }
 
-/// The supervisor's view of the VIP engine: address lifetimes, the NAT
-/// audit period, leftovers of an earlier run, and new holders.
-void wire_vip_engine(supervisor_config& scfg, const vip_env& venv,
-                     const std::string& node_ip) {
-  scfg.extend_addresses = [link = venv.link](int64_t valid_s) {
-    caf::anon_send(link, atom::keepalive_v, valid_s);
-  };
-  scfg.nat_audit = [nat = venv.nat](int64_t seconds) {
-    caf::anon_send(nat, atom::audit_v, seconds);
-  };
-  scfg.prune_leftovers = [link = venv.link, nat = venv.nat,
-                          node_ip](std::vector<std::string> keep) {
-    // Port-only VIPs DNAT on the node's own address.
-    keep.push_back(node_ip);
-    caf::anon_send(link, atom::prune_v, keep);
-    caf::anon_send(nat, atom::prune_v, std::move(keep));
-  };
-  scfg.make_vip = [venv](caf::actor_system& s, const std::string& key) {
-    return s.spawn(vip_holder, key, venv);
-  };
-}
-
 /// Starts every component in order; the table lists them.
 void start_components(caf::actor_system& sys, parts& p,
                       const node_config& cfg) {
@@ -206,7 +184,12 @@ void start_components(caf::actor_system& sys, parts& p,
   scfg.hostname = opts.hostname;
   scfg.prefixes = watched_prefixes(opts);
   scfg.log_level = opts.verbose ? "debug" : "info";
-  wire_vip_engine(scfg, venv, opts.net_address);
+  scfg.link = venv.link;
+  scfg.nat = venv.nat;
+  scfg.node_ip = opts.net_address;
+  scfg.make_vip = [venv](caf::actor_system& s, const std::string& key) {
+    return s.spawn(vip_holder, key, venv);
+  };
   scfg.dns = p.responder;
   scfg.listeners.push_back(p.responder);
   scfg.listeners.push_back(hub);

@@ -354,11 +354,12 @@ keepalive_info lease_view(supervisor_pointer self) {
 
 void broadcast_lease(supervisor_pointer self) {
   auto k = lease_view(self);
-  if (k.id != 0 && self->state.cfg.extend_addresses) {
+  if (k.id != 0 && self->state.cfg.link) {
     auto left = std::chrono::duration_cast<std::chrono::seconds>(
                   self->state.lease.deadline() - std::chrono::steady_clock::now())
                   .count();
-    self->state.cfg.extend_addresses(std::max<int64_t>(left, 1));
+    self->send(self->state.cfg.link, atom::keepalive_v,
+               std::max<int64_t>(left, 1));
   }
   for (auto& [key, e] : self->state.children)
     if (e.handle)
@@ -566,8 +567,9 @@ void apply_knob_values(supervisor_pointer self) {
     log::set_level(v.log_level.empty() ? st.cfg.log_level : v.log_level);
   if (v.lease.fencing_margin != old.lease.fencing_margin)
     st.lease.set_margin(v.lease.fencing_margin); // from the next renewal
-  if (v.audit.nat != old.audit.nat && st.cfg.nat_audit)
-    st.cfg.nat_audit(v.audit.nat.count());
+  if (v.audit.nat != old.audit.nat && st.cfg.nat)
+    self->send(st.cfg.nat, atom::audit_v,
+               static_cast<int64_t>(v.audit.nat.count()));
   if (!(v.arp == old.arp))
     self->send(self, atom::announce_v); // tells the holders
   for (auto& l : st.cfg.listeners)
@@ -946,11 +948,13 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
                      b.prefix, b.revision, b.changes.size());
         if (st.synced_all() && st.cfg.client) {
           NWD_LOG_INFO(who, "first full read applied: ready");
-          if (st.cfg.prune_leftovers) {
-            std::vector<std::string> ips;
+          if (st.cfg.link && st.cfg.nat) {
+            std::vector<std::string> keep{st.cfg.node_ip};
             for (auto& [key, e] : st.children)
-              ips.push_back(e.config.ip);
-            st.cfg.prune_leftovers(std::move(ips));
+              keep.push_back(e.config.ip);
+            // Fire and forget: their answers only matter to tests.
+            caf::anon_send(st.cfg.link, atom::prune_v, keep);
+            caf::anon_send(st.cfg.nat, atom::prune_v, std::move(keep));
           }
           for (auto& l : st.cfg.listeners)
             self->send(l, atom::ready_v);

@@ -39,16 +39,17 @@ struct supervisor_config {
   dns_responder_actor dns;
   /// The leader election and publishers; told every lease change.
   leader_actor leader;
-  /// Called once, when the first full read is applied, with the addresses
-  /// of every VIP key: what a previous run left for other addresses (VIP
-  /// keys deleted while networkd was down) is removed.
-  std::function<void(std::vector<std::string>)> prune_leftovers;
-  /// Called on every renewal with the whole seconds left before the local
-  /// deadline: the VIP addresses' valid lifetime (kernel-side fencing).
-  std::function<void(int64_t)> extend_addresses;
-  /// Called with the nat_audit_s knob (seconds) when it changes (a
-  /// deleted knob: its default).
-  std::function<void(int64_t)> nat_audit;
+  /// The VIP engine's workers (null in tests without a kernel side). The
+  /// link worker is told, on every renewal, the whole seconds left before
+  /// the local deadline: the VIP addresses' valid lifetime (kernel-side
+  /// fencing). When the first full read is applied, both are told the
+  /// addresses of every VIP key and the node's own (port-only VIPs): what
+  /// a previous run left for other addresses (VIP keys deleted while
+  /// networkd was down) is removed. The NAT manager also gets the
+  /// nat_audit_s knob.
+  link_worker_actor link;
+  nat_manager_actor nat;
+  std::string node_ip;
   /// New keys of a family past this many are ignored (counted, logged).
   size_t max_keys_per_family = config::max_keys_per_family;
   /// Log level to return to when the log_level knob is deleted.
