@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 
+#include <cstdlib>
 #include <ctime>
 
 #include "actors/json.hpp"
@@ -13,7 +14,13 @@ namespace networkd {
 namespace {
 
 constexpr const char* who = "vip-holder";
-using clock_type = std::chrono::steady_clock;
+using vip::act;
+using vip::lock_state;
+
+/// The holder's only clock read: each handler takes the time once.
+vip::seq_time now() {
+  return vip::seq_clock::now();
+}
 
 std::string now_text() {
   auto t = std::time(nullptr);
@@ -22,106 +29,69 @@ std::string now_text() {
   return buf;
 }
 
-void set_phase(vip_holder_pointer self, std::string phase,
+void set_phase(vip_holder_pointer self, const std::string& phase,
                const std::string& why) {
   auto& st = self->state;
-  if (st.phase == phase)
+  if (phase.empty() || st.phase == phase)
     return;
   NWD_LOG_INFO(who, "{}: {} -> {} ({})", st.key, st.phase, phase, why);
-  st.phase = std::move(phase);
+  st.phase = phase;
   st.last_change = now_text() + " " + why;
   ++st.transitions;
 }
 
-std::vector<nat_rule> desired_rules(const vip_holder_state& st) {
+std::vector<nat_rule> to_messages(const std::vector<nat::dnat_rule>& rules) {
   std::vector<nat_rule> out;
-  if (!st.container)
-    return out;
-  for (auto& r : vip::rules(st.config, st.env.node_ip, *st.container))
+  for (auto& r : rules)
     out.push_back(nat_rule{r.vip, r.proto == nat::protocol::udp, r.src_port,
                            r.container_ip, r.dest_port, r.comment});
   return out;
 }
 
-int64_t valid_seconds(const vip_holder_state& st) {
-  auto left = std::chrono::duration_cast<std::chrono::seconds>(
-                st.lease_deadline - clock_type::now())
-                .count();
-  return std::max<int64_t>(left, 1);
-}
+void advance(vip_holder_pointer self, vip::seq_time t);
 
-void reconcile(vip_holder_pointer self);
-
-/// "" when this instance may take another VIP of its proc: its count stays
-/// within one of the least loaded instance's. Otherwise why it may not.
-std::string spread_block(const vip_holder_state& st) {
-  if (!st.container)
-    return {};
-  auto me = st.container->instance;
-  auto i = st.spread_used.find(me);
-  int64_t mine = i == st.spread_used.end() ? 0 : i->second;
-  int64_t least = mine;
-  int64_t least_instance = me;
-  for (auto& [instance, used] : st.spread_used)
-    if (used < least) {
-      least = used;
-      least_instance = instance;
-    }
-  if (mine <= least)
-    return {};
-  return "spreading: instance " + std::to_string(me) + " holds "
-         + std::to_string(mine) + " VIPs of " + st.config.app + "."
-         + st.config.proc + ", instance " + std::to_string(least_instance)
-         + " holds " + std::to_string(least);
-}
-
-/// Runs one effect; on its answer clears busy and reconciles again.
-template <class Handle, class... Ts>
-void step(vip_holder_pointer self, const Handle& h, std::function<void()> ok,
-          Ts... xs) {
+void retry_later(vip_holder_pointer self) {
   auto& st = self->state;
-  st.busy = true;
+  if (st.retry_pending)
+    return;
+  st.retry_pending = true;
+  self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
+}
+
+/// Runs effect `a`; on its answer records it (`ok`) and advances again. A
+/// failed answer goes to vip::failed: a timed-out add may still happen.
+template <class Handle, class... Ts>
+void step(vip_holder_pointer self, const Handle& h, const vip::action& a,
+          std::function<void()> ok, Ts... xs) {
+  self->state.busy = true;
   self->request(h, std::chrono::seconds(15), xs...)
     .then(
       [self, ok](bool) {
         self->state.busy = false;
         self->state.last_error.clear();
         ok();
-        reconcile(self);
+        advance(self, now());
       },
-      [self](caf::error& err) {
+      [self, a](caf::error& err) {
         auto& st = self->state;
         st.busy = false;
+        vip::failed(st.facts, a);
         auto text = self->system().render(err);
         if (text != st.last_error)
-          NWD_LOG_WARN(who, "{}: {} (retrying)", st.key, text);
+          NWD_LOG_WARN(who, "{}: {} failed: {} (retrying)", st.key,
+                       vip::to_string(a.what), text);
         st.last_error = text;
-        if (!st.retry_pending) {
-          st.retry_pending = true;
-          self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
-        }
+        retry_later(self);
       });
-}
-
-/// Fires atom::fence at the lease deadline (none when it passed).
-void arm_fence(vip_holder_pointer self, uint64_t gen) {
-  auto& st = self->state;
-  auto left = st.lease_deadline - clock_type::now();
-  st.fence_armed = left > clock_type::duration::zero();
-  if (!st.fence_armed)
-    return; // passed already: reconcile sees it
-  self->delayed_send(self,
-                     std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       left),
-                     atom::fence_v, gen);
 }
 
 /// One round of gratuitous ARP: `count` requests and `count` replies.
 void announce_now(vip_holder_pointer self, int64_t count = 1) {
   auto& st = self->state;
   ++st.arp_rounds;
-  self->request(st.env.link, std::chrono::seconds(5), atom::announce_v,
-                st.config.ip, count)
+  self
+    ->request(st.env.link, std::chrono::seconds(5), atom::announce_v,
+              st.facts.config.ip, count)
     .then([](bool) {},
           [self](caf::error& err) {
             NWD_LOG_WARN(who, "{}: gratuitous ARP failed: {}", self->state.key,
@@ -155,294 +125,177 @@ void start_announcing(vip_holder_pointer self) {
 
 void subscribe_health(vip_holder_pointer self) {
   auto& st = self->state;
-  auto want = st.config.app + "." + st.config.proc;
+  auto& cfg = st.facts.config;
+  auto want = cfg.app + "." + cfg.proc;
   if (want == st.subscribed_to || !st.env.health)
     return;
   st.subscribed_to = want;
-  st.container.reset();
+  st.facts.healthy.reset();
   std::vector<uint16_t> tcp;
-  for (auto& p : st.config.ports)
+  for (auto& p : cfg.ports)
     if (p.protocol == config::proto::tcp)
       tcp.push_back(p.dest);
-  caf::anon_send(st.env.health, atom::subscribe_v, st.config.app,
-                 st.config.proc, std::move(tcp),
-                 caf::actor_cast<caf::actor>(self));
+  caf::anon_send(st.env.health, atom::subscribe_v, cfg.app, cfg.proc,
+                 std::move(tcp), caf::actor_cast<caf::actor>(self));
 }
 
 void finish_shutdown(vip_holder_pointer self) {
   auto& st = self->state;
-  if ((st.shutting_down || st.retiring) && st.shutdown_promise.pending())
+  auto& f = st.facts;
+  if ((f.shutting_down || f.retiring) && st.shutdown_promise.pending())
     st.shutdown_promise.deliver(true);
   // A retired holder has nothing left to do: its key is gone.
-  if (st.retiring && !st.busy)
+  if (f.retiring && !st.busy)
     self->quit();
 }
 
-/// Keeps /lain/networkd/containers/{app}/{proc}/{instance}/{vip} = used or
-/// unused (on the lease) while a healthy instance of app.proc runs here.
-/// The spread writer batches the writes; nothing here waits for them.
-void reconcile_spread(vip_holder_pointer self, vip::verdict verdict,
-                      bool alive) {
+void take_lock(vip_holder_pointer self, const vip::action& a) {
   auto& st = self->state;
-  if (st.shutting_down || !st.env.spread)
-    return; // the lease revoke removes the key
-  if (!alive) {
-    st.spread_key.clear(); // it went with the lease
-    return;
-  }
-  std::string key;
-  std::string value;
-  if (st.container && verdict == vip::verdict::applies && !st.retiring) {
-    key = std::string{config::container_vips_prefix} + st.config.app + "/"
-          + st.config.proc + "/" + std::to_string(st.container->instance)
-          + "/" + st.config.ip;
-    value = st.lock == vip_holder_state::lock_state::ours && st.address_on
-              ? "used"
-              : "unused";
-  }
-  if (!st.spread_key.empty() && st.spread_key != key) {
-    self->send(st.env.spread, atom::put_v, st.spread_key, std::string{},
-               st.lease_id);
-    st.spread_key.clear();
-    st.spread_value.clear();
-  }
-  if (key.empty() || (key == st.spread_key && value == st.spread_value))
-    return;
-  self->send(st.env.spread, atom::put_v, key, value, st.lease_id);
-  st.spread_key = key;
-  st.spread_value = value;
+  vip::record(st.facts, a);
+  st.spread_wait.clear();
+  st.busy = true;
+  self
+    ->request(st.env.etcd, std::chrono::seconds(15), atom::lock_v, a.key,
+              a.value, a.lease)
+    .then(
+      [self](lock_result& r) {
+        auto& st = self->state;
+        st.busy = false;
+        if (r.ours && st.facts.lock == lock_state::acquiring)
+          st.lock_revision = r.revision;
+        vip::lock_answered(st.facts, r.ours, r.holder);
+        advance(self, now());
+      },
+      [self](caf::error& err) {
+        auto& st = self->state;
+        st.busy = false;
+        st.facts.lock = lock_state::none;
+        st.last_error = self->system().render(err);
+        retry_later(self);
+      });
 }
 
-void reconcile_port_only(vip_holder_pointer self, bool want) {
+/// Does what the sequencer asked. True when that ends the round (an
+/// effect is in flight, or there is nothing to do).
+bool perform(vip_holder_pointer self, const vip::action& a) {
   auto& st = self->state;
-  st.leftover = vip_holder_state::leftovers::none;
-  auto addr = vip::match_address(st.config, st.env.node_ip);
-  auto desired = want ? desired_rules(st) : std::vector<nat_rule>{};
-  if (desired != st.rules) {
-    auto prev = st.rules_address;
-    step(self, st.env.nat,
-         [self, desired, addr] {
-           self->state.rules = desired;
-           self->state.rules_address = addr;
-         },
-         atom::publish_v, self->state.key, addr, desired);
-    return;
-  }
-  auto path = "/lain/networkd/apps/" + st.config.app + "/" + st.config.proc
-              + "/" + addr + ":" + std::to_string(st.config.key_port);
-  if (want && !st.app_key) {
-    step(self, st.env.etcd,
-         [self, path] {
-           self->state.app_key = true;
-           self->state.app_key_path = path;
-         },
-         atom::put_v, path, st.env.hostname, st.lease_id);
-    return;
-  }
-  if (!want && st.app_key) {
-    // A lost lease took the key already; only delete it when alive (and
-    // not on shutdown: the lease revoke takes it).
-    if (!st.lease_alive(clock_type::now()) || st.shutting_down) {
-      st.app_key = false;
-    } else {
-      step(self, st.env.etcd, [self] { self->state.app_key = false; },
-           atom::erase_v, st.app_key_path);
-      return;
-    }
-  }
-  set_phase(self, want ? "serving" : "idle",
-            want ? "port-only rules in place" : st.health_reason);
-  finish_shutdown(self);
-}
-
-void reconcile(vip_holder_pointer self) {
-  auto& st = self->state;
-  if (st.busy)
-    return;
-  if (!st.configured) {
-    finish_shutdown(self);
-    return;
-  }
-  auto now = clock_type::now();
-  auto verdict = vip::check(st.config, st.env.hostname, st.env.node_ip,
-                            st.container);
-  bool alive = st.lease_alive(now);
-  bool want = verdict == vip::verdict::applies && alive && !st.shutting_down
-              && !st.retiring;
-  if (st.config.port_only()) {
-    reconcile_port_only(self, want);
-    return;
-  }
-  using ls = vip_holder_state::lock_state;
-  using lo = vip_holder_state::leftovers;
-  if (!want || st.lock != ls::ours) {
-    // What a previous run left goes once it is clear the VIP is not ours:
-    // another node holds it, this node is excluded, or the grace passed.
-    bool settled = st.lock == ls::theirs || verdict == vip::verdict::excluded
-                   || st.retiring
-                   || now - st.started_at >= st.env.leftover_grace;
-    if (st.leftover != lo::none && !st.address_on && st.rules.empty()
-        && (!want || st.lock == ls::theirs) && settled) {
-      if (st.leftover == lo::address) {
-        step(self, st.env.link, [self] { self->state.leftover = lo::rules; },
-             atom::erase_v, st.config.ip);
-        return;
-      }
-      step(self, st.env.nat, [self] { self->state.leftover = lo::none; },
-           atom::publish_v, self->state.key, st.config.ip, std::vector<nat_rule>{});
-      return;
-    }
-    // Down, in order: address, rules, then the lock.
-    if (st.address_on) {
+  auto done = [self, a] { vip::record(self->state.facts, a); };
+  switch (a.what) {
+    case act::forget_leftovers:
+    case act::forget_lock:
+    case act::forget_app_key:
+    case act::forget_spread:
+      break;
+    case act::write_spread:
+      self->send(st.env.spread, atom::put_v, a.key, a.value, a.lease);
+      break;
+    case act::erase_spread:
+      self->send(st.env.spread, atom::put_v, a.key, std::string{}, a.lease);
+      break;
+    case act::take_lock:
+      take_lock(self, a);
+      return true;
+    case act::release_lock:
+      step(self, st.env.etcd, a, done, atom::release_v, a.key, a.value);
+      return true;
+    case act::install_rules:
+    case act::remove_rules:
+    case act::remove_leftover_rules:
+      step(self, st.env.nat, a, done, atom::publish_v, st.key, a.address,
+           to_messages(a.rules));
+      return true;
+    case act::add_address:
+      step(
+        self, st.env.link, a,
+        [self, done] {
+          done();
+          auto& st = self->state;
+          if (st.env.monitor)
+            st.env.monitor->watch(st.facts.config.ip,
+                                  caf::actor_cast<caf::actor>(self));
+          start_announcing(self);
+        },
+        atom::add_v, a.address, a.valid_s);
+      return true;
+    case act::remove_address:
       if (st.env.monitor)
-        st.env.monitor->unwatch(st.config.ip);
+        st.env.monitor->unwatch(a.address);
       // Pending announcement timers are void from here on.
       ++st.announce_gen;
       ++st.refresh_gen;
-      set_phase(self, "releasing", !alive ? "lease not alive"
-                                   : st.shutting_down ? "shutting down"
-                                   : st.retiring      ? "key deleted"
-                                                      : vip::to_string(verdict));
-      step(self, st.env.link, [self] { self->state.address_on = false; },
-           atom::erase_v, st.config.ip);
+      step(self, st.env.link, a, done, atom::erase_v, a.address);
+      return true;
+    case act::remove_leftover_address:
+      step(self, st.env.link, a, done, atom::erase_v, a.address);
+      return true;
+    case act::write_app_key:
+      step(self, st.env.etcd, a, done, atom::put_v, a.key, a.value, a.lease);
+      return true;
+    case act::erase_app_key:
+      step(self, st.env.etcd, a, done, atom::erase_v, a.key);
+      return true;
+    case act::rest:
+      if (a.held_back)
+        st.spread_wait = a.why;
+      finish_shutdown(self);
+      return true;
+  }
+  done(); // bookkeeping and fire-and-forget writes: ask again at once
+  return false;
+}
+
+/// Keeps one wake-up timer for the earliest time the decision changes by
+/// time alone; one that fires early (the deadline moved) is armed again.
+void arm_wake_up(vip_holder_pointer self, vip::seq_time t) {
+  auto& st = self->state;
+  auto at = vip::wake_up(st.facts, t);
+  if (!at || (st.wake_at && *st.wake_at <= *at))
+    return;
+  st.wake_at = at;
+  self->delayed_send(
+    self, std::chrono::duration_cast<std::chrono::nanoseconds>(*at - t),
+    atom::fence_v, ++st.wake_gen);
+}
+
+/// Observe, act, observe: asks the sequencer and does what it says until
+/// an effect is in flight or nothing is left to do.
+void advance(vip_holder_pointer self, vip::seq_time t) {
+  auto& st = self->state;
+  if (st.busy)
+    return;
+  // The bookkeeping acts settle in a few rounds (leftovers, lock, app key,
+  // two spreading writes); more would be a sequencer that loops.
+  for (int round = 0; round < 16; ++round) {
+    auto a = vip::next(st.facts, t);
+    set_phase(self, a.phase, a.why);
+    if (perform(self, a)) {
+      arm_wake_up(self, t);
       return;
     }
-    if (!st.rules.empty()) {
-      step(self, st.env.nat, [self] { self->state.rules.clear(); },
-           atom::publish_v, self->state.key, st.config.ip, std::vector<nat_rule>{});
-      return;
-    }
-    if (st.lock == ls::ours) {
-      if (!alive) {
-        st.lock = ls::none; // it went with the lease
-      } else if (st.shutting_down) {
-        // The lease revoke that ends the shutdown releases every lock at
-        // once; a delete per VIP would only delay it.
-        st.lock = ls::none;
-      } else {
-        step(self, st.env.etcd,
-             [self] { self->state.lock = vip_holder_state::lock_state::none; },
-             atom::release_v, st.config.ip.empty()
-                                ? std::string{}
-                                : std::string{config::vip_locks_prefix}
-                                    + st.config.ip + ".lock",
-             st.env.hostname);
-        return;
-      }
-    }
-    if (want && st.lock == ls::none) {
-      st.spread_wait = spread_block(st);
-      if (!st.spread_wait.empty()) {
-        set_phase(self, "standby", st.spread_wait);
-        reconcile_spread(self, verdict, alive);
-        finish_shutdown(self);
-        return;
-      }
-      st.lock = ls::acquiring;
-      set_phase(self, "acquiring", "applies here");
-      auto key = std::string{config::vip_locks_prefix} + st.config.ip
-                 + ".lock";
-      st.busy = true;
-      self
-        ->request(st.env.etcd, std::chrono::seconds(15), atom::lock_v, key,
-                  st.env.hostname, st.lease_id)
-        .then(
-          [self](lock_result& r) {
-            auto& st = self->state;
-            st.busy = false;
-            if (st.lock != ls::acquiring) {
-              reconcile(self);
-              return;
-            }
-            if (r.ours) {
-              st.lock = ls::ours;
-              st.holder = r.holder;
-              st.lock_revision = r.revision;
-            } else if (!r.holder.empty()) {
-              st.lock = ls::theirs;
-              st.holder = r.holder;
-              set_phase(self, "standby", "lock held by " + r.holder);
-            } else {
-              st.lock = ls::none; // vanished meanwhile: try again
-            }
-            reconcile(self);
-          },
-          [self](caf::error& err) {
-            auto& st = self->state;
-            st.busy = false;
-            st.lock = ls::none;
-            st.last_error = self->system().render(err);
-            if (!st.retry_pending) {
-              st.retry_pending = true;
-              self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
-            }
-          });
-      return;
-    }
-    if (!want)
-      set_phase(self, "idle", !alive ? "no live lease"
-                              : st.shutting_down ? "shut down"
-                              : st.retiring      ? "key deleted"
-                                                 : vip::to_string(verdict));
-    else if (st.lock == ls::theirs)
-      set_phase(self, "standby", "lock held by " + st.holder);
-    reconcile_spread(self, verdict, alive);
-    finish_shutdown(self);
-    return;
   }
-  // Up, in order: rules, address, announce. Leftovers of a previous run
-  // are taken over (the rules are diffed, the address re-added).
-  st.leftover = lo::none;
-  auto desired = desired_rules(st);
-  if (desired != st.rules) {
-    step(self, st.env.nat,
-         [self, desired] {
-           self->state.rules = desired;
-           self->state.rules_address = self->state.config.ip;
-         },
-         atom::publish_v, self->state.key, st.config.ip, desired);
-    return;
-  }
-  if (!st.address_on && st.expired_at_deadline == st.lease_deadline) {
-    set_phase(self, "acquiring",
-              "address expired: waiting for a lease renewal");
-    return;
-  }
-  if (!st.address_on) {
-    step(self, st.env.link,
-         [self] {
-           auto& st = self->state;
-           st.address_on = true;
-           if (st.env.monitor)
-             st.env.monitor->watch(st.config.ip,
-                                   caf::actor_cast<caf::actor>(self));
-           start_announcing(self);
-         },
-         atom::add_v, st.config.ip, valid_seconds(st));
-    return;
-  }
-  set_phase(self, "serving", "lock, rules and address in place");
-  reconcile_spread(self, verdict, alive);
+  NWD_LOG_ERROR(who, "{}: the sequencer did not settle", st.key);
+  std::abort();
 }
 
 } // namespace
 
 std::string vip_holder_state::render() const {
+  auto& cfg = facts.config;
   json_writer j;
   j.begin_object();
   j.kv("name", "vip-holder");
   j.kv("key", key);
   j.kv("state", phase);
-  j.kv("kind", config.port_only() ? "port-only" : "address");
-  j.kv("app", config.app);
-  j.kv("proc", config.proc);
-  j.kv("owner", lock == lock_state::ours     ? env.hostname
-                : lock == lock_state::theirs ? holder
-                                             : std::string{});
+  j.kv("kind", cfg.port_only() ? "port-only" : "address");
+  j.kv("app", cfg.app);
+  j.kv("proc", cfg.proc);
+  j.kv("owner", facts.lock == lock_state::ours     ? env.hostname
+                : facts.lock == lock_state::theirs ? facts.holder
+                                                   : std::string{});
   j.kv("lock_revision", lock_revision);
-  j.kv("address_on", address_on);
+  j.kv("address_on", facts.address_on);
   j.begin_array("ports");
-  for (auto& p : config.ports) {
+  for (auto& p : cfg.ports) {
     j.begin_object();
     j.kv("src", static_cast<int64_t>(p.src));
     j.kv("proto", config::to_string(p.protocol));
@@ -451,30 +304,30 @@ std::string vip_holder_state::render() const {
   }
   j.end_array();
   j.begin_array("rules");
-  for (auto& r : rules)
-    j.value(std::string{r.udp ? "udp " : "tcp "} + r.vip + ":"
-            + std::to_string(r.src) + " -> " + r.container_ip + ":"
-            + std::to_string(r.dest));
+  for (auto& r : facts.rules)
+    j.value(std::string{r.proto == nat::protocol::udp ? "udp " : "tcp "} + r.vip
+            + ":" + std::to_string(r.src_port) + " -> " + r.container_ip + ":"
+            + std::to_string(r.dest_port));
   j.end_array();
-  if (container) {
+  if (facts.healthy) {
     j.object("container");
-    j.kv("ip", container->ip);
-    j.kv("instance", container->instance);
+    j.kv("ip", facts.healthy->ip);
+    j.kv("instance", facts.healthy->instance);
     j.end_object();
   }
-  j.kv("health", health_reason);
-  if (!config.port_only()) {
+  j.kv("health", facts.health_reason);
+  if (!cfg.port_only()) {
     j.object("spreading");
-    j.kv("key", spread_key);
-    j.kv("value", spread_value);
+    j.kv("key", facts.spread_key);
+    j.kv("value", facts.spread_value);
     j.kv("waiting", spread_wait);
     j.object("used_by_instance");
-    for (auto& [instance, used] : spread_used)
+    for (auto& [instance, used] : facts.spread_used)
       j.kv(std::to_string(instance).c_str(), used);
     j.end_object();
     j.end_object();
   }
-  j.kv("excluded_nodes", config.excluded_nodes);
+  j.kv("excluded_nodes", cfg.excluded_nodes);
   j.kv("last_change", last_change);
   j.kv("last_error", last_error);
   j.object("counters")
@@ -491,118 +344,95 @@ std::string vip_holder_state::render() const {
 
 vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
                                            std::string key, vip_env env) {
-  self->state.key = std::move(key);
-  self->state.env = std::move(env);
-  self->state.started_at = clock_type::now();
+  auto& st = self->state;
+  st.key = std::move(key);
+  st.env = std::move(env);
+  st.facts.hostname = st.env.hostname;
+  st.facts.node_ip = st.env.node_ip;
+  st.facts.spreading = static_cast<bool>(st.env.spread);
   // Leftovers of a previous run are looked at again when the grace ends.
-  self->delayed_send(self, self->state.env.leftover_grace, atom::tick_v);
+  st.facts.leftover_until = now() + st.env.leftover_grace;
   return {
     [self](atom::status) { return self->state.render(); },
     [self](config::vip_config& cfg) {
       auto& st = self->state;
-      st.config = std::move(cfg);
-      st.configured = true;
+      st.facts.config = std::move(cfg);
+      st.facts.configured = true;
       ++st.updates;
       subscribe_health(self);
-      reconcile(self);
+      advance(self, now());
     },
     [self](key_change& c) {
       // Our lock key changed.
       auto& st = self->state;
-      using ls = vip_holder_state::lock_state;
-      if (c.deleted) {
-        if (st.lock == ls::theirs) {
-          NWD_LOG_INFO(who, "{}: lock released by {}: competing", st.key,
-                       st.holder);
-          st.lock = ls::none;
-          st.holder.clear();
-        }
-      } else if (c.text != st.env.hostname) {
-        st.holder = c.text;
-        if (st.lock == ls::ours)
-          NWD_LOG_ERROR(who, "{}: lock now held by {}: stepping down",
-                        st.key, c.text);
-        if (st.lock != ls::acquiring)
-          st.lock = ls::theirs;
+      auto was = st.facts.holder;
+      switch (vip::lock_key_changed(st.facts, c.deleted, c.text)) {
+        case vip::lock_news::released:
+          NWD_LOG_INFO(who, "{}: lock released by {}: competing", st.key, was);
+          break;
+        case vip::lock_news::stolen:
+          NWD_LOG_ERROR(who, "{}: lock now held by {}: stepping down", st.key,
+                        c.text);
+          break;
+        default:
+          break;
       }
-      reconcile(self);
+      advance(self, now());
     },
     [self](keepalive_info& k) {
       auto& st = self->state;
-      if (k.id == 0) {
-        st.lease_id = 0;
-        st.fence_armed = false;
-        ++st.lease_gen;
-        reconcile(self);
-        return;
-      }
-      if (st.lease_id != 0 && k.id != st.lease_id
-          && st.lock == vip_holder_state::lock_state::ours) {
-        // The lock was bound to the old lease, which is gone: compete
-        // again (the lock txn re-binds the key if it is still ours).
-        NWD_LOG_WARN(who, "{}: session lease changed: the lock must be "
-                          "taken again",
+      auto deadline = vip::seq_time(std::chrono::nanoseconds(k.sent_at_ns));
+      if (vip::lease_changed(st.facts, k.id, deadline))
+        NWD_LOG_WARN(who,
+                     "{}: session lease changed: the lock must be "
+                     "taken again",
                      st.key);
-        st.lock = vip_holder_state::lock_state::none;
-      }
-      if (k.id != st.lease_id)
-        st.spread_key.clear(); // written with the old lease, gone with it
-      bool same_lease = k.id == st.lease_id;
-      st.lease_id = k.id;
-      st.lease_deadline = clock_type::time_point(
-        std::chrono::nanoseconds(k.sent_at_ns));
-      // One fence timer per holder: a renewal of the same lease only moves
-      // the deadline, and the timer, when it fires early, waits for the
-      // rest (thousands of holders renew four times a second).
-      if (same_lease && st.fence_armed)
-        return reconcile(self);
-      auto gen = ++st.lease_gen;
-      arm_fence(self, gen);
       // Kernel-side fencing: the link worker extends the lifetime of every
       // address it added, in one go per renewal (the supervisor tells it).
-      reconcile(self);
+      advance(self, now());
     },
     [self](atom::fence, uint64_t gen) {
       auto& st = self->state;
-      if (gen != st.lease_gen)
-        return; // another lease since
-      st.fence_armed = false;
-      if (st.lease_id == 0)
-        return;
-      if (clock_type::now() < st.lease_deadline) {
-        arm_fence(self, gen); // renewed since
-        return;
-      }
-      NWD_LOG_ERROR(who, "{}: lease deadline passed without renewal: fencing",
-                    st.key);
-      st.lease_id = 0;
-      reconcile(self);
+      if (gen != st.wake_gen)
+        return; // armed again since
+      st.wake_at.reset();
+      auto t = now();
+      auto& f = st.facts;
+      bool held = f.address_on || !f.rules.empty()
+                  || f.lock == vip::lock_state::ours;
+      // Only holders with something to drop say so: the supervisor logs
+      // the lease itself once (a node with thousands of VIP keys logged a
+      // line for each).
+      if (vip::fence(f, t) && held)
+        NWD_LOG_ERROR(who,
+                      "{}: lease deadline passed without renewal: "
+                      "fencing",
+                      st.key);
+      advance(self, t);
     },
     [self](proc_health& h) {
-      auto& st = self->state;
-      if (h.app != st.config.app || h.proc != st.config.proc)
+      auto& f = self->state.facts;
+      if (h.app != f.config.app || h.proc != f.config.proc)
         return;
-      st.health_reason = h.reason;
+      f.health_reason = h.reason;
       std::optional<vip::container> c;
       if (h.healthy)
         c = vip::container{h.ip, h.instance};
-      if (c == st.container)
+      if (c == f.healthy)
         return;
-      st.container = c;
-      reconcile(self);
+      f.healthy = c;
+      advance(self, now());
     },
     [self](atom::announce, uint64_t gen) {
-      auto& st = self->state;
       // Only while we own it: timers of an earlier burst may fire late
       // (after a freeze) while the address is on its way out.
-      if (gen == st.announce_gen && st.address_on
-          && st.lock == vip_holder_state::lock_state::ours
-          && st.lease_alive(clock_type::now()) && !st.shutting_down)
+      if (gen == self->state.announce_gen
+          && vip::may_announce(self->state.facts, now()))
         announce_now(self);
     },
     [self](atom::tick) {
       self->state.retry_pending = false;
-      reconcile(self);
+      advance(self, now());
     },
     [self](config::knob& k) {
       auto& env = self->state.env;
@@ -614,34 +444,33 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
         if (env.arp_refresh == std::chrono::seconds(k.number))
           return;
         env.arp_refresh = std::chrono::seconds(k.number);
-        if (self->state.address_on)
+        if (self->state.facts.address_on)
           schedule_refresh(self);
       }
     },
     [self](atom::refresh, uint64_t gen) {
-      auto& st = self->state;
-      if (gen != st.refresh_gen || !st.address_on
-          || st.lock != vip_holder_state::lock_state::ours
-          || !st.lease_alive(clock_type::now()))
+      if (gen != self->state.refresh_gen
+          || !vip::may_announce(self->state.facts, now()))
         return;
       announce_now(self);
       schedule_refresh(self);
     },
     [self](spread_report& r) {
-      auto& st = self->state;
-      if (r.app != st.config.app || r.proc != st.config.proc)
+      auto& f = self->state.facts;
+      if (r.app != f.config.app || r.proc != f.config.proc)
         return;
       std::map<int64_t, int64_t> used;
       for (size_t i = 0; i < r.instances.size() && i < r.used.size(); ++i)
         used[r.instances[i]] = r.used[i];
-      if (used == st.spread_used)
+      if (used == f.spread_used)
         return;
-      st.spread_used = std::move(used);
-      reconcile(self);
+      f.spread_used = std::move(used);
+      advance(self, now());
     },
     [self](atom::lost, std::string& ip) {
       auto& st = self->state;
-      if (ip != st.config.ip || !st.address_on)
+      auto& f = st.facts;
+      if (ip != f.config.ip || !f.address_on)
         return;
       if (st.busy) {
         // Maybe our own step removed it: look again once it is done.
@@ -649,49 +478,50 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
                            std::move(ip));
         return;
       }
-      st.address_on = false;
-      if (removal_is_expiry(clock_type::now(), st.lease_deadline)) {
-        NWD_LOG_WARN(who, "{}: address {} expired (no lease renewal since "
-                          "its lifetime was set): not put back before one",
+      auto t = now();
+      if (vip::address_removed(f, t)) {
+        NWD_LOG_WARN(who,
+                     "{}: address {} expired (no lease renewal since "
+                     "its lifetime was set): not put back before one",
                      st.key, ip);
-        st.expired_at_deadline = st.lease_deadline;
       } else {
-        NWD_LOG_WARN(who, "{}: address {} was removed by someone else: "
-                          "putting it back",
+        NWD_LOG_WARN(who,
+                     "{}: address {} was removed by someone else: "
+                     "putting it back",
                      st.key, ip);
         ++st.readds;
       }
-      reconcile(self);
+      advance(self, t);
     },
     [self](atom::conflict, std::string& ip, std::string& mac) {
       auto& st = self->state;
-      using ls = vip_holder_state::lock_state;
-      if (ip != st.config.ip || st.lock != ls::ours || !st.address_on
-          || st.lease_id == 0)
+      auto& f = st.facts;
+      if (ip != f.config.ip || f.lock != lock_state::ours || !f.address_on
+          || f.lease_id == 0)
         return;
       ++st.conflicts;
-      auto now = clock_type::now();
+      auto t = now();
       if (st.conflict_check
-          || now - st.last_conflict_check < std::chrono::seconds(1))
+          || t - st.last_conflict_check < std::chrono::seconds(1))
         return;
       st.conflict_check = true;
-      st.last_conflict_check = now;
+      st.last_conflict_check = t;
       NWD_LOG_WARN(who, "{}: {} claims {} by ARP: checking the lock", st.key,
                    mac, ip);
-      auto key = std::string{config::vip_locks_prefix} + st.config.ip
-                 + ".lock";
       self
-        ->request(st.env.etcd, std::chrono::seconds(5), atom::lock_v, key,
-                  st.env.hostname, st.lease_id)
+        ->request(st.env.etcd, std::chrono::seconds(5), atom::lock_v,
+                  vip::lock_key(f.config), f.hostname, f.lease_id)
         .then(
           [self, mac](lock_result& r) {
             auto& st = self->state;
+            auto& f = st.facts;
             st.conflict_check = false;
-            if (st.lock != ls::ours)
+            if (f.lock != lock_state::ours)
               return;
             if (r.ours) {
-              NWD_LOG_WARN(who, "{}: the lock is ours: announcing again "
-                                "against {}",
+              NWD_LOG_WARN(who,
+                           "{}: the lock is ours: announcing again "
+                           "against {}",
                            st.key, mac);
               st.lock_revision = r.revision;
               start_announcing(self);
@@ -700,24 +530,24 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
             NWD_LOG_ERROR(who, "{}: the lock is held by {}: stepping down",
                           st.key, r.holder);
             ++st.stepped_down;
-            st.lock = r.holder.empty() ? ls::none : ls::theirs;
-            st.holder = r.holder;
-            reconcile(self);
+            f.lock = r.holder.empty() ? lock_state::none : lock_state::theirs;
+            f.holder = r.holder;
+            advance(self, now());
           },
           [self](caf::error&) { self->state.conflict_check = false; });
     },
     [self](atom::shutdown) -> caf::result<bool> {
       auto& st = self->state;
-      st.shutting_down = true;
+      st.facts.shutting_down = true;
       st.shutdown_promise = self->make_response_promise();
-      reconcile(self);
+      advance(self, now());
       return caf::delegated<bool>{};
     },
     [self](atom::release) -> caf::result<bool> {
       auto& st = self->state;
-      st.retiring = true;
+      st.facts.retiring = true;
       st.shutdown_promise = self->make_response_promise();
-      reconcile(self);
+      advance(self, now());
       return caf::delegated<bool>{};
     },
   };

@@ -362,10 +362,12 @@ TEST_CASE("a restart within the lease adopts the VIP without a gap",
   n.networkd->proc().wait(5s);
   n.start_networkd(l.endpoint());
   // Served throughout: the address and rules stayed, the lock is re-bound
-  // to the new lease.
+  // to the new lease. As below, a request is refused when it and one
+  // immediate retry both fail (one lost attempt on a loaded machine is not
+  // a gap; a missing address or rule fails both).
   int refused = 0;
   for (int i = 0; i < 50; ++i)
-    if (l.fetch() != "n1")
+    if (l.fetch() != "n1" && l.fetch() != "n1")
       ++refused;
   CHECK(refused == 0);
   REQUIRE(wait_until(
