@@ -51,6 +51,8 @@ errc from_failure_code(const std::string& code) {
     return errc::etcd_unavailable;
   if (code == "timeout")
     return errc::etcd_timeout;
+  if (code == "not_found") // etcd: "requested lease not found"
+    return errc::lease_lost;
   return errc::etcd_failure;
 }
 

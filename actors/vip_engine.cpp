@@ -183,10 +183,16 @@ spread_writer(spread_writer_actor::stateful_pointer<spread_writer_state> self,
           [self, keys, values, lease](caf::error& err) {
             auto& st = self->state;
             st.in_flight = false;
-            NWD_LOG_WARN("vip-engine", "spreading keys not written: {}",
-                         self->system().render(err));
+            // Keys on a lease etcd no longer has can never be written: the
+            // holders write theirs again on the next lease.
+            bool gone = err == errc::lease_lost;
+            NWD_LOG_WARN("vip-engine", "spreading keys not written: {}{}",
+                         self->system().render(err),
+                         gone ? " (dropped: their lease is gone)" : "");
+            if (gone && lease == st.lease)
+              st.pending.clear();
             // Retry what no newer value replaced, unless the lease moved on.
-            if (lease == st.lease)
+            if (lease == st.lease && !gone)
               for (size_t i = 0; i < keys.size(); ++i)
                 st.pending.emplace(keys[i], values[i]);
             if (!st.flush_scheduled) {
