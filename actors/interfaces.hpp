@@ -63,18 +63,16 @@ using etcd_worker_actor = caf::typed_actor<
   caf::replies_to<atom::put, std::string, std::string, int64_t>::with<bool>,
   // Deletes a key.
   caf::replies_to<atom::erase, std::string>::with<bool>,
-  // Puts key = value only while guard key's create revision is rev (a
-  // leader's write): false when the guard failed.
-  caf::replies_to<atom::publish, std::string, std::string, std::string,
-                  int64_t>::with<bool>,
   // Puts keys[i] = values[i] (an empty value deletes) bound to the lease,
   // all in one txn.
   caf::replies_to<atom::put, std::vector<std::string>,
                   std::vector<std::string>, int64_t>::with<bool>,
-  // Deletes key only while guard key's create revision is rev (a leader's
-  // delete): false when the guard failed.
-  caf::replies_to<atom::erase, std::string, std::string, int64_t>::with<
-    bool>>;
+  // A leader's plan in one txn: puts keys[i] = values[i] and deletes the
+  // third list's keys, only while guard key's create revision is rev:
+  // false when the guard failed (nothing was written).
+  caf::replies_to<atom::publish, std::vector<std::string>,
+                  std::vector<std::string>, std::vector<std::string>,
+                  std::string, int64_t>::with<bool>>;
 
 /// Writes the VIP holders' spreading keys in batches (one txn per up to
 /// 100 keys): they are many and not on any failover path.

@@ -52,8 +52,8 @@ void leadership_changed(leader_pointer self) {
     auto me = st.votes.find(st.my_key);
     NWD_LOG_INFO(who, "this node leads (term {})",
                  me ? me->create_revision : 0);
-    // Recompute from scratch: everything we want is compared again.
-    st.in_flight.clear();
+    // Recompute from scratch: everything we want is compared again (after
+    // the transactions still in flight, if any, have answered).
     publish_plan(self);
   } else {
     auto l = st.votes.leader();
@@ -61,48 +61,88 @@ void leadership_changed(leader_pointer self) {
   }
 }
 
-/// Writes (or deletes) one key of the plan, guarded by the leadership.
-void apply(leader_pointer self, const std::string& key,
-           const std::optional<std::string>& value, int64_t term) {
+/// "KEY" or "N keys, FIRST .. LAST", for the log.
+std::string describe(const publish::plan& part) {
+  if (part.size() == 1)
+    return part.begin()->first;
+  return std::to_string(part.size()) + " keys, " + part.begin()->first
+         + " .. " + part.rbegin()->first;
+}
+
+/// A committed write (nullopt: delete) of the plan. VIP keys are inputs of
+/// the plan too (the streamrouter's pool VIPs): they are taken at once, not
+/// when the watch brings them back, so that the next plan (a pool move
+/// right after) deletes in the same transaction what this one wrote.
+void committed(leader_state& st, const std::string& key,
+               const std::optional<std::string>& value) {
+  if (value) {
+    ++st.writes;
+    st.current[key] = *value;
+  } else {
+    ++st.deletes;
+    st.current.erase(key);
+  }
+  auto cls = config::classify(key);
+  if (cls.fam != config::family::vip)
+    return;
+  auto v = value ? config::parse_vip(cls.suffix, *value)
+                 : result<config::vip_config>{failure{"deleted", key}};
+  if (v)
+    st.in.vips[key] = std::move(*v);
+  else
+    st.in.vips.erase(key);
+}
+
+/// Writes and deletes one part of the plan in one etcd transaction, guarded
+/// by the leadership (our candidate key's create revision `term`).
+void apply(leader_pointer self, publish::plan part, int64_t term) {
   auto& st = self->state;
-  st.in_flight.insert(key);
-  auto done = [self, key, value](bool ok) {
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  std::vector<std::string> erase;
+  for (auto& [key, value] : part) {
+    if (value) {
+      keys.push_back(key);
+      values.push_back(*value);
+    } else {
+      erase.push_back(key);
+    }
+  }
+  ++st.in_flight;
+  auto done = [self, part](bool ok) {
     auto& st = self->state;
-    st.in_flight.erase(key);
+    --st.in_flight;
     if (!ok) {
+      // Our view of the election is behind etcd's: the watch will tell.
+      // Sending again now would only be refused again, so look again later.
       ++st.refused;
-      NWD_LOG_WARN(who, "{} of {} refused: no longer the leader",
-                   value ? "write" : "delete", key);
+      NWD_LOG_WARN(who, "write of {} refused: no longer the leader",
+                   describe(part));
+      self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
       return;
     }
-    if (value) {
-      ++st.writes;
-      st.current[key] = *value;
-      NWD_LOG_INFO(who, "published {} = {}", key, *value);
-    } else {
-      ++st.deletes;
-      st.current.erase(key);
-      NWD_LOG_INFO(who, "deleted {}", key);
+    ++st.transactions;
+    for (auto& [key, value] : part) {
+      committed(st, key, value);
+      if (value)
+        NWD_LOG_INFO(who, "published {} = {}", key, *value);
+      else
+        NWD_LOG_INFO(who, "deleted {}", key);
     }
     // The inputs may have moved on meanwhile.
     publish_plan(self);
   };
-  auto failed = [self, key](caf::error& err) {
+  auto failed = [self](caf::error& err) {
     auto& st = self->state;
-    st.in_flight.erase(key);
+    --st.in_flight;
     st.last_error = self->system().render(err);
     self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
   };
-  if (value)
-    self
-      ->request(st.cfg.etcd, std::chrono::seconds(10), atom::publish_v, key,
-                *value, st.my_key, term)
-      .then(done, failed);
-  else
-    self
-      ->request(st.cfg.etcd, std::chrono::seconds(10), atom::erase_v, key,
-                st.my_key, term)
-      .then(done, failed);
+  self
+    ->request(st.cfg.etcd, std::chrono::seconds(10), atom::publish_v,
+              std::move(keys), std::move(values), std::move(erase), st.my_key,
+              term)
+    .then(done, failed);
 }
 
 void publish_plan(leader_pointer self) {
@@ -115,17 +155,13 @@ void publish_plan(leader_pointer self) {
   }
   st.wanted = publish::desired(st.in, st.current);
   auto me = st.votes.find(st.my_key);
-  if (!me)
+  // One plan at a time: the last answer computes the plan again and sends
+  // what still differs.
+  if (!me || st.in_flight > 0)
     return;
-  for (auto& [key, value] : st.wanted) {
-    if (st.in_flight.count(key))
-      continue;
-    auto cur = st.current.find(key);
-    bool differs = value ? (cur == st.current.end() || cur->second != *value)
-                         : cur != st.current.end();
-    if (differs)
-      apply(self, key, value, me->create_revision);
-  }
+  for (auto& part :
+       publish::transactions(publish::changes(st.wanted, st.current)))
+    apply(self, std::move(part), me->create_revision);
 }
 
 /// Keeps `current` and the inputs up to date; true when the plan may change.
@@ -239,6 +275,7 @@ std::string leader_state::render() const {
   }
   j.object("counters");
   j.kv("terms", terms);
+  j.kv("transactions", transactions);
   j.kv("writes", writes);
   j.kv("deletes", deletes);
   j.kv("refused", refused);

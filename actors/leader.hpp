@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: MIT
 // Leader duties: campaigns for /lain/networkd/leader/ on the session lease
 // and, while leader, runs the publishers of net/publish.hpp (swarm,
-// deployd, webrouter, tinydns, streamrouter). Every write and delete is
-// guarded by the leadership (the candidate key's create revision), so a
-// deposed leader cannot write. The plan is recomputed from scratch on every
-// input change and on gaining leadership; only keys whose value differs
-// from etcd's are written.
+// deployd, webrouter, tinydns, streamrouter). The plan is recomputed from
+// scratch on every input change and on gaining leadership; what differs
+// from etcd (every write and delete) goes out as one transaction guarded by
+// the leadership (the candidate key's create revision), so watchers never
+// see half a plan and a deposed leader cannot write. A plan larger than
+// etcd's limit of operations per transaction is cut as
+// publish::transactions() says. While transactions are in flight no other
+// is sent; the last answer recomputes the plan.
 #pragma once
 
 #include <caf/stateful_actor.hpp>
 
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 
 #include "actors/interfaces.hpp"
@@ -50,11 +52,12 @@ struct leader_state {
   /// Values in etcd of the keys a leader may write (see net/publish.hpp).
   std::map<std::string, std::string> current;
   publish::plan wanted;      ///< the last computed plan
-  std::set<std::string> in_flight;
+  size_t in_flight = 0;      ///< transactions sent and not answered yet
   std::shared_ptr<lainlet::ports_poller> ports;
-  uint64_t writes = 0;
-  uint64_t deletes = 0;
-  uint64_t refused = 0;
+  uint64_t transactions = 0; ///< committed
+  uint64_t writes = 0;       ///< keys written by them
+  uint64_t deletes = 0;      ///< keys deleted by them
+  uint64_t refused = 0;      ///< transactions refused by the guard
   std::string last_error;
 
   bool leading() const { return !my_key.empty() && votes.leads(my_key); }

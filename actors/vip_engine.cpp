@@ -107,25 +107,19 @@ etcd_worker(etcd_worker_actor::stateful_pointer<etcd_worker_state> self,
         return to_error(r.error());
       return r->deleted > 0;
     },
-    [self, c](atom::publish, const std::string& key, const std::string& value,
-              const std::string& guard, int64_t rev) -> caf::result<bool> {
-      self->state.take_locks();
-      etcd::txn_request req;
-      req.compares.push_back({guard, etcd::compare::target::create_revision,
-                              etcd::compare::op::equal, {}, rev});
-      req.success.push_back({etcd::txn_op::kind::put, key, value, 0});
-      auto r = c->txn(req);
-      if (!r)
-        return to_error(r.error());
-      return r->succeeded;
-    },
-    [self, c](atom::erase, const std::string& key, const std::string& guard,
+    [self, c](atom::publish, const std::vector<std::string>& keys,
+              const std::vector<std::string>& values,
+              const std::vector<std::string>& erase, const std::string& guard,
               int64_t rev) -> caf::result<bool> {
       self->state.take_locks();
       etcd::txn_request req;
       req.compares.push_back({guard, etcd::compare::target::create_revision,
                               etcd::compare::op::equal, {}, rev});
-      req.success.push_back({etcd::txn_op::kind::erase, key, {}, 0});
+      for (size_t i = 0; i < keys.size() && i < values.size(); ++i)
+        req.success.push_back(
+          {etcd::txn_op::kind::put, keys[i], values[i], 0});
+      for (auto& key : erase)
+        req.success.push_back({etcd::txn_op::kind::erase, key, {}, 0});
       auto r = c->txn(req);
       if (!r)
         return to_error(r.error());

@@ -42,9 +42,12 @@ std::string key_of(std::string_view prefix, const std::string& suffix) {
   return std::string{prefix} + suffix;
 }
 
-void plan_webrouter(const inputs& in, plan& out) {
+/// VIP key → config, as the plan leaves them.
+using vip_map = std::map<std::string, config::vip_config>;
+
+void plan_webrouter(const inputs& in, const vip_map& vips, plan& out) {
   auto ips = serving_ips(in, "webrouter");
-  bool has_vips = std::any_of(in.vips.begin(), in.vips.end(), [](auto& kv) {
+  bool has_vips = std::any_of(vips.begin(), vips.end(), [](auto& kv) {
     return kv.second.app == "webrouter" && !kv.second.port_only();
   });
   auto domain = key_of(config::domains_prefix, "webrouter.lain");
@@ -69,7 +72,7 @@ void plan_webrouter(const inputs& in, plan& out) {
   }
 }
 
-void plan_tinydns(const inputs& in,
+void plan_tinydns(const inputs& in, const vip_map& vips,
                   const std::map<std::string, std::string>& current,
                   plan& out) {
   std::vector<config::upstream> servers;
@@ -89,7 +92,7 @@ void plan_tinydns(const inputs& in,
   // +{app}.lain:VIP:300 for every app with address VIPs (webrouter.lain is
   // the webrouter publisher's).
   std::map<std::string, std::set<std::string>> by_app;
-  for (auto& [key, v] : in.vips)
+  for (auto& [key, v] : vips)
     if (!v.port_only() && v.app != "webrouter" && v.ip != "0.0.0.0")
       by_app[v.app].insert(v.ip);
   for (auto& [app, ips] : by_app) {
@@ -118,23 +121,37 @@ void plan_tinydns(const inputs& in,
   }
 }
 
-void plan_streamrouter(const inputs& in, plan& out) {
+/// Writes the pool VIPs and deletes the streamrouter's VIPs out of the
+/// pool, in `out` and in `vips`.
+void plan_streamrouter(const inputs& in, vip_map& vips, plan& out) {
   std::set<std::string> pool(in.pool.begin(), in.pool.end());
+  for (auto i = vips.begin(); i != vips.end();) {
+    auto& v = i->second;
+    if (v.app == "streamrouter" && v.proc == "worker" && !v.port_only()
+        && pool.count(v.ip) == 0) {
+      out[i->first] = std::nullopt;
+      i = vips.erase(i);
+    } else {
+      ++i;
+    }
+  }
   // A VIP needs ports: with none known (or an empty list) nothing is
   // written, but VIPs dropped from the pool still go.
-  if (in.ports && !in.ports->empty()) {
-    config::vip_config v;
-    v.app = "streamrouter";
-    v.proc = "worker";
-    for (auto p : *in.ports)
-      v.ports.push_back({p, config::proto::tcp, p});
-    for (auto& ip : pool)
-      out[key_of(config::vips_prefix, ip)] = render_vip(v);
+  if (!in.ports || in.ports->empty())
+    return;
+  config::vip_config v;
+  v.app = "streamrouter";
+  v.proc = "worker";
+  for (auto p : *in.ports)
+    v.ports.push_back({p, config::proto::tcp, p});
+  auto value = render_vip(v);
+  for (auto& ip : pool) {
+    auto key = key_of(config::vips_prefix, ip);
+    out[key] = value;
+    v.key = ip;
+    v.ip = ip;
+    vips[key] = v;
   }
-  for (auto& [key, v] : in.vips)
-    if (v.app == "streamrouter" && v.proc == "worker" && !v.port_only()
-        && pool.count(v.ip) == 0)
-      out[key] = std::nullopt;
 }
 
 } // namespace
@@ -148,12 +165,50 @@ plan desired(const inputs& in,
   if (in.deployd && !in.deployd_ip.empty())
     out[key_of(config::domains_prefix, "deployd.lain")]
       = render_domain({in.deployd_ip}, config::domain_type::fixed);
-  if (in.webrouter)
-    plan_webrouter(in, out);
-  if (in.tinydns)
-    plan_tinydns(in, current, out);
+  // The streamrouter goes first: the others read the VIPs it leaves.
+  auto vips = in.vips;
   if (in.streamrouter)
-    plan_streamrouter(in, out);
+    plan_streamrouter(in, vips, out);
+  if (in.webrouter)
+    plan_webrouter(in, vips, out);
+  if (in.tinydns)
+    plan_tinydns(in, vips, current, out);
+  return out;
+}
+
+plan changes(const plan& wanted,
+             const std::map<std::string, std::string>& current) {
+  plan out;
+  for (auto& [key, value] : wanted) {
+    auto cur = current.find(key);
+    bool differs = value ? cur == current.end() || cur->second != *value
+                         : cur != current.end();
+    if (differs)
+      out.emplace(key, value);
+  }
+  return out;
+}
+
+std::vector<plan> transactions(const plan& changes, size_t max_ops) {
+  max_ops = std::max<size_t>(max_ops, 1);
+  std::vector<plan> out;
+  if (changes.size() <= max_ops) {
+    if (!changes.empty())
+      out.push_back(changes);
+    return out;
+  }
+  auto add = [&](const std::string& key,
+                 const std::optional<std::string>& value) {
+    if (out.empty() || out.back().size() >= max_ops)
+      out.emplace_back();
+    out.back().emplace(key, value);
+  };
+  for (auto& [key, value] : changes)
+    if (value)
+      add(key, value);
+  for (auto& [key, value] : changes)
+    if (!value)
+      add(key, value);
   return out;
 }
 

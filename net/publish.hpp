@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // What the elected leader publishes, computed from scratch from what it
 // watches: the keys it must write (with their values) and the keys it must
-// delete. No CAF and no I/O here; actors/leader.cpp applies the plan with
-// writes guarded by the leadership.
+// delete. No CAF and no I/O here; actors/leader.cpp applies what differs
+// from etcd as one transaction guarded by the leadership (see
+// transactions()).
 //
 //   -swarm      /lain/config/domains/swarm.lain    {"ips":[ip],"type":""}
 //   -deployd    /lain/config/domains/deployd.lain  {"ips":[ip],"type":""}
@@ -21,11 +22,17 @@
 //                 streamrouter, proc worker, each port src = dest, tcp;
 //                 streamrouter VIPs no longer in the pool are deleted.
 //
+// The publishers read the VIPs as the plan leaves them (the streamrouter's
+// pool VIPs included), not as last seen in etcd: when the pool address
+// moves, the app keeps its tinydns line, now with the new address, and the
+// key is never deleted on the way.
+//
 // Node lists come from /lain/networkd/apps/{app}/worker/{ip}:{port} (the
 // nodes serving the app's port-only VIP). Lists are sorted so that equal
 // inputs give byte-equal values (writes happen only on change).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -63,6 +70,26 @@ using plan = std::map<std::string, std::optional<std::string>>;
 /// It decides which {app}.lain fqdns keys are stale.
 plan desired(const inputs& in,
              const std::map<std::string, std::string>& current);
+
+/// The entries of `wanted` that etcd does not hold yet: values that differ
+/// from `current` (or are missing there), and deletes of keys it has.
+plan changes(const plan& wanted,
+             const std::map<std::string, std::string>& current);
+
+/// etcd refuses a txn with more operations than its --max-txn-ops (128 by
+/// default); networkd assumes the default. Against a cluster run with a
+/// lower limit the leader's larger plans fail (its last_error says "too
+/// many operations") and are tried again every second.
+inline constexpr size_t max_txn_ops = 128;
+
+/// The transactions that apply `changes`, each of at most max_ops
+/// operations (0 counts as 1). One transaction when they fit, so watchers
+/// never see half a plan. A larger plan (a new leader's first one in a big
+/// cluster) is cut deterministically: the writes first, then the deletes,
+/// each in key order, so that a watcher between two parts may see an old
+/// key next to a new one but never a name missing.
+std::vector<plan> transactions(const plan& changes,
+                               size_t max_ops = max_txn_ops);
 
 /// {"ips":[...],"type":"..."} with type "" for fixed.
 std::string render_domain(const std::vector<std::string>& ips,

@@ -10,12 +10,15 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "tests/support/daemon.hpp"
 #include "tests/support/etcd_fixture.hpp"
 #include "tests/support/lainlet_server.hpp"
 
 using namespace networkd::test;
+namespace etcd = networkd::etcd;
 
 namespace {
 
@@ -304,26 +307,243 @@ TEST_CASE("webrouter, tinydns and streamrouter publishers write the "
     5s));
 }
 
-TEST_CASE("a deposed leader's guarded write is refused", "[leader][daemon]") {
-  etcd_server etcd;
-  // The guard: the candidate key's create revision, as the leader writes.
-  REQUIRE(etcd.etcdctl("put /lain/networkd/leader/aa node1") == 0);
+namespace {
+
+/// One node's leader actor, as its admin state shows it ({} when unread).
+struct leader_view {
+  std::string state;
+  std::string leader;
+  std::string candidate_key;
+  uint64_t writes = 0;
+  uint64_t refused = 0;
+};
+
+leader_view leader_of(const daemon_process& d) {
+  rapidjson::Document doc;
+  doc.Parse(d.get("/v1/state").body.c_str());
+  if (!doc.IsObject() || !doc.HasMember("actors"))
+    return {};
+  for (auto& a : doc["actors"].GetArray())
+    if (a.HasMember("name") && std::string{a["name"].GetString()} == "leader")
+      return {a["state"].GetString(), a["leader"].GetString(),
+              a["candidate_key"].GetString(),
+              a["counters"]["writes"].GetUint64(),
+              a["counters"]["refused"].GetUint64()};
+  return {};
+}
+
+/// True when every thread of pid is stopped (SIGSTOP took effect).
+bool all_stopped(pid_t pid) {
   std::string out;
-  etcd.etcdctl("get -w json /lain/networkd/leader/aa", &out);
-  auto p = out.find("\"create_revision\":");
-  REQUIRE(p != std::string::npos);
-  auto rev = std::stoll(out.substr(p + 18));
-  auto txn = [&](int64_t r) {
-    std::string res;
-    etcd.etcdctl("txn <<'EOF'\ncreate(\"/lain/networkd/leader/aa\") = \""
-                   + std::to_string(r)
-                   + "\"\n\nput /lain/config/domains/x.lain v\n\n\nEOF",
-                 &res);
-    return res;
+  if (sh("cat /proc/" + std::to_string(pid) + "/task/*/stat", &out) != 0)
+    return false;
+  // Each line: "tid (comm) S ...": the state follows the last ')'.
+  size_t lines = 0;
+  for (size_t p = out.find(") "); p != std::string::npos;
+       p = out.find(") ", p + 2)) {
+    ++lines;
+    if (p + 2 >= out.size() || (out[p + 2] != 'T' && out[p + 2] != 't'))
+      return false;
+  }
+  return lines > 0;
+}
+
+etcd::client_config client_for(const std::string& endpoint) {
+  etcd::client_config cfg;
+  cfg.endpoints = {endpoint};
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE("a streamrouter pool move reaches etcd as one transaction and the "
+          "tinydns key of the app only sees puts",
+          "[leader][daemon]") {
+  lainlet_server lainlet;
+  lainlet.set_streamrouter_ports("[9000]");
+  etcd_server srv;
+  daemon_process node(srv.endpoint(),
+                      {"-tinydns", "-streamrouter",
+                       "-lainlet.endpoint=" + lainlet.endpoint()},
+                      "node1");
+  REQUIRE(wait_until([&] { return leader_of(node).state == "leader"; }, 15s));
+  etcd::client c{client_for(srv.endpoint())};
+  const std::string pool_key = "/lain/config/streamrouter/vippool";
+  const std::string fqdns = "/lain/config/tinydns_fqdns/streamrouter.lain";
+  const std::string vips = "/lain/config/vips/";
+  auto value_of = [&](const std::string& key) -> std::string {
+    auto r = c.range(key);
+    return r && !r->kvs.empty() ? r->kvs.front().value : std::string{"-"};
   };
-  CHECK(txn(rev).find("SUCCESS") != std::string::npos);
-  // Deposed: its key is gone (lease ended) and someone else campaigned.
-  REQUIRE(etcd.etcdctl("del /lain/networkd/leader/aa") == 0);
-  REQUIRE(etcd.etcdctl("put /lain/networkd/leader/aa node2") == 0);
-  CHECK(txn(rev).find("FAILURE") != std::string::npos);
+  auto line = [](const std::string& ip) {
+    return "[\"+streamrouter.lain:" + ip + ":300\"]";
+  };
+  auto published = [&](const std::string& ip, const std::string& old) {
+    return value_of(fqdns) == line(ip) && value_of(vips + ip) != "-"
+           && (old.empty() || value_of(vips + old) == "-");
+  };
+  REQUIRE(c.put(pool_key, R"(["10.9.1.2"])"));
+  REQUIRE(wait_until([&] { return published("10.9.1.2", ""); }, 15s));
+
+  watch_recorder rec;
+  etcd::watcher w{c, "/lain/config/", rec.handler()};
+  REQUIRE(wait_until([&] { return rec.batch_count() >= 1; }));
+  // Up and down, in the keys' order as in numbers (single digits).
+  std::vector<std::string> moves{"10.9.1.8", "10.9.1.5", "10.9.1.9",
+                                 "10.9.1.3", "10.9.1.7", "10.9.1.4"};
+  std::string from = "10.9.1.2";
+  for (auto& to : moves) {
+    INFO("pool " << from << " -> " << to);
+    REQUIRE(c.put(pool_key, "[\"" + to + "\"]"));
+    REQUIRE(wait_until([&] { return published(to, from); }, 15s));
+    from = to;
+  }
+  auto now = c.range("/lain/config/", {true, 0, true, 1});
+  REQUIRE(now);
+  REQUIRE(wait_until([&] { return rec.revision() >= now->revision; }));
+  CHECK(rec.check() == "");
+
+  // Every event after the snapshot, by key: {revision, put?, value}.
+  struct seen {
+    int64_t revision;
+    bool put;
+    std::string value;
+  };
+  std::map<std::string, std::vector<seen>> events;
+  auto batches = rec.batches();
+  for (auto& b : batches) {
+    if (b.snapshot)
+      continue;
+    for (auto& e : b.events)
+      events[e.kv.key].push_back({b.revision,
+                                  e.what == etcd::watch_event::kind::put,
+                                  e.kv.value});
+  }
+  size_t deletes = 0;
+  for (auto& e : events[fqdns])
+    if (!e.put)
+      ++deletes;
+  CHECK(deletes == 0);
+  // One move, one revision: the new VIP, the old VIP's delete and the new
+  // line of the app land together, so no watcher sees half of it.
+  from = "10.9.1.2";
+  size_t together = 0;
+  for (auto& to : moves) {
+    auto& put_new = events[vips + to];
+    auto& del_old = events[vips + from];
+    int64_t put_rev = put_new.empty() ? -1 : put_new.front().revision;
+    int64_t del_rev = -2;
+    for (auto& e : del_old)
+      if (!e.put)
+        del_rev = e.revision;
+    int64_t line_rev = -3;
+    for (auto& e : events[fqdns])
+      if (e.put && e.value == line(to))
+        line_rev = e.revision;
+    INFO("pool " << from << " -> " << to << ": put " << put_rev << ", delete "
+                 << del_rev << ", line " << line_rev);
+    CHECK(put_rev == del_rev);
+    CHECK(put_rev == line_rev);
+    if (put_rev == del_rev && put_rev == line_rev)
+      ++together;
+    from = to;
+  }
+  WARN("tinydns key: " << events[fqdns].size() << " events, " << deletes
+                       << " deletes; " << together << " of " << moves.size()
+                       << " moves in one revision");
+}
+
+TEST_CASE("a deposed leader's publisher write is refused and etcd keeps the "
+          "value",
+          "[leader][daemon]") {
+  etcd_server srv;
+  // Another candidate leads (an older key, no lease) and its value of
+  // swarm.lain is in etcd; networkd would publish another one.
+  const std::string ghost_value = R"({"ips":["10.7.7.7"],"type":""})";
+  REQUIRE(srv.etcdctl("put /lain/networkd/leader/ghost1 ghost") == 0);
+  REQUIRE(srv.etcdctl("put /lain/config/domains/swarm.lain '" + ghost_value
+                       + "'")
+          == 0);
+  REQUIRE(srv.etcdctl("put /lain/swarm/docker/swarm/leader 10.1.1.1:2376")
+          == 0);
+  daemon_process node(srv.endpoint(), {"-swarm"}, "node1");
+  leader_view v;
+  REQUIRE(wait_until(
+    [&] {
+      v = leader_of(node);
+      return v.state == "follower" && v.leader == "ghost"
+             && !v.candidate_key.empty();
+    },
+    15s));
+  etcd::client c{client_for(srv.endpoint())};
+  auto before = c.range("/lain/config/domains/swarm.lain");
+  REQUIRE(before);
+  REQUIRE(before->kvs.size() == 1);
+  REQUIRE(c.range(v.candidate_key)->kvs.size() == 1);
+
+  // networkd sees nothing while stopped. Meanwhile the ghost resigns (this
+  // node would lead), then a newer ghost campaigns and this node's key is
+  // taken away: in etcd it is deposed before it learns that it led.
+  node.proc().signal(SIGSTOP);
+  REQUIRE(wait_until([&] { return all_stopped(node.proc().pid()); }, 5s));
+  // (A failed REQUIRE leaves it stopped: the fixture's SIGKILL ends it.)
+  REQUIRE(c.erase("/lain/networkd/leader/ghost1"));
+  REQUIRE(c.put("/lain/networkd/leader/ghost2", "ghost"));
+  auto gone = c.erase(v.candidate_key);
+  REQUIRE(gone);
+  REQUIRE(gone->deleted == 1);
+  node.proc().signal(SIGCONT);
+
+  // It replays the events in order: it leads for a moment and publishes,
+  // then learns it was deposed. etcd answers the publish (refused, or
+  // written if the guard failed us), and the node follows the new ghost.
+  REQUIRE(wait_until(
+    [&] {
+      v = leader_of(node);
+      return v.refused + v.writes >= 1 && v.state == "follower"
+             && v.leader == "ghost";
+    },
+    10s));
+  CHECK(v.refused == 1);
+  CHECK(v.writes == 0);
+  auto after = c.range("/lain/config/domains/swarm.lain");
+  REQUIRE(after);
+  REQUIRE(after->kvs.size() == 1);
+  CHECK(after->kvs.front().value == ghost_value);
+  CHECK(after->kvs.front().mod_revision == before->kvs.front().mod_revision);
+  CHECK(node.log().find("refused: no longer the leader") != std::string::npos);
+}
+
+TEST_CASE("a plan larger than etcd's operations per transaction is applied "
+          "in parts",
+          "[leader][daemon]") {
+  etcd_server srv;
+  etcd::client c{client_for(srv.endpoint())};
+  // 150 apps with one VIP each: the first plan writes 150 tinydns keys,
+  // more than etcd takes in one txn (--max-txn-ops, 128 by default).
+  constexpr int apps = 150;
+  for (int i = 1; i <= apps; ++i) {
+    auto ip = "10.9." + std::to_string(2 + i / 100) + "."
+              + std::to_string(i % 100 + 1);
+    REQUIRE(c.put("/lain/config/vips/" + ip,
+                  R"({"app":"a)" + std::to_string(i)
+                    + R"(","proc":"web","ports":[{"src":"80"}]})"));
+  }
+  daemon_process node(srv.endpoint(), {"-tinydns"}, "node1");
+  auto fqdns_keys = [&] {
+    auto r = c.range("/lain/config/tinydns_fqdns/", {true, 0, true, 0});
+    return r ? r->kvs.size() : 0;
+  };
+  REQUIRE(wait_until([&] { return fqdns_keys() == apps; }, 20s));
+  rapidjson::Document doc;
+  doc.Parse(node.get("/v1/state").body.c_str());
+  REQUIRE(doc.IsObject());
+  for (auto& a : doc["actors"].GetArray()) {
+    if (!a.HasMember("name") || std::string{a["name"].GetString()} != "leader")
+      continue;
+    CHECK(a["counters"]["transactions"].GetUint64() == 2);
+    CHECK(a["counters"]["writes"].GetUint64() == apps);
+    CHECK(a["counters"]["refused"].GetUint64() == 0);
+    CHECK(std::string{a["last_error"].GetString()}.empty());
+  }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The leader's publish plan: keys and values exactly as the original wrote
-// them, sorted and stable, and deletions only of keys the publisher owns.
+// them, sorted and stable, deletions only of keys the publisher owns, and
+// how a plan is cut into etcd transactions.
 #include <catch2/catch.hpp>
 
 #include "net/publish.hpp"
@@ -188,4 +189,92 @@ TEST_CASE("a deeply nested tinydns value is not an app's lines and does not "
   // Issue 12: 260,000 '[' under tinydns_fqdns crashed every -tinydns node.
   CHECK_FALSE(publish::is_app_lines("x", std::string(260000, '[')));
   CHECK(publish::is_app_lines("x", R"(["+x.lain:10.0.0.1:300"])"));
+}
+
+TEST_CASE("a streamrouter pool move keeps the app's tinydns line whatever "
+          "VIP keys the leader has seen",
+          "[publish]") {
+  inputs in;
+  in.tinydns = true;
+  in.streamrouter = true;
+  in.ports = std::vector<uint16_t>{9000};
+  in.pool = {"10.0.0.9"};
+  auto sr = [](std::string ip) {
+    auto v = vip(std::move(ip), "streamrouter", {9000});
+    v.proc = "worker";
+    return v;
+  };
+  const std::string fqdns = "/lain/config/tinydns_fqdns/streamrouter.lain";
+  const std::string old_line = R"(["+streamrouter.lain:10.0.0.5:300"])";
+  const std::string new_line = R"(["+streamrouter.lain:10.0.0.9:300"])";
+  std::map<std::string, std::string> current{{fqdns, old_line}};
+  // The pool moved 10.0.0.5 -> 10.0.0.9. Whichever VIP keys the leader
+  // has seen on the way (the old one, both, none, the new one), the plan
+  // gives the app the new line and never deletes its key.
+  std::vector<std::vector<std::string>> seen{
+    {"10.0.0.5"}, {"10.0.0.5", "10.0.0.9"}, {}, {"10.0.0.9"}};
+  for (auto& ips : seen) {
+    in.vips.clear();
+    for (auto& ip : ips)
+      add_vip(in, sr(ip));
+    INFO(ips.size() << " VIP keys seen");
+    auto plan = desired(in, current);
+    REQUIRE(plan.count(fqdns));
+    REQUIRE(plan.at(fqdns).has_value());
+    CHECK(*plan.at(fqdns) == new_line);
+    CHECK(plan.count("/lain/config/vips/10.0.0.9"));
+    if (in.vips.count("/lain/config/vips/10.0.0.5"))
+      CHECK_FALSE(plan.at("/lain/config/vips/10.0.0.5").has_value());
+  }
+  // The pool emptied: the app has no VIP left and its line goes.
+  in.pool.clear();
+  in.vips.clear();
+  add_vip(in, sr("10.0.0.9"));
+  auto plan = desired(in, {{fqdns, new_line}});
+  REQUIRE(plan.count(fqdns));
+  CHECK_FALSE(plan.at(fqdns).has_value());
+}
+
+TEST_CASE("changes are what etcd does not hold yet", "[publish]") {
+  publish::plan wanted{{"/a", "1"}, {"/b", "2"}, {"/c", std::nullopt},
+                       {"/d", std::nullopt}, {"/e", ""}};
+  std::map<std::string, std::string> current{
+    {"/a", "1"}, {"/b", "old"}, {"/c", "x"}, {"/z", "kept"}};
+  publish::plan expected{{"/b", "2"}, {"/c", std::nullopt}, {"/e", ""}};
+  CHECK(publish::changes(wanted, current) == expected);
+  CHECK(publish::changes(wanted, {{"/a", "1"}, {"/b", "2"}, {"/e", ""}})
+        .empty());
+}
+
+TEST_CASE("a plan is one transaction unless it exceeds the operations limit",
+          "[publish]") {
+  CHECK(publish::transactions({}).empty());
+  publish::plan small{{"/k/b", std::nullopt}, {"/k/a", "1"}};
+  auto one = publish::transactions(small, 2);
+  REQUIRE(one.size() == 1);
+  CHECK(one.front() == small);
+  // Five writes and four deletes, at most four per transaction: writes
+  // first, then deletes, each in key order.
+  publish::plan big;
+  for (char k : std::string{"acegi"})
+    big[std::string{"/k/"} + k] = std::string{k};
+  for (char k : std::string{"bdfh"})
+    big[std::string{"/k/"} + k] = std::nullopt;
+  auto parts = publish::transactions(big, 4);
+  std::vector<publish::plan> expected{
+    {{"/k/a", "a"}, {"/k/c", "c"}, {"/k/e", "e"}, {"/k/g", "g"}},
+    {{"/k/i", "i"}, {"/k/b", std::nullopt}, {"/k/d", std::nullopt},
+     {"/k/f", std::nullopt}},
+    {{"/k/h", std::nullopt}}};
+  CHECK(parts == expected);
+  CHECK(publish::transactions(big, 4) == parts); // deterministic
+  // The default is etcd's default limit.
+  publish::plan many;
+  for (int i = 0; i < 300; ++i)
+    many["/k/" + std::to_string(1000 + i)] = "v";
+  auto cut = publish::transactions(many);
+  REQUIRE(cut.size() == 3);
+  CHECK(cut[0].size() == publish::max_txn_ops);
+  CHECK(cut[1].size() == publish::max_txn_ops);
+  CHECK(cut[2].size() == 300 - 2 * publish::max_txn_ops);
 }
