@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <thread>
 #include <vector>
 
 #include "actors/cli.hpp"
@@ -121,11 +122,25 @@ int take_lock(const std::string& path) {
   return fd;
 }
 
+/// The actor system's settings. The scheduler is CAF's work sharing: one
+/// job queue and a condition variable, so an idle worker sleeps until a job
+/// comes. CAF's default work stealing polls instead: after each job a worker
+/// spins 100 times and sleeps 50 us 500 times, and then wakes every 10 ms to
+/// look for work (about 400 wake-ups a second per idle worker, 1.9 % of a
+/// core for the 4 default workers; bench/idle.sh). Our actors only decide:
+/// DNS sockets, gRPC streams, netlink and the admin endpoint run on their
+/// own threads or detached actors, so a queue shared by a few workers is
+/// never contended. Workers: one per core, 4 to 8. Sleeping workers cost
+/// nothing; with 2 (on 2 cores) networkd kept 1-2 MB more heap under the
+/// DNS benchmark (bench/README.md).
 class system_config : public caf::actor_system_config {
 public:
   system_config() {
     register_networkd(*this);
     set("logger.verbosity", caf::atom("quiet"));
+    set("scheduler.policy", caf::atom("sharing"));
+    auto cores = static_cast<size_t>(std::thread::hardware_concurrency());
+    set("scheduler.max-threads", std::clamp(cores, size_t{4}, size_t{8}));
   }
 };
 
