@@ -49,6 +49,7 @@ fake_responder(dns_responder_actor::pointer, std::shared_ptr<heard> h) {
   return {
     [](atom::status) { return std::string{"{}"}; },
     [](key_change&) {},
+    [](config::knob_values&) {},
     [](atom::ready) {},
     [h](atom::upstream, std::vector<config::upstream>& ups) {
       std::lock_guard<std::mutex> g{h->mtx};
