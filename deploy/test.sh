@@ -19,6 +19,9 @@ cmake --build "$dir" -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 --timeout 300
+# Every Catch test ran under exactly one CTest entry, and no entry ran
+# nothing (deploy/check_tests.py; its self-test is a CTest entry above).
+python3 "$top/deploy/check_tests.py" "$dir"
 # libFuzzer over every parser of outside input (fuzz/run.sh --ci: the
 # saved reproducers, then each target for a fixed time; about 3-4 minutes
 # with the build, in build-fuzz/).
