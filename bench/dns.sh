@@ -298,12 +298,25 @@ for scenario in local cached; do
         /Queries lost:/ { lost = $3 }
         /Queries per second:/ { qps = $4 }
         /Average Latency/ { lat = $4 }
+        # Only NOERROR and NXDOMAIN answers count as served: a server that
+        # answered fast SERVFAILs or REFUSEDs must not look fast.
+        /Response codes:/ {
+          codes = $0; sub(/.*Response codes: */, "", codes)
+          n = split(codes, part, /, /)
+          for (i = 1; i <= n; i++) {
+            split(part[i], f, " ")
+            if (f[1] == "NOERROR" || f[1] == "NXDOMAIN") good += f[2]
+          }
+          gsub(/ /, "_", codes)
+        }
         END { us = done > 0 ? cpu / hz * 1e6 / done : 0
-              printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\n",
-                     sc, sv, r, qps, lat, lost, rss, us }' "$out" >>"$results"
+              ok = done > 0 ? qps * good / done : 0
+              printf "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%.2f\t%s\n",
+                     sc, sv, r, ok, lat, lost, rss, us, codes }' "$out" \
+        >>"$results"
       tail -1 "$results" | awk -F'\t' '{ printf "   %-6s %-8s round %s: " \
-        "%9.0f qps  %6.3f ms  %5.2f cpu-us/q  lost %s\n", $1, $2, $3, $4,
-        $5 * 1000, $8, $6 }'
+        "%9.0f answered qps  %6.3f ms  %5.2f cpu-us/q  lost %s  %s\n", $1,
+        $2, $3, $4, $5 * 1000, $8, $6, $9 }'
     done
   done
 done
@@ -318,9 +331,10 @@ import json, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 hwm = int(sys.argv[2])
 by = {}
-for sc, sv, r, qps, lat, lost, rss, cpu in rows:
+for sc, sv, r, qps, lat, lost, rss, cpu, codes in rows:
   d = by.setdefault((sc, sv), {"qps": [], "lat": [], "lost": 0, "rss": [],
-                               "cpu": []})
+                               "cpu": [], "codes": set()})
+  d["codes"].add(codes.replace("_", " "))
   d["cpu"].append(float(cpu))
   d["qps"].append(float(qps or 0))
   d["lat"].append(float(lat or 0))
@@ -328,6 +342,8 @@ for sc, sv, r, qps, lat, lost, rss, cpu in rows:
   if rss not in ("-", ""):
     d["rss"].append(tuple(int(x) for x in rss.split(":")))
 servers = ["networkd", "dnsmasq", "unbound"]
+print("QPS counts only NOERROR and NXDOMAIN answers (dnsperf's response "
+      "codes); the rcode mix of every run follows the table.")
 print("%-8s %-9s %9s %9s %7s %8s %6s  %s" % ("scenario", "server",
       "QPS(med)", "QPS range", "avg ms", "cpu-us/q", "lost", "runs QPS"))
 for sc in ["local", "cached"]:
@@ -341,6 +357,9 @@ for sc in ["local", "cached"]:
       statistics.mean(d["lat"]) * 1000, statistics.median(d["cpu"]),
       d["lost"],
       " ".join("%.0f" % x for x in q)))
+print()
+for (sc, sv), d in sorted(by.items()):
+  print("rcodes %-6s %-8s %s" % (sc, sv, " | ".join(sorted(d["codes"]))))
 print()
 for sc, targets in [("local", {"dnsmasq": 1.3, "unbound": 1.0}),
                     ("cached", {"dnsmasq": 1.0, "unbound": None})]:
