@@ -18,6 +18,7 @@
 
 #include "tests/support/daemon.hpp"
 #include "tests/support/etcd_fixture.hpp"
+#include "tests/support/lainlet_server.hpp"
 
 using namespace networkd::test;
 
@@ -344,4 +345,41 @@ TEST_CASE("systemd hears READY and watchdog pings", "[daemon]") {
     REQUIRE(d.proc().wait(10s) != -1);
   }
   ::close(fd);
+}
+
+TEST_CASE("readyz answers 503 with its reason until the first etcd read",
+          "[daemon]") {
+  etcd_server etcd;
+  etcd.stop();
+  daemon_process d{etcd.endpoint()};
+  // Alive (the constructor waited for /healthz) but not ready.
+  auto r = d.get("/readyz");
+  CHECK(r.status == 503);
+  CHECK(r.body.find("first etcd read pending") != std::string::npos);
+  CHECK(d.get("/metrics").body.find("networkd_ready 0") != std::string::npos);
+  etcd.start();
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 20s));
+}
+
+TEST_CASE("v1/procs shows the container source and what it reports",
+          "[daemon]") {
+  etcd_server etcd;
+  lainlet_server lainlet;
+  lainlet_container c;
+  c.app = "shop";
+  c.proc = "shop.web.web";
+  c.nodename = "test-node";
+  lainlet.set_containers({c});
+  daemon_process d{etcd.endpoint(),
+                   {"-lainlet.endpoint=" + lainlet.endpoint()}};
+  http_reply r;
+  REQUIRE(wait_until(
+    [&] {
+      r = d.get("/v1/procs");
+      return r.body.find("\"containers\":1,") != std::string::npos;
+    },
+    10s));
+  CHECK(r.status == 200);
+  CHECK(r.body.find("\"name\":\"health-hub\"") != std::string::npos);
+  CHECK(r.body.find("\"source\":\"lainlet\"") != std::string::npos);
 }
