@@ -390,3 +390,49 @@ TEST_CASE("new keys past a family's limit are ignored and counted while "
   CHECK(*f.spawned == 3);
   CHECK(f.children() == 2);
 }
+
+namespace {
+
+/// A NAT manager that records the audit periods it is told.
+nat_manager_actor::behavior_type
+audit_recorder(nat_manager_actor::pointer,
+               std::shared_ptr<std::vector<int64_t>> periods) {
+  return {
+    [](atom::status) { return std::string{"{}"}; },
+    [](atom::publish, std::string&, std::string&, std::vector<nat_rule>&) {
+      return true;
+    },
+    [](atom::tick) {},
+    [](atom::prune, std::vector<std::string>&) { return true; },
+    [periods](atom::audit, int64_t s) { periods->push_back(s); },
+    [](atom::audit, uint64_t) {},
+  };
+}
+
+} // namespace
+
+TEST_CASE_METHOD(test::actor_fixture,
+                 "the nat_audit_s knob reaches the NAT manager at runtime and "
+                 "its default returns when it is deleted",
+                 "[supervisor]") {
+  auto periods = std::make_shared<std::vector<int64_t>>();
+  supervisor_config sc;
+  sc.hostname = "node1";
+  sc.nat = sys.spawn(audit_recorder, periods);
+  auto sup = sys.spawn(supervisor, sc);
+  run();
+  const std::string knobs = "/lain/networkd/config/";
+  self->send(sup, batch(knobs, {put(knobs + "nat_audit_s", "120", 2)}));
+  run();
+  self->send(sup, batch(knobs, {put(knobs + "nat_audit_s", "0", 3)}));
+  run();
+  self->send(sup, batch(knobs, {del(knobs + "nat_audit_s", 4)}));
+  run();
+  // An unrelated knob tells it nothing.
+  self->send(sup, batch(knobs, {put(knobs + "dns_ttl", "5", 5)}));
+  run();
+  CHECK(*periods == std::vector<int64_t>{120, 0, 30});
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sc.nat, caf::exit_reason::user_shutdown);
+  run();
+}
