@@ -277,3 +277,30 @@ TEST_CASE("the dns knobs reach the cache at once and a bad value keeps the "
   CHECK(answer_ttl(d, "e.knob.test") > 200);
   CHECK(entries() >= 1);
 }
+
+TEST_CASE("a bad value for a domain keeps its last good answer",
+          "[dns][daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/kept.lain "
+                       "'{\"ips\":[\"10.5.5.5\"]}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "kept.lain") == "10.5.5.5\n"; }, 5s));
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/kept.lain '{\"ips\":'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] {
+      return d.get("/v1/state").body.find("/lain/config/domains/kept.lain")
+             != std::string::npos;
+    },
+    5s));
+  CHECK(short_answer(d, "kept.lain") == "10.5.5.5\n");
+  // A good value again replaces it.
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/kept.lain "
+                       "'{\"ips\":[\"10.5.5.6\"]}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] { return short_answer(d, "kept.lain") == "10.5.5.6\n"; }, 5s));
+}
