@@ -213,7 +213,7 @@ proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
     [self](atom::subscribe, std::vector<uint16_t>& ports, caf::actor& who) {
       auto& st = self->state;
       if (!who)
-        return;
+        return false;
       bool fresh = st.subscribers.count(who.address()) == 0;
       if (fresh)
         self->monitor(who);
@@ -225,6 +225,7 @@ proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
       // The newcomer hears the current state at once.
       caf::anon_send(who, st.snapshot());
       start_round(self);
+      return true;
     },
     [self](atom::probe) {
       self->state.scheduled = false;
@@ -307,6 +308,43 @@ health_hub_state::render(const std::vector<std::string>& states) const {
 }
 
 namespace {
+
+/// Gives a subscription to app.proc's tracker, spawning one when there is
+/// none. A tracker ends when its last subscriber goes away, and the hub
+/// hears of it only later: a subscription sent meanwhile bounces (the
+/// receiver is down) and goes to a new tracker, or the subscriber would
+/// never hear of its proc's health.
+void subscribe_at_tracker(hub_pointer self, const std::string& app,
+                          const std::string& proc,
+                          std::vector<uint16_t> ports, caf::actor who) {
+  auto& st = self->state;
+  auto key = app + "." + proc;
+  auto i = st.trackers.find(key);
+  if (i == st.trackers.end()) {
+    // Linked: trackers end with the hub; monitored: the hub forgets a
+    // tracker that ended because its last subscriber went away.
+    auto t = self->spawn<caf::monitored + caf::linked>(
+      proc_tracker, app, proc, st.cfg.prober, st.cfg.probes);
+    i = st.trackers.emplace(key, t).first;
+    if (st.have_set)
+      self->send(t, st.slice(app, proc));
+  }
+  auto t = i->second;
+  self->request(t, std::chrono::seconds(10), atom::subscribe_v, ports, who)
+    .then([](bool) {},
+          [self, t, key, app, proc, ports, who](caf::error& err) {
+            if (!(err == caf::sec::request_receiver_down)) {
+              NWD_LOG_WARN("health-hub", "subscription to {} failed: {}",
+                           key, self->system().render(err));
+              return;
+            }
+            auto& trackers = self->state.trackers;
+            auto j = trackers.find(key);
+            if (j != trackers.end() && j->second == t)
+              trackers.erase(j);
+            subscribe_at_tracker(self, app, proc, ports, who);
+          });
+}
 
 void start_source(hub_pointer self) {
   auto& st = self->state;
@@ -480,20 +518,7 @@ health_hub(health_hub_actor::stateful_pointer<health_hub_state> self,
     },
     [self](atom::subscribe, std::string& app, std::string& proc,
            std::vector<uint16_t>& ports, caf::actor& who) {
-      auto& st = self->state;
-      auto key = app + "." + proc;
-      auto i = st.trackers.find(key);
-      if (i == st.trackers.end()) {
-        // Linked: trackers end with the hub; monitored: the hub forgets a
-        // tracker that ended because its last subscriber went away.
-        auto t = self->spawn<caf::monitored + caf::linked>(
-          proc_tracker, app, proc, st.cfg.prober, st.cfg.probes);
-        i = st.trackers.emplace(key, t).first;
-        if (st.have_set)
-          self->send(t, st.slice(app, proc));
-      }
-      self->send(i->second, atom::subscribe_v, std::move(ports),
-                 std::move(who));
+      subscribe_at_tracker(self, app, proc, std::move(ports), std::move(who));
     },
   };
 }

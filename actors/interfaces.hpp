@@ -169,8 +169,11 @@ using resolv_guardian_actor = status_client_actor::extend<
 using proc_tracker_actor = status_client_actor::extend<
   // The containers of this app.proc on this node (maybe none).
   caf::reacts_to<std::vector<container_info>>,
-  // A subscriber (a VIP holder) and the TCP ports it needs probed.
-  caf::reacts_to<atom::subscribe, std::vector<uint16_t>, caf::actor>,
+  // A subscriber (a VIP holder) and the TCP ports it needs probed. A
+  // request: one that reaches a tracker which already ended bounces, and
+  // the hub gives it to a new tracker.
+  caf::replies_to<atom::subscribe, std::vector<uint16_t>, caf::actor>::with<
+    bool>,
   // Probe timer.
   caf::reacts_to<atom::probe>,
   // A probe's outcome.

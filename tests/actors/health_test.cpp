@@ -327,3 +327,30 @@ TEST_CASE_METHOD(fixture, "a tracker spawned after the probe knobs changed "
     5s));
   CHECK(status().find("\"failures\":2") != std::string::npos);
 }
+
+TEST_CASE_METHOD(fixture, "a subscriber that comes as the last one leaves "
+                          "still hears its proc's health",
+                 "[health]") {
+  // The tracker ends when its last subscriber goes; a subscription that
+  // reached it in between was lost (a VIP key deleted and put again at
+  // once never heard of its container). Many rounds: the window is short.
+  container_server srv{"127.0.0.5", port};
+  lainlet.set_containers({web("127.0.0.5", port)});
+  auto subscribe_new = [&](std::shared_ptr<heard> sink) {
+    auto s = sys.spawn(recorder, sink);
+    caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
+                   std::string{"web"}, std::vector<uint16_t>{port}, s);
+    return s;
+  };
+  auto first = std::make_shared<heard>();
+  auto current = subscribe_new(first);
+  REQUIRE(wait_until([&] { return first->last_is(true, "127.0.0.5"); }, 5s));
+  for (int round = 0; round < 30; ++round) {
+    INFO("round " << round);
+    auto next = std::make_shared<heard>();
+    caf::anon_send_exit(current, caf::exit_reason::user_shutdown);
+    current = subscribe_new(next);
+    REQUIRE(wait_until([&] { return next->last_is(true, "127.0.0.5"); }, 5s));
+  }
+  caf::anon_send_exit(current, caf::exit_reason::user_shutdown);
+}
