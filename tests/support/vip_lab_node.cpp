@@ -31,7 +31,11 @@ lab_node::lab_node(const netns& sw, const std::string& n, int idx)
   ct.must("ip addr add " + net + ".2/24 dev eth0");
   ct.must("ip route add default via " + net + ".1");
   start_container();
-  ns.run([&] { lainlet = std::make_unique<lainlet_server>(); });
+  // A port from free_port(), not the namespace's own pick: the daemon's
+  // ports come from free_port() and must not meet it (a DNS port once
+  // collided with the stand-in's in a node's namespace).
+  auto port = free_port();
+  ns.run([&] { lainlet = std::make_unique<lainlet_server>(port); });
   lainlet->set_containers({lab_container(n, ip, net + ".2", idx, "ct-" + n)});
 }
 
