@@ -4,7 +4,7 @@
 #include <caf/all.hpp>
 
 #include "actors/json.hpp"
-#include "net/log.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The ACL keeper (-acl): feeds the whitelist keys into the filter-table
-// chains lain-INPUT / lain-ENTRY (net/acl.hpp), one batch per change, and
+// chains lain-INPUT / lain-ENTRY (net/kernel/acl.hpp), one batch per change, and
 // removes them (INPUT policy back to ACCEPT) when networkd stops.
 #pragma once
 
@@ -12,7 +12,7 @@
 
 #include "actors/audit_timer.hpp"
 #include "actors/interfaces.hpp"
-#include "net/acl.hpp"
+#include "net/kernel/acl.hpp"
 
 namespace networkd {
 

@@ -23,8 +23,8 @@
 #include <thread>
 
 #include "actors/json.hpp"
-#include "net/http_request.hpp"
-#include "net/log.hpp"
+#include "net/peers/http_request.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd {
 

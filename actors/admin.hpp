@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
-#include "net/http_request.hpp"
-#include "net/result.hpp"
+#include "net/peers/http_request.hpp"
+#include "net/base/result.hpp"
 
 namespace networkd {
 

@@ -10,7 +10,9 @@
 #include <memory>
 #include <sstream>
 
-#include "net/config.hpp"
+#include "net/base/file.hpp"
+#include "net/base/host_port.hpp"
+#include "net/cluster/config.hpp"
 
 namespace networkd {
 
@@ -110,8 +112,9 @@ result<unit> check_addr_list(const std::string& flag, const std::string& v) {
     any = true;
     auto hp = split_host_port(item);
     if (!hp)
-      return make_failure("bad_flag", "-" + flag + ": " + hp.error().message);
-    if (!config::is_ipv4(hp->first))
+      return make_failure("bad_flag", "-" + flag + ": \"" + item
+                                        + "\": " + hp.error().message);
+    if (!config::is_ipv4(hp->host))
       return make_failure("bad_flag", "-" + flag + ": \"" + item
                                         + "\" is not an IPv4 ip:port");
   }
@@ -131,21 +134,10 @@ result<std::string> read_flag_file(const std::string& flag,
     return make_failure("bad_flag",
                         "--" + flag + ": cannot read \"" + path + "\": " + why);
   };
-  std::unique_ptr<FILE, decltype(&std::fclose)> f{
-    std::fopen(path.c_str(), "rb"), std::fclose};
-  if (!f)
-    return fail(std::strerror(errno));
-  std::string out;
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) {
-    out.append(buf, n);
-    if (out.size() > max_flag_file)
-      return fail("larger than " + std::to_string(max_flag_file) + " bytes");
-  }
-  if (std::ferror(f.get()))
-    return fail(std::strerror(errno));
-  if (out.empty())
+  auto out = read_file(path, max_flag_file);
+  if (!out)
+    return fail(out.error().message);
+  if (out->empty())
     return fail("empty file");
   return out;
 }
@@ -180,17 +172,6 @@ result<unit> load_etcd_secrets(options& opts) {
     opts.etcd_password = std::move(from_env);
   }
   return unit{};
-}
-
-result<std::pair<std::string, uint16_t>> split_host_port(
-  const std::string& text) {
-  auto pos = text.rfind(':');
-  if (pos == std::string::npos)
-    return make_failure("bad_addr", "\"" + text + "\" has no :port");
-  auto port = config::parse_port(text.substr(pos + 1));
-  if (!port)
-    return make_failure("bad_addr", "\"" + text + "\": bad port");
-  return std::make_pair(text.substr(0, pos), *port);
 }
 
 result<options> parse_options(const std::vector<std::string>& args) {
@@ -238,7 +219,7 @@ result<options> parse_options(const std::vector<std::string>& args) {
   if (auto r = check_addr_list("godns.addr", opts.godns_addr); !r)
     return r.error();
   auto api = split_host_port(opts.api_addr);
-  if (!api || !config::is_ipv4(api->first))
+  if (!api || !config::is_ipv4(api->host))
     return make_failure("bad_flag", "-api.addr: \"" + opts.api_addr
                                       + "\" is not an IPv4 ip:port");
   if (!opts.net_address.empty() && !config::is_ipv4(opts.net_address))

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "net/result.hpp"
+#include "net/base/result.hpp"
 
 namespace networkd {
 
@@ -71,9 +71,5 @@ result<unit> load_etcd_secrets(options& opts);
 
 /// The --help text: every flag with its default.
 std::string usage();
-
-/// Splits "host:port" (port 1..65535); host may be empty for "any".
-result<std::pair<std::string, uint16_t>> split_host_port(
-  const std::string& text);
 
 } // namespace networkd

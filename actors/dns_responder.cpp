@@ -10,8 +10,9 @@
 #include "actors/json.hpp"
 #include "actors/memory.hpp"
 #include "dns/hosts.hpp"
-#include "net/log.hpp"
-#include "net/text.hpp"
+#include "net/base/log.hpp"
+#include "net/base/file.hpp"
+#include "net/base/text.hpp"
 
 namespace networkd {
 

@@ -14,7 +14,7 @@
 
 #include "actors/interfaces.hpp"
 #include "dns/server.hpp"
-#include "net/file_watch.hpp"
+#include "net/kernel/file_watch.hpp"
 
 namespace networkd {
 

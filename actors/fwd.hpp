@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "net/config.hpp"
+#include "net/cluster/config.hpp"
 
 static_assert(CAF_VERSION >= 1706 && CAF_VERSION < 1800,
               "networkd is written against CAF 0.17.6");

@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "actors/json.hpp"
-#include "net/docker.hpp"
-#include "net/lainlet.hpp"
-#include "net/log.hpp"
+#include "net/peers/docker.hpp"
+#include "net/peers/lainlet.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd {
 
@@ -394,9 +394,10 @@ void start_source(hub_pointer self) {
       },
       [hdl](const etcd::watch_status& s) {
         source_report r;
-        static const char* names[] = {"connecting", "syncing", "streaming",
-                                      "retrying"};
-        r.state = names[static_cast<int>(s.state)];
+        // A source that watches is "streaming", as lainlet's is.
+        using phase = etcd::watch_status::phase;
+        r.state = s.state == phase::watching ? "streaming"
+                                             : etcd::to_string(s.state);
         r.message = s.last_error;
         r.disconnects = s.reconnects;
         caf::anon_send(hdl, std::move(r));

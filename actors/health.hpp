@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
-#include "net/etcd.hpp"
-#include "net/health.hpp"
-#include "net/tcp_probe.hpp"
+#include "net/etcd/etcd.hpp"
+#include "net/cluster/health.hpp"
+#include "net/kernel/tcp_probe.hpp"
 
 namespace networkd {
 

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "actors/json.hpp"
-#include "net/log.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Leader duties: campaigns for /lain/networkd/leader/ on the session lease
-// and, while leader, runs the publishers of net/publish.hpp (swarm,
+// and, while leader, runs the publishers of net/cluster/publish.hpp (swarm,
 // deployd, webrouter, tinydns, streamrouter). The plan is recomputed from
 // scratch on every input change and on gaining leadership; what differs
 // from etcd (every write and delete) goes out as one transaction guarded by
@@ -18,9 +18,9 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
-#include "net/election.hpp"
-#include "net/publish.hpp"
-#include "net/streamrouter.hpp"
+#include "net/etcd/election.hpp"
+#include "net/cluster/publish.hpp"
+#include "net/peers/streamrouter.hpp"
 
 namespace networkd {
 
@@ -49,7 +49,7 @@ struct leader_state {
   bool ready = false;        ///< every watch delivered its first snapshot
   uint64_t terms = 0;
   publish::inputs in;
-  /// Values in etcd of the keys a leader may write (see net/publish.hpp).
+  /// Values in etcd of the keys a leader may write (see net/cluster/publish.hpp).
   std::map<std::string, std::string> current;
   publish::plan wanted;      ///< the last computed plan
   size_t in_flight = 0;      ///< transactions sent and not answered yet

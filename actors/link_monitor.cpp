@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "actors/fwd.hpp"
-#include "net/log.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd {
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "net/arp.hpp"
-#include "net/netlink.hpp"
+#include "net/kernel/arp.hpp"
+#include "net/kernel/netlink.hpp"
 
 namespace networkd {
 

@@ -27,8 +27,8 @@
 #include "dns/server.hpp"
 #include "actors/sd_notify.hpp"
 #include "actors/errors.hpp"
-#include "net/etcd.hpp"
-#include "net/log.hpp"
+#include "net/etcd/etcd.hpp"
+#include "net/base/log.hpp"
 
 using namespace networkd;
 
@@ -188,7 +188,7 @@ result<std::shared_ptr<dns::server>> start_dns(const options& opts,
   dns::server_options dopts;
   dopts.listen = split_list(opts.godns_addr);
   for (auto& l : dopts.listen)
-    ips.push_back(split_host_port(l)->first);
+    ips.push_back(split_host_port(l)->host);
   dopts.allowed_networks = split_list(opts.dns_allow);
   for (auto& n : networks_of(ips))
     dopts.allowed_networks.push_back(n);

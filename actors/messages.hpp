@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "actors/fwd.hpp"
-#include "net/config.hpp"
+#include "net/cluster/config.hpp"
 
 namespace networkd {
 

@@ -20,13 +20,13 @@
 #include "actors/vip_engine.hpp"
 #include "actors/vip_holder.hpp"
 #include "dns/server.hpp"
-#include "net/acl.hpp"
-#include "net/arp.hpp"
-#include "net/docker.hpp"
-#include "net/etcd.hpp"
-#include "net/log.hpp"
-#include "net/nat.hpp"
-#include "net/netlink.hpp"
+#include "net/kernel/acl.hpp"
+#include "net/kernel/arp.hpp"
+#include "net/peers/docker.hpp"
+#include "net/etcd/etcd.hpp"
+#include "net/base/log.hpp"
+#include "net/kernel/nat.hpp"
+#include "net/kernel/netlink.hpp"
 
 namespace networkd {
 
@@ -301,7 +301,7 @@ result<node_actor> start_node(caf::actor_system& sys, node_config cfg) {
   p->dns = cfg.dns;
   start_components(sys, *p, cfg);
   auto api = split_host_port(cfg.opts.api_addr);
-  if (auto r = p->admin->start(api->first, api->second); !r) {
+  if (auto r = p->admin->start(api->host, api->port); !r) {
     p->stop_all();
     return r.error();
   }

@@ -12,7 +12,7 @@
 
 #include "actors/cli.hpp"
 #include "actors/fwd.hpp"
-#include "net/result.hpp"
+#include "net/base/result.hpp"
 
 namespace networkd {
 

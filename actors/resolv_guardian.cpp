@@ -13,8 +13,9 @@
 
 #include "actors/json.hpp"
 #include "dns/resolv_conf.hpp"
-#include "net/log.hpp"
-#include "net/text.hpp"
+#include "net/base/log.hpp"
+#include "net/base/file.hpp"
+#include "net/base/text.hpp"
 
 namespace networkd {
 

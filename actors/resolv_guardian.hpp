@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
-#include "net/file_watch.hpp"
+#include "net/kernel/file_watch.hpp"
 
 namespace networkd {
 

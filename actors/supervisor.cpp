@@ -9,8 +9,8 @@
 
 #include "actors/errors.hpp"
 #include "actors/json.hpp"
-#include "net/acl.hpp"
-#include "net/log.hpp"
+#include "net/kernel/acl.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd {
 
@@ -775,11 +775,9 @@ void start_watches(supervisor_pointer self) {
         caf::anon_send(hdl, to_key_batch(prefix, b));
       },
       [hdl, prefix](const etcd::watch_status& s) {
-        static const char* names[] = {"connecting", "syncing", "watching",
-                                      "retrying"};
         watch_report r;
         r.prefix = prefix;
-        r.phase = names[static_cast<int>(s.state)];
+        r.phase = etcd::to_string(s.state);
         r.revision = s.revision;
         r.last_error = s.last_error;
         r.reconnects = s.reconnects;

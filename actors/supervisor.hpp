@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
-#include "net/etcd.hpp"
-#include "net/lease.hpp"
+#include "net/etcd/etcd.hpp"
+#include "net/etcd/lease.hpp"
 
 namespace networkd {
 

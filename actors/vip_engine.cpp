@@ -8,8 +8,8 @@
 
 #include "actors/errors.hpp"
 #include "actors/json.hpp"
-#include "net/log.hpp"
-#include "net/vip_lock.hpp"
+#include "net/base/log.hpp"
+#include "net/etcd/vip_lock.hpp"
 
 namespace networkd {
 

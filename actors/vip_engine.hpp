@@ -16,11 +16,11 @@
 #include "actors/audit_timer.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/link_monitor.hpp"
-#include "net/arp.hpp"
-#include "net/etcd.hpp"
-#include "net/nat.hpp"
-#include "net/netlink.hpp"
-#include "net/vip_lock.hpp"
+#include "net/kernel/arp.hpp"
+#include "net/etcd/etcd.hpp"
+#include "net/kernel/nat.hpp"
+#include "net/kernel/netlink.hpp"
+#include "net/etcd/vip_lock.hpp"
 
 namespace networkd {
 

@@ -7,7 +7,7 @@
 #include <ctime>
 
 #include "actors/json.hpp"
-#include "net/log.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd {
 

@@ -2,7 +2,7 @@
 // The holder of one VIP key: owns the VIP's whole life on this node — lock,
 // DNAT rules, address, gratuitous ARP, release — and fences itself on a
 // local lease deadline. What to do next is decided by vip::next
-// (net/vip_sequencer.hpp) from the facts kept here; the actor observes,
+// (net/cluster/vip_sequencer.hpp) from the facts kept here; the actor observes,
 // does that one thing, and observes again.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 #include "actors/interfaces.hpp"
 #include "actors/vip_engine.hpp"
-#include "net/vip_sequencer.hpp"
+#include "net/cluster/vip_sequencer.hpp"
 
 namespace networkd {
 

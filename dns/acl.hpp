@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "dns/wire.hpp"
-#include "net/result.hpp"
+#include "net/base/result.hpp"
 
 namespace networkd::dns {
 

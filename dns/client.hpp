@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "dns/message.hpp"
-#include "net/result.hpp"
+#include "net/base/result.hpp"
 
 namespace networkd::dns {
 

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "net/log.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd::dns {
 

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "net/config.hpp"
-#include "net/result.hpp"
+#include "net/cluster/config.hpp"
+#include "net/base/result.hpp"
 
 namespace networkd::dns {
 

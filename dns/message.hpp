@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "net/result.hpp"
+#include "net/base/result.hpp"
 
 namespace networkd::dns {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "net/config.hpp"
+#include "net/cluster/config.hpp"
 
 namespace networkd::dns {
 

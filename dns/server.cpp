@@ -23,7 +23,8 @@
 
 #include "dns/acl.hpp"
 #include "dns/engine.hpp"
-#include "net/log.hpp"
+#include "net/base/host_port.hpp"
+#include "net/base/log.hpp"
 
 namespace networkd::dns {
 
@@ -62,29 +63,12 @@ struct endpoint {
 };
 
 result<endpoint> parse_endpoint(const std::string& text) {
-  std::string host;
-  std::string port_text;
-  if (!text.empty() && text[0] == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size()
-        || text[close + 1] != ':')
-      return make_failure("bad_option", "bad listen address '" + text + "'");
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos)
-      return make_failure("bad_option", "listen address '" + text
-                                          + "' has no port");
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-  }
-  int port = -1;
-  auto [end, ec] = std::from_chars(port_text.data(),
-                                   port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || end != port_text.data() + port_text.size()
-      || port < 1 || port > 65535)
-    return make_failure("bad_option", "bad port in '" + text + "'");
+  auto hp = split_host_port(text);
+  if (!hp)
+    return make_failure("bad_option", "listen address '" + text
+                                        + "': " + hp.error().message);
+  const auto& host = hp->host;
+  int port = hp->port;
   auto addr = parse_ip(host);
   if (!addr)
     return make_failure("bad_option", "bad address in '" + text + "'");

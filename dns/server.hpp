@@ -39,8 +39,8 @@
 #include "dns/cache.hpp"
 #include "dns/forwarder.hpp"
 #include "dns/table.hpp"
-#include "net/knobs.hpp"
-#include "net/result.hpp"
+#include "net/cluster/knobs.hpp"
+#include "net/base/result.hpp"
 
 namespace networkd::dns {
 

@@ -29,7 +29,7 @@
 
 #include "dns/hosts.hpp"
 #include "dns/wire.hpp"
-#include "net/config.hpp"
+#include "net/cluster/config.hpp"
 
 namespace networkd::dns {
 

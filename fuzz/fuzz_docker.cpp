@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target for Docker's /containers/json answer (net/docker.hpp
+// libFuzzer target for Docker's /containers/json answer (net/peers/docker.hpp
 // parse_running), the whole HTTP reply around it (parse_reply) and the id
 // matching done with what it returns (is_running).
 //
@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
-#include "net/docker.hpp"
+#include "net/peers/docker.hpp"
 
 using namespace networkd;
 using networkd::fuzz::broken;

@@ -18,9 +18,9 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
-#include "net/acl.hpp"
-#include "net/config.hpp"
-#include "net/publish.hpp"
+#include "net/kernel/acl.hpp"
+#include "net/cluster/config.hpp"
+#include "net/cluster/publish.hpp"
 
 using namespace networkd;
 using networkd::fuzz::broken;

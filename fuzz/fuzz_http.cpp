@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
-#include "net/http_request.hpp"
+#include "net/peers/http_request.hpp"
 
 using namespace networkd;
 using networkd::fuzz::broken;

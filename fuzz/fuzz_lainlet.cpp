@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target for what networkd reads from lainlet and deployd
-// (net/lainlet.hpp): the body of the /v2/containers watch reply through the
+// (net/peers/lainlet.hpp): the body of the /v2/containers watch reply through the
 // chunked decoder and the event-stream parser, the containers JSON of every
 // data event (parse_containers), and deployd's pod groups from etcd
 // (parse_pod_groups). The stream is fed whole and in fuzzed pieces: both
@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "fuzz_util.hpp"
-#include "net/config.hpp"
-#include "net/lainlet.hpp"
+#include "net/cluster/config.hpp"
+#include "net/peers/lainlet.hpp"
 
 using namespace networkd;
 using namespace networkd::lainlet;

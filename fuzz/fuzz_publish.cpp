@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target for the leader's publishers (net/publish.hpp): their
+// libFuzzer target for the leader's publishers (net/cluster/publish.hpp): their
 // inputs come from etcd values and lainlet's /v2/streamrouter/ports answer,
 // parsed as the leader parses them, plus the raw tinydns_fqdns values that
 // desired() reads itself (is_app_lines). Checks that what the leader would
@@ -22,8 +22,8 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
-#include "net/config.hpp"
-#include "net/publish.hpp"
+#include "net/cluster/config.hpp"
+#include "net/cluster/publish.hpp"
 
 using namespace networkd;
 using networkd::fuzz::broken;

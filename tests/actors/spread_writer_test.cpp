@@ -10,7 +10,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/vip_engine.hpp"
-#include "net/etcd.hpp"
+#include "net/etcd/etcd.hpp"
 #include "tests/support/etcd_fixture.hpp"
 #include "tests/support/util.hpp"
 

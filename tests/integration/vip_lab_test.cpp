@@ -12,7 +12,7 @@
 #include <map>
 #include <memory>
 
-#include "net/arp.hpp"
+#include "net/kernel/arp.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/lainlet_server.hpp"
 #include "tests/support/netns.hpp"

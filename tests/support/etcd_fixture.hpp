@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "net/etcd.hpp"
+#include "net/etcd/etcd.hpp"
 #include "tests/support/util.hpp"
 
 namespace networkd::test {

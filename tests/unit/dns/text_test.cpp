@@ -4,7 +4,8 @@
 
 #include "dns/hosts.hpp"
 #include "dns/resolv_conf.hpp"
-#include "net/text.hpp"
+#include "net/base/file.hpp"
+#include "net/base/text.hpp"
 #include "tests/support/util.hpp"
 
 #include <cerrno>

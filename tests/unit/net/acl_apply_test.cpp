@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The ACL applied with iptables-restore inside namespaces, with traffic.
-#include "net/acl.hpp"
+#include "net/kernel/acl.hpp"
 
 #include "tests/support/netns.hpp"
 #include "tests/support/util.hpp"

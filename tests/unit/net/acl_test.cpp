@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // ACL key parsers, rule building, iptables-save parsing and diffs (pure).
-#include "net/acl.hpp"
+#include "net/kernel/acl.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Gratuitous ARP, probes and ARP sightings on a bridged namespace lab.
-#include "net/arp.hpp"
+#include "net/kernel/arp.hpp"
 
 #include "tests/support/netns.hpp"
 #include "tests/support/util.hpp"

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Tests of the etcd key contract parsers: good values, bad ones, and garbage.
 
-#include "net/config.hpp"
-#include "net/json_fields.hpp"
+#include "net/cluster/config.hpp"
+#include "net/base/json_fields.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "net/etcd.hpp"
-#include "net/lainlet.hpp"
+#include "net/etcd/etcd.hpp"
+#include "net/peers/lainlet.hpp"
 #include "tests/support/etcd_fixture.hpp"
 #include "tests/support/lainlet_server.hpp"
 

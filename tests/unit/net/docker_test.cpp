@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <catch2/catch.hpp>
 
-#include "net/docker.hpp"
+#include "net/peers/docker.hpp"
 
 using namespace networkd;
 

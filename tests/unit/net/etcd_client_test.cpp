@@ -4,7 +4,7 @@
 
 #include <thread>
 
-#include "net/etcd.hpp"
+#include "net/etcd/etcd.hpp"
 #include "tests/support/etcd_fixture.hpp"
 
 using namespace networkd;

@@ -2,7 +2,7 @@
 // The etcd client and watcher against a real three-member cluster.
 #include <catch2/catch.hpp>
 
-#include "net/etcd.hpp"
+#include "net/etcd/etcd.hpp"
 #include "tests/support/etcd_fixture.hpp"
 
 using namespace networkd;

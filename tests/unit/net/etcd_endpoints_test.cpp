@@ -2,7 +2,7 @@
 // Parsing of the etcd endpoint flag.
 #include <catch2/catch.hpp>
 
-#include "net/etcd.hpp"
+#include "net/etcd/etcd.hpp"
 
 using networkd::etcd::parse_endpoints;
 using strings = std::vector<std::string>;

@@ -4,7 +4,7 @@
 // reason when a connection fails.
 #include <catch2/catch.hpp>
 
-#include "net/etcd.hpp"
+#include "net/etcd/etcd.hpp"
 #include "tests/support/etcd_fixture.hpp"
 
 using namespace networkd;

@@ -5,7 +5,7 @@
 
 #include <atomic>
 
-#include "net/etcd.hpp"
+#include "net/etcd/etcd.hpp"
 #include "tests/support/etcd_fixture.hpp"
 
 using namespace networkd;

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "net/file_watch.hpp"
+#include "net/kernel/file_watch.hpp"
 #include "tests/support/util.hpp"
 
 using namespace networkd;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <catch2/catch.hpp>
 
-#include "net/health.hpp"
+#include "net/cluster/health.hpp"
 
 using namespace networkd;
 

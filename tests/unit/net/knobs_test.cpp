@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "net/config.hpp"
-#include "net/knobs.hpp"
+#include "net/cluster/config.hpp"
+#include "net/cluster/knobs.hpp"
 
 using namespace networkd::config;
 

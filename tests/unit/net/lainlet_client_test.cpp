@@ -6,7 +6,7 @@
 #include <mutex>
 #include <vector>
 
-#include "net/lainlet.hpp"
+#include "net/peers/lainlet.hpp"
 #include "tests/support/lainlet_server.hpp"
 #include "tests/support/util.hpp"
 

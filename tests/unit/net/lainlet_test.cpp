@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "net/lainlet.hpp"
+#include "net/peers/lainlet.hpp"
 #include "tests/support/lainlet_server.hpp"
 
 using namespace networkd;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <catch2/catch.hpp>
 
-#include "net/lease.hpp"
+#include "net/etcd/lease.hpp"
 
 using namespace networkd;
 using namespace std::chrono_literals;

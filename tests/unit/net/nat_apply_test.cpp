@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // DNAT rules applied with iptables-restore inside namespaces, with traffic.
-#include "net/nat.hpp"
+#include "net/kernel/nat.hpp"
 
 #include "tests/support/netns.hpp"
 #include "tests/support/util.hpp"

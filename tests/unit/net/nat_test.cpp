@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // DNAT rules: render, parse of iptables-save output, diff, batches (pure).
-#include "net/nat.hpp"
+#include "net/kernel/nat.hpp"
 
 #include <catch2/catch.hpp>
 

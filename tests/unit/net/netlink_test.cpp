@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Address add/remove/list and address events over rtnetlink, in namespaces.
-#include "net/netlink.hpp"
+#include "net/kernel/netlink.hpp"
 
 #include "tests/support/netns.hpp"
 #include "tests/support/util.hpp"

@@ -4,7 +4,7 @@
 // how a plan is cut into etcd transactions.
 #include <catch2/catch.hpp>
 
-#include "net/publish.hpp"
+#include "net/cluster/publish.hpp"
 
 using namespace networkd;
 using publish::desired;

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <vector>
 
-#include "net/tcp_probe.hpp"
+#include "net/kernel/tcp_probe.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/util.hpp"
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "net/etcd.hpp"
-#include "net/vip_lock.hpp"
+#include "net/etcd/etcd.hpp"
+#include "net/etcd/vip_lock.hpp"
 #include "tests/support/etcd_fixture.hpp"
 
 using namespace networkd;

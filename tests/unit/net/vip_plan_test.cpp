@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <catch2/catch.hpp>
 
-#include "net/vip_plan.hpp"
+#include "net/cluster/vip_plan.hpp"
 
 using namespace networkd;
 

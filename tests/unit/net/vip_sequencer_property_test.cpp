@@ -9,7 +9,7 @@
 #include <random>
 #include <sstream>
 
-#include "net/vip_sequencer.hpp"
+#include "net/cluster/vip_sequencer.hpp"
 
 using namespace networkd;
 using namespace std::chrono_literals;

@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "net/vip_sequencer.hpp"
+#include "net/cluster/vip_sequencer.hpp"
 
 using namespace networkd;
 using namespace std::chrono_literals;

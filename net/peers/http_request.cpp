@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+#include "net/peers/http_request.hpp"
+
+#include <cctype>
+
+namespace networkd::http {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i]))
+        != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+/// True when the comma-separated list has the token (any case).
+bool has_token(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+      item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+      item.remove_suffix(1);
+    if (iequals(item, token))
+      return true;
+    if (comma == std::string_view::npos)
+      break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+} // namespace
+
+std::string target_path(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  std::string out;
+  for (size_t i = 0; i < target.size(); ++i) {
+    bool escape = target[i] == '%' && i + 2 < target.size()
+                  && hex_digit(target[i + 1]) >= 0
+                  && hex_digit(target[i + 2]) >= 0;
+    if (escape) {
+      out += static_cast<char>(hex_digit(target[i + 1]) * 16
+                               + hex_digit(target[i + 2]));
+      i += 2;
+    } else {
+      out += target[i];
+    }
+  }
+  return out;
+}
+
+int refusal_status(refusal r) {
+  switch (r) {
+    case refusal::request_line:
+      return 414;
+    case refusal::header_count:
+    case refusal::header_bytes:
+      return 431;
+    case refusal::body:
+      return 413;
+    case refusal::timeout:
+      return 408;
+    case refusal::connections:
+      return 503;
+    default:
+      return 400;
+  }
+}
+
+head_parser::verdict head_parser::parse(std::string& in,
+                                        const head_limits& lim) {
+  size_t pos = 0;
+  auto v = verdict::more;
+  while (v == verdict::more) {
+    auto nl = in.find('\n', pos);
+    if (nl == std::string::npos)
+      break;
+    std::string_view line{in.data() + pos, nl - pos};
+    pos = nl + 1;
+    if (!line.empty() && line.back() == '\r')
+      line.remove_suffix(1);
+    v = first_ ? request_line(line, lim) : header_line(line, lim);
+  }
+  in.erase(0, pos);
+  started_ = started_ || pos > 0 || !in.empty();
+  if (v != verdict::more)
+    return v;
+  if (first_ && in.size() > lim.max_request_line + 1)
+    return refuse(refusal::request_line);
+  if (!first_ && header_bytes_ + in.size() > lim.max_header_bytes)
+    return refuse(refusal::header_bytes);
+  return verdict::more;
+}
+
+head_parser::verdict head_parser::request_line(std::string_view line,
+                                               const head_limits& lim) {
+  if (line.size() > lim.max_request_line)
+    return refuse(refusal::request_line);
+  auto sp1 = line.find(' ');
+  auto sp2 = line.rfind(' ');
+  if (sp1 == std::string_view::npos || sp2 == sp1)
+    return refuse(refusal::bad_request);
+  auto method = line.substr(0, sp1);
+  auto target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  auto version = line.substr(sp2 + 1);
+  static constexpr std::string_view methods[]
+    = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+       "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  bool known = false;
+  for (auto m : methods)
+    known = known || m == method;
+  if (!known || target.empty() || target.find(' ') != target.npos)
+    return refuse(refusal::bad_request);
+  if (version == "HTTP/1.0")
+    head_.close = true;
+  else if (version != "HTTP/1.1")
+    return refuse(refusal::bad_request);
+  head_.method = std::string{method};
+  head_.head = method == "HEAD";
+  head_.path = target_path(target);
+  first_ = false;
+  return verdict::more;
+}
+
+head_parser::verdict head_parser::header_line(std::string_view line,
+                                              const head_limits& lim) {
+  if (line.empty())
+    return verdict::done;
+  header_bytes_ += line.size() + 2;
+  if (++headers_ > lim.max_headers)
+    return refuse(refusal::header_count);
+  if (header_bytes_ > lim.max_header_bytes)
+    return refuse(refusal::header_bytes);
+  auto colon = line.find(':');
+  if (colon == 0 || colon == std::string_view::npos)
+    return refuse(refusal::bad_request);
+  auto name = line.substr(0, colon);
+  if (name.find_first_of(" \t") != std::string_view::npos)
+    return refuse(refusal::bad_request);
+  auto value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+    value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+    value.remove_suffix(1);
+  if (iequals(name, "content-length")) {
+    if (value.empty()
+        || value.find_first_not_of("0123456789") != std::string_view::npos)
+      return refuse(refusal::bad_request);
+    if (value.find_first_not_of('0') != std::string_view::npos)
+      return refuse(refusal::body);
+  } else if (iequals(name, "transfer-encoding")) {
+    return refuse(refusal::body);
+  } else if (iequals(name, "connection")) {
+    if (has_token(value, "close"))
+      head_.close = true;
+    else if (has_token(value, "keep-alive"))
+      head_.close = false;
+  }
+  return verdict::more;
+}
+
+} // namespace networkd::http
