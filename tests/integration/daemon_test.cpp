@@ -119,16 +119,31 @@ TEST_CASE("a bad value shows as a rejected key while networkd keeps going",
   CHECK(std::string{rej["key"].GetString()} == "/lain/config/vips/10.0.0.7");
   CHECK(std::string{rej["code"].GetString()} == "bad_json");
   CHECK(d.proc().running());
-  // The watch revision follows etcd's.
+  // The watch revision follows etcd's: the knobs watch reaches the
+  // revision of the put that etcd reports.
   std::string out;
-  etcd.etcdctl("put /lain/networkd/config/log_level debug");
+  REQUIRE(etcd.etcdctl("put -w json /lain/networkd/config/log_level debug",
+                       &out)
+          == 0);
+  rapidjson::Document put;
+  put.Parse(out.c_str());
+  REQUIRE(put.IsObject());
+  int64_t put_rev = put["header"]["revision"].GetInt64();
+  REQUIRE(put_rev > 0);
+  int64_t seen = 0;
   REQUIRE(wait_until(
     [&] {
       auto doc = state_of(d);
       auto sup = supervisor_of(doc);
-      return sup != nullptr && (*sup)["knobs"].HasMember("log_level");
+      if (sup == nullptr)
+        return false;
+      for (auto& w : (*sup)["watches"].GetArray())
+        if (std::string{w["prefix"].GetString()} == "/lain/networkd/config/")
+          seen = w["revision"].GetInt64();
+      return seen >= put_rev && (*sup)["knobs"].HasMember("log_level");
     },
     5s));
+  CHECK(seen == put_rev);
 }
 
 TEST_CASE("a second instance with the same lock file refuses to start",

@@ -9,6 +9,8 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <atomic>
+#include <thread>
 #include <map>
 #include <memory>
 
@@ -358,24 +360,41 @@ TEST_CASE("a restart within the lease adopts the VIP without a gap",
   put_vip(l);
   REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
   auto& n = *l.nodes[0];
+  // Sampled from before the kill until the new process serves again: the
+  // address and rules stay, the lock is re-bound to the new lease. As
+  // below, a request is refused when it and one immediate retry both fail
+  // (one lost attempt on a loaded machine is not a gap; a missing address
+  // or rule fails both).
+  std::atomic<bool> stop{false};
+  std::atomic<int> samples{0};
+  std::atomic<int> refused{0};
+  std::thread sampler{[&] {
+    while (!stop) {
+      if (l.fetch() != "n1" && l.fetch() != "n1")
+        ++refused;
+      ++samples;
+    }
+  }};
+  REQUIRE(wait_until([&] { return samples >= 5; }, 5s, 10ms));
   n.networkd->proc().signal(SIGKILL);
   n.networkd->proc().wait(5s);
+  int before_start = samples;
   n.start_networkd(l.endpoint());
-  // Served throughout: the address and rules stayed, the lock is re-bound
-  // to the new lease. As below, a request is refused when it and one
-  // immediate retry both fail (one lost attempt on a loaded machine is not
-  // a gap; a missing address or rule fails both).
-  int refused = 0;
-  for (int i = 0; i < 50; ++i)
-    if (l.fetch() != "n1" && l.fetch() != "n1")
-      ++refused;
-  CHECK(refused == 0);
-  REQUIRE(wait_until(
+  bool serving = wait_until(
     [&] {
       return n.networkd->get("/v1/state").body.find("\"state\":\"serving\"")
              != std::string::npos;
     },
-    10s, 20ms));
+    10s, 20ms);
+  int after_serving = samples;
+  stop = true;
+  sampler.join();
+  REQUIRE(serving);
+  INFO("samples: " << samples << ", during the restart: "
+                   << after_serving - before_start);
+  // The restart window itself was sampled, not only its ends.
+  CHECK(after_serving - before_start >= 5);
+  CHECK(refused == 0);
   CHECK(l.lock_holder() == "n1");
   CHECK(l.fetch() == "n1");
 }
@@ -735,10 +754,14 @@ TEST_CASE("gratuitous ARP follows the ARP knobs at runtime", "[vip][lab]") {
   };
   put_vip(l);
   REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
-  // The burst (2 requests + 2 replies) and two more rounds (1 + 1 each)
-  // within a second; then quiet until the late round at 5 s.
+  // arp_count = 3 rounds 300 ms apart, all within 1.5 s: each round
+  // announces the VIP by a request and by a reply (README, "gratuitous
+  // ARP"), and none sends more than two of each. Then quiet until the late
+  // round at 5 s.
   auto first = heard(1500ms);
-  CHECK(first == 8);
+  INFO("gratuitous ARP packets heard in the first 1.5 s: " << first);
+  CHECK(first >= 2 * 3);
+  CHECK(first <= 4 * 3);
   CHECK(heard(2000ms) == 0);
   // A refresh every second, applied to the VIP already served.
   REQUIRE(l.ctl("put /lain/networkd/config/arp_refresh_s 1") == 0);

@@ -117,21 +117,25 @@ TEST_CASE("local names get the same answers as from unbound") {
                                  "h1.lain"};
   std::vector<uint16_t> types{KNOT_RRTYPE_A, KNOT_RRTYPE_AAAA, KNOT_RRTYPE_MX,
                               KNOT_RRTYPE_TXT};
-  int compared = 0;
+  // Equal empty answers would prove nothing: count the comparisons where
+  // unbound gave records. From the data: A for the 10 names, AAAA for
+  // six.lain, and the 5 PTR names.
+  int with_records = 0;
   for (auto& n : names)
     for (auto t : types) {
       INFO(n << " type " << t);
-      CHECK(ask(port, n, t) == ask(ub_port, n, t));
-      ++compared;
+      auto theirs = ask(ub_port, n, t);
+      CHECK(ask(port, n, t) == theirs);
+      with_records += theirs.answers.empty() ? 0 : 1;
     }
   for (auto& rev : {"3.0.0.10.in-addr.arpa", "33.0.0.10.in-addr.arpa",
                     "6.0.0.10.in-addr.arpa", "7.0.0.10.in-addr.arpa",
                     "6.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
                     "0.0.d.f.ip6.arpa"}) {
     INFO(rev);
-    CHECK(ask(port, rev, KNOT_RRTYPE_PTR)
-          == ask(ub_port, rev, KNOT_RRTYPE_PTR));
-    ++compared;
+    auto theirs = ask(ub_port, rev, KNOT_RRTYPE_PTR);
+    CHECK(ask(port, rev, KNOT_RRTYPE_PTR) == theirs);
+    with_records += theirs.answers.empty() ? 0 : 1;
   }
-  CHECK(compared == 45);
+  CHECK(with_records == 16);
 }
