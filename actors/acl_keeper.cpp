@@ -80,17 +80,14 @@ acl_keeper(acl_keeper_pointer self, std::shared_ptr<acl::filter_table> table) {
   return {
     [self](atom::status) { return self->state.render(); },
     [self](config::knob_values& v) { self->state.audit.set(self, v.audit.acl); },
-    [self](key_change& c) {
+    [self](keys::event<config::family::acl>& c) {
       auto& st = self->state;
-      if (c.fam != config::family::acl)
-        return;
       ++st.changes;
-      if (c.deleted) {
-        acl::erase(st.in, c.key);
-      } else if (auto r = acl::put(st.in, c.key, c.text); !r) {
-        st.last_error = r.error().to_string();
+      if (!c.deleted && !c.ok) // rejected: the last good value stays
         return;
-      }
+      acl::erase(st.in, c.key);
+      if (!c.deleted)
+        acl::merge(st.in, std::move(c.value));
       if (st.ready)
         apply(st);
     },

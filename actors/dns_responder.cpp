@@ -20,6 +20,16 @@ namespace {
 
 constexpr const char* who = "dns-responder";
 
+/// A domain key's name as the tables store it: lower-case, without a
+/// trailing dot (how a deleted key finds its entry).
+std::string stored_name(std::string name) {
+  for (auto& ch : name)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (!name.empty() && name.back() == '.')
+    name.pop_back();
+  return name;
+}
+
 void schedule_publish(
   dns_responder_actor::stateful_pointer<dns_responder_state> self) {
   if (self->state.publish_pending)
@@ -269,34 +279,21 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
   schedule_publish(self);
   return {
     [self](atom::status) { return self->state.render(); },
-    [self](key_change& c) {
+    [self](keys::event<config::family::domain>& c) {
       auto& st = self->state;
-      auto name = c.key.substr(c.key.rfind('/') + 1);
-      switch (c.fam) {
-        case config::family::domain:
-          if (c.deleted) {
-            // The key's name as written; domain names are stored lower-case.
-            for (auto& ch : name)
-              ch = static_cast<char>(std::tolower(ch));
-            if (!name.empty() && name.back() == '.')
-              name.pop_back();
-            st.domains.erase(name);
-          } else {
-            st.domains[c.domain->name] = *c.domain;
-          }
-          break;
-        case config::family::domain_servers:
-          if (c.deleted) {
-            for (auto& ch : name)
-              ch = static_cast<char>(std::tolower(ch));
-            st.servers.erase(name);
-          } else {
-            st.servers[c.servers->domain] = *c.servers;
-          }
-          break;
-        default:
-          return;
-      }
+      if (c.deleted)
+        st.domains.erase(stored_name(c.suffix));
+      else if (c.ok)
+        st.domains[c.value.name] = std::move(c.value);
+      ++st.changes_since_publish;
+      schedule_publish(self);
+    },
+    [self](keys::event<config::family::domain_servers>& c) {
+      auto& st = self->state;
+      if (c.deleted)
+        st.servers.erase(stored_name(c.suffix));
+      else if (c.ok)
+        st.servers[c.value.domain] = std::move(c.value);
       ++st.changes_since_publish;
       schedule_publish(self);
     },

@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "net/cluster/config.hpp"
+#include "net/cluster/keys.hpp"
 
 static_assert(CAF_VERSION >= 1706 && CAF_VERSION < 1800,
               "networkd is written against CAF 0.17.6");
 
 namespace networkd {
 
-struct key_change;
 struct key_batch;
 struct watch_report;
 struct lease_info;
@@ -42,7 +42,19 @@ CAF_BEGIN_TYPE_ID_BLOCK(networkd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(networkd, (networkd::config::domain_servers_config))
   CAF_ADD_TYPE_ID(networkd, (networkd::config::leader_addr))
   CAF_ADD_TYPE_ID(networkd, (networkd::config::knob))
-  CAF_ADD_TYPE_ID(networkd, (networkd::key_change))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::raw_event))
+  CAF_ADD_TYPE_ID(networkd, (std::vector<networkd::keys::raw_event>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::vip>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::domain>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::domain_servers>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::vippool>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::swarm_leader>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::deployd_leader>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::vip_lock>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::leader_candidate>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::app_endpoint>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::tinydns_fqdns>))
+  CAF_ADD_TYPE_ID(networkd, (networkd::keys::event<networkd::config::family::acl>))
   CAF_ADD_TYPE_ID(networkd, (networkd::key_batch))
   CAF_ADD_TYPE_ID(networkd, (networkd::watch_report))
   CAF_ADD_TYPE_ID(networkd, (networkd::lease_info))

@@ -474,7 +474,6 @@ health_hub(health_hub_actor::stateful_pointer<health_hub_state> self,
       }
       return rp;
     },
-    [](key_change&) {},
     [self](config::knob_values& v) {
       // Kept for trackers spawned later, and told to the ones there are.
       auto& st = self->state;

@@ -23,7 +23,7 @@ using vip_holder_actor = status_client_actor::extend<
   // A new validated config for this key.
   caf::reacts_to<config::vip_config>,
   // Its lock key changed (put or delete).
-  caf::reacts_to<key_change>,
+  caf::reacts_to<keys::event<config::family::vip_lock>>,
   // The session lease was renewed (local deadline) or lost (id 0).
   caf::reacts_to<keepalive_info>,
   // The health of the VIP's app.proc on this node.
@@ -121,11 +121,10 @@ using nat_manager_actor = status_client_actor::extend<
 using nat_reader_actor
   = caf::typed_actor<caf::replies_to<atom::audit>::with<bool>>;
 
-/// Receives the non-VIP key changes the supervisor routes (domains, domain
-/// servers, leaders, vippool, knobs).
+/// What the supervisor tells every component that follows the config. Key
+/// events go only to the actors that take their family (their interfaces
+/// below name them).
 using config_listener_actor = status_client_actor::extend<
-  // One parsed (or deleted) key (knobs come as knob_values instead).
-  caf::reacts_to<key_change>,
   // The knobs in force: sent once the knobs are first read, then on every
   // change; each listener reads its slice.
   caf::reacts_to<config::knob_values>,
@@ -135,11 +134,24 @@ using config_listener_actor = status_client_actor::extend<
 /// The ACL keeper (detached): a config listener that also audits its
 /// chains.
 using acl_keeper_actor = config_listener_actor::extend<
+  // A whitelist key changed.
+  caf::reacts_to<keys::event<config::family::acl>>,
   // Audit timer (its generation): re-read the chains, restore them.
   caf::reacts_to<atom::audit, uint64_t>>;
 
 /// Campaigns on /lain/networkd/leader/ and, while leader, publishes.
 using leader_actor = config_listener_actor::extend<
+  // The keys its election and publishers read. VIP keys come rejected
+  // too: a pool VIP with a broken value is rewritten.
+  caf::reacts_to<keys::event<config::family::vip>>,
+  caf::reacts_to<keys::event<config::family::domain>>,
+  caf::reacts_to<keys::event<config::family::domain_servers>>,
+  caf::reacts_to<keys::event<config::family::vippool>>,
+  caf::reacts_to<keys::event<config::family::swarm_leader>>,
+  caf::reacts_to<keys::event<config::family::deployd_leader>>,
+  caf::reacts_to<keys::event<config::family::leader_candidate>>,
+  caf::reacts_to<keys::event<config::family::app_endpoint>>,
+  caf::reacts_to<keys::event<config::family::tinydns_fqdns>>,
   // The session lease changed (id 0: lost).
   caf::reacts_to<keepalive_info>,
   // Retry after a failed write (timer).
@@ -149,6 +161,9 @@ using leader_actor = config_listener_actor::extend<
 
 /// Builds the DNS record tables and publishes them to the DNS workers.
 using dns_responder_actor = config_listener_actor::extend<
+  // Domain and domain-server keys.
+  caf::reacts_to<keys::event<config::family::domain>>,
+  caf::reacts_to<keys::event<config::family::domain_servers>>,
   // Default upstreams from resolv.conf, in file order.
   caf::reacts_to<atom::upstream, std::vector<config::upstream>>,
   // The hosts file changed: read it again.

@@ -164,74 +164,96 @@ void publish_plan(leader_pointer self) {
     apply(self, std::move(part), me->create_revision);
 }
 
-/// Keeps `current` and the inputs up to date; true when the plan may change.
-bool track(leader_pointer self, const key_change& c) {
-  auto& st = self->state;
-  auto& in = st.in;
-  auto suffix = config::classify(c.key).suffix;
-  auto set_current = [&](std::optional<std::string> text) {
-    if (text)
-      st.current[c.key] = std::move(*text);
-    else
-      st.current.erase(c.key);
-  };
-  switch (c.fam) {
-    case config::family::swarm_leader:
-      in.swarm_ip = c.deleted || !c.leader ? "" : c.leader->ip;
-      return st.cfg.swarm;
-    case config::family::deployd_leader:
-      in.deployd_ip = c.deleted || !c.leader ? "" : c.leader->ip;
-      return st.cfg.deployd;
-    case config::family::domain:
-      if (suffix != "swarm.lain" && suffix != "deployd.lain"
-          && suffix != "webrouter.lain")
-        return false;
-      if (c.deleted || !c.domain)
-        set_current(std::nullopt);
-      else
-        set_current(publish::render_domain(c.domain->ips, c.domain->type));
-      return true;
-    case config::family::domain_servers:
-      if (suffix != "lain" && suffix != st.cfg.cluster_domain)
-        return false;
-      if (c.deleted || !c.servers)
-        set_current(std::nullopt);
-      else
-        set_current(publish::render_servers(c.servers->servers));
-      return true;
-    case config::family::tinydns_fqdns:
-      set_current(c.deleted ? std::nullopt
-                            : std::optional<std::string>{c.text});
-      return true;
-    case config::family::app_endpoint:
-      if (c.deleted) {
-        in.endpoints.erase(c.key);
-      } else if (auto e = config::parse_app_endpoint(suffix)) {
-        in.endpoints[c.key] = std::move(*e);
-      }
-      return true;
-    case config::family::vip:
-      if (c.deleted) {
-        in.vips.erase(c.key);
-        set_current(std::nullopt);
-      } else if (c.rejected() || !c.vip) {
-        // A broken value is in etcd: a pool VIP gets rewritten.
-        in.vips.erase(c.key);
-        set_current(std::string{});
-      } else {
-        in.vips[c.key] = *c.vip;
-        set_current(publish::render_vip(*c.vip));
-      }
-      return true;
-    case config::family::vippool:
-      if (c.deleted || !c.vippool)
-        in.pool.clear();
-      else
-        in.pool = *c.vippool;
-      return st.cfg.streamrouter;
-    default:
-      return false;
+// -- what the leader tracks, by key family -----------------------------------
+// Each keeps `current` and the inputs up to date and says whether the plan
+// may have changed.
+
+using config::family;
+
+/// `current` for a key: what etcd holds there now (nullopt: nothing).
+void set_current(leader_state& st, const std::string& key,
+                 std::optional<std::string> text) {
+  if (text)
+    st.current[key] = std::move(*text);
+  else
+    st.current.erase(key);
+}
+
+bool track(leader_state& st, const keys::event<family::swarm_leader>& c) {
+  st.in.swarm_ip = c.deleted || !c.ok ? "" : c.value.ip;
+  return st.cfg.swarm;
+}
+
+bool track(leader_state& st, const keys::event<family::deployd_leader>& c) {
+  st.in.deployd_ip = c.deleted || !c.ok ? "" : c.value.ip;
+  return st.cfg.deployd;
+}
+
+bool track(leader_state& st, const keys::event<family::domain>& c) {
+  if (c.suffix != "swarm.lain" && c.suffix != "deployd.lain"
+      && c.suffix != "webrouter.lain")
+    return false;
+  set_current(st, c.key,
+              c.deleted || !c.ok ? std::nullopt
+                                 : std::optional<std::string>{
+                                   publish::render_domain(c.value.ips,
+                                                          c.value.type)});
+  return true;
+}
+
+bool track(leader_state& st, const keys::event<family::domain_servers>& c) {
+  if (c.suffix != "lain" && c.suffix != st.cfg.cluster_domain)
+    return false;
+  set_current(st, c.key,
+              c.deleted || !c.ok ? std::nullopt
+                                 : std::optional<std::string>{
+                                   publish::render_servers(c.value.servers)});
+  return true;
+}
+
+bool track(leader_state& st, const keys::event<family::tinydns_fqdns>& c) {
+  set_current(st, c.key,
+              c.deleted || !c.ok ? std::nullopt
+                                 : std::optional<std::string>{c.value});
+  return true;
+}
+
+bool track(leader_state& st, const keys::event<family::app_endpoint>& c) {
+  if (c.deleted || !c.ok)
+    st.in.endpoints.erase(c.key);
+  else
+    st.in.endpoints[c.key] = c.value;
+  return true;
+}
+
+bool track(leader_state& st, const keys::event<family::vip>& c) {
+  if (c.deleted) {
+    st.in.vips.erase(c.key);
+    set_current(st, c.key, std::nullopt);
+  } else if (!c.ok) {
+    // A broken value is in etcd: a pool VIP gets rewritten.
+    st.in.vips.erase(c.key);
+    set_current(st, c.key, std::string{});
+  } else {
+    st.in.vips[c.key] = c.value;
+    set_current(st, c.key, publish::render_vip(c.value));
   }
+  return true;
+}
+
+bool track(leader_state& st, const keys::event<family::vippool>& c) {
+  if (c.deleted || !c.ok)
+    st.in.pool.clear();
+  else
+    st.in.pool = c.value;
+  return st.cfg.streamrouter;
+}
+
+/// Tracks one key event; publishes the plan again when it may change.
+template <class Event>
+void tracked(leader_pointer self, const Event& c) {
+  if (track(self->state, c))
+    publish_plan(self);
 }
 
 } // namespace
@@ -323,23 +345,26 @@ leader_duties(leader_actor::stateful_pointer<leader_state> self,
       }
       campaign(self);
     },
-    [self](key_change& c) {
+    [self](keys::event<family::leader_candidate>& c) {
       auto& st = self->state;
-      if (c.fam == config::family::leader_candidate) {
-        if (c.deleted)
-          st.votes.erase(c.key);
-        else
-          st.votes.put(c.key, c.text, c.create_revision);
-        leadership_changed(self);
-        if (c.deleted && c.key == st.my_key) {
-          st.my_key.clear();
-          campaign(self);
-        }
-        return;
+      if (c.deleted)
+        st.votes.erase(c.key);
+      else
+        st.votes.put(c.key, c.value, c.create_revision);
+      leadership_changed(self);
+      if (c.deleted && c.key == st.my_key) {
+        st.my_key.clear();
+        campaign(self);
       }
-      if (track(self, c))
-        publish_plan(self);
     },
+    [self](keys::event<family::vip>& c) { tracked(self, c); },
+    [self](keys::event<family::domain>& c) { tracked(self, c); },
+    [self](keys::event<family::domain_servers>& c) { tracked(self, c); },
+    [self](keys::event<family::vippool>& c) { tracked(self, c); },
+    [self](keys::event<family::swarm_leader>& c) { tracked(self, c); },
+    [self](keys::event<family::deployd_leader>& c) { tracked(self, c); },
+    [self](keys::event<family::app_endpoint>& c) { tracked(self, c); },
+    [self](keys::event<family::tinydns_fqdns>& c) { tracked(self, c); },
     [self](atom::ready) {
       self->state.ready = true;
       publish_plan(self);

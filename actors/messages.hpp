@@ -12,36 +12,19 @@
 
 #include "actors/fwd.hpp"
 #include "net/cluster/config.hpp"
+#include "net/cluster/keys.hpp"
+#include "net/kernel/acl.hpp"
 
 namespace networkd {
-
-/// One key of the contract changed: parsed value, deletion, or rejection.
-struct key_change {
-  std::string key; ///< full etcd key
-  config::family fam = config::family::unknown;
-  bool deleted = false;
-  int64_t revision = 0; ///< mod revision of the put, or the delete's revision
-  std::string error_code; ///< non-empty: the value was rejected
-  std::string error;      ///< why, naming the key
-  caf::optional<config::vip_config> vip;
-  caf::optional<config::domain_config> domain;
-  caf::optional<config::domain_servers_config> servers;
-  caf::optional<config::leader_addr> leader;
-  caf::optional<std::vector<std::string>> vippool;
-  caf::optional<config::knob> knob;
-  std::string text; ///< raw value of keys without JSON (lock holders)
-  int64_t lease = 0; ///< the lease the key is bound to
-  int64_t create_revision = 0;
-
-  bool rejected() const { return !error_code.empty(); }
-};
 
 /// What one watch delivered at once (see etcd::watch_batch).
 struct key_batch {
   std::string prefix;
   int64_t revision = 0;
   bool snapshot = false;
-  std::vector<key_change> changes;
+  /// Raw: the watcher's thread only hands them over; the supervisor
+  /// classifies and parses each once (keys::parse).
+  std::vector<keys::raw_event> events;
 };
 
 /// A watcher's phase change, for the admin state.
@@ -206,17 +189,9 @@ typename Inspector::result_type inspect(Inspector& f, probe_done& x) {
 }
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, key_change& x) {
-  return f(caf::meta::type_name("key_change"), x.key, x.fam, x.deleted,
-           x.revision, x.error_code, x.error, x.vip, x.domain, x.servers,
-           x.leader, x.vippool, x.knob, x.text, x.lease,
-           x.create_revision);
-}
-
-template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, key_batch& x) {
   return f(caf::meta::type_name("key_batch"), x.prefix, x.revision,
-           x.snapshot, x.changes);
+           x.snapshot, x.events);
 }
 
 template <class Inspector>
@@ -274,6 +249,17 @@ typename Inspector::result_type inspect(Inspector& f, leader_addr& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, app_endpoint& x) {
+  return f(caf::meta::type_name("app_endpoint"), x.app, x.proc, x.ip, x.port);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, container_vip& x) {
+  return f(caf::meta::type_name("container_vip"), x.app, x.proc, x.instance,
+           x.vip, x.used);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, knob& x) {
   return f(caf::meta::type_name("knob"), x.name, x.number, x.text);
 }
@@ -313,3 +299,56 @@ typename Inspector::result_type inspect(Inspector& f, knob_values& x) {
 }
 
 } // namespace networkd::config
+
+namespace networkd::acl {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, source& x) {
+  return f(caf::meta::type_name("acl_source"), x.type, x.text);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, port_range& x) {
+  return f(caf::meta::type_name("acl_port_range"), x.first, x.last);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, whitelist& x) {
+  return f(caf::meta::type_name("acl_whitelist"), x.name, x.sources);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ex_ports& x) {
+  return f(caf::meta::type_name("acl_ex_ports"), x.protocol, x.ports);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, in_ports& x) {
+  return f(caf::meta::type_name("acl_in_ports"), x.key, x.from, x.tcp, x.udp);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inputs& x) {
+  return f(caf::meta::type_name("acl_inputs"), x.whitelists, x.open_ports,
+           x.source_ports);
+}
+
+} // namespace networkd::acl
+
+namespace networkd::keys {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, raw_event& x) {
+  return f(caf::meta::type_name("raw_event"), x.key, x.value, x.deleted,
+           x.revision, x.create_revision, x.lease);
+}
+
+/// One inspect for the event type of every family.
+template <class Inspector, family F>
+typename Inspector::result_type inspect(Inspector& f, event<F>& x) {
+  return f(caf::meta::type_name("key_event"), x.key, x.suffix, x.deleted,
+           x.revision, x.create_revision, x.lease, x.ok, x.value,
+           x.error_code, x.error);
+}
+
+} // namespace networkd::keys

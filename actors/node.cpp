@@ -203,6 +203,7 @@ void start_components(caf::actor_system& sys, parts& p,
                        std::shared_ptr<acl::filter_table>(
                          std::make_shared<acl::iptables_filter_table>())));
     scfg.listeners.push_back(acl);
+    scfg.acl = acl;
   }
   p.sup = p.add("supervisor", sys.spawn(supervisor, scfg));
 

@@ -30,95 +30,6 @@ std::string describe(const config::vip_config& v) {
   return out.str();
 }
 
-key_change parse_change(const etcd::watch_event& ev) {
-  key_change c;
-  c.key = ev.kv.key;
-  c.revision = ev.kv.mod_revision;
-  auto cls = config::classify(ev.kv.key);
-  c.fam = cls.fam;
-  if (ev.what == etcd::watch_event::kind::erase) {
-    c.deleted = true;
-    if (cls.fam == config::family::unknown
-        && acl::classify(c.key).kind != acl::key_kind::unknown)
-      c.fam = config::family::acl;
-    return c;
-  }
-  auto fail = [&c](const failure& f) {
-    c.error_code = f.code;
-    c.error = f.message;
-  };
-  // The parsed value into its slot, or the failure into the change.
-  auto take = [&fail](auto parsed, auto& slot) {
-    if (parsed)
-      slot = std::move(*parsed);
-    else
-      fail(parsed.error());
-  };
-  const auto& v = ev.kv.value;
-  switch (cls.fam) {
-    case config::family::vip:
-      take(config::parse_vip(cls.suffix, v), c.vip);
-      break;
-    case config::family::domain:
-      take(config::parse_domain(cls.suffix, v), c.domain);
-      break;
-    case config::family::domain_servers:
-      take(config::parse_domain_servers(cls.suffix, v), c.servers);
-      break;
-    case config::family::swarm_leader:
-    case config::family::deployd_leader:
-      take(config::parse_leader(c.key, v), c.leader);
-      break;
-    case config::family::vippool:
-      take(config::parse_vippool(v), c.vippool);
-      break;
-    case config::family::knob:
-      take(config::parse_knob(cls.suffix, v), c.knob);
-      break;
-    case config::family::vip_lock:
-    case config::family::leader_candidate:
-      c.text = v;
-      c.lease = ev.kv.lease;
-      c.create_revision = ev.kv.create_revision;
-      break;
-    case config::family::app_endpoint:
-      if (auto r = config::parse_app_endpoint(cls.suffix); !r) {
-        fail(r.error());
-      } else {
-        c.text = v;
-        c.lease = ev.kv.lease;
-      }
-      break;
-    case config::family::tinydns_fqdns:
-      c.text = v;
-      break;
-    case config::family::container_vip:
-      if (auto r = config::parse_container_vip(cls.suffix, v); !r)
-        fail(r.error());
-      else
-        c.text = v;
-      break;
-    case config::family::acl:
-      break;
-    case config::family::unknown:
-      if (acl::classify(c.key).kind != acl::key_kind::unknown) {
-        // Validated here; the ACL keeper parses the text again.
-        acl::inputs probe;
-        if (auto r = acl::put(probe, c.key, v); !r) {
-          fail(r.error());
-        } else {
-          c.fam = config::family::acl;
-          c.text = v;
-        }
-        break;
-      }
-      c.error_code = "bad_key";
-      c.error = c.key + ": not a key networkd understands";
-      break;
-  }
-  return c;
-}
-
 } // namespace
 
 std::vector<std::string> default_prefixes() {
@@ -139,16 +50,16 @@ key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b) {
   out.prefix = prefix;
   out.revision = b.revision;
   out.snapshot = b.snapshot;
-  out.changes.reserve(b.events.size());
+  out.events.reserve(b.events.size());
   for (auto& ev : b.events) {
-    // An exact-key watch is a prefix watch: drop longer keys it also sees.
-    auto cls = config::classify(ev.kv.key);
-    if (cls.fam == config::family::unknown
-        && acl::classify(ev.kv.key).kind == acl::key_kind::unknown
-        && ev.kv.key != prefix
-        && ev.kv.key.size() > prefix.size() && prefix.back() != '/')
-      continue;
-    out.changes.push_back(parse_change(ev));
+    keys::raw_event r;
+    r.key = ev.kv.key;
+    r.value = ev.kv.value;
+    r.deleted = ev.what == etcd::watch_event::kind::erase;
+    r.revision = ev.kv.mod_revision;
+    r.create_revision = ev.kv.create_revision;
+    r.lease = ev.kv.lease;
+    out.events.push_back(std::move(r));
   }
   return out;
 }
@@ -188,12 +99,13 @@ std::string supervisor_state::not_ready_reason(
   return {};
 }
 
-bool supervisor_state::reject(const key_change& c) {
-  auto& e = rejected[c.key];
+bool supervisor_state::reject(const keys::common& c, int64_t revision) {
+  auto& e = rejected[std::string{c.key}];
   bool changed = e.reason != c.error || e.code != c.error_code;
+  e.fam = c.fam;
   e.code = c.error_code;
   e.reason = c.error;
-  e.revision = c.revision;
+  e.revision = revision;
   return changed;
 }
 
@@ -398,11 +310,12 @@ spread_report spread_of(const supervisor_state& st, const std::string& app,
 void spawn_child(supervisor_pointer self, const std::string& key);
 
 /// A spreading key changed: the holders of that app.proc hear the counts.
-void apply_spread(supervisor_pointer self, const key_change& c) {
+void apply_spread(supervisor_pointer self,
+                  const keys::event<config::family::container_vip>& c) {
   auto& st = self->state;
-  auto suffix = c.key.substr(config::container_vips_prefix.size());
-  auto parsed = config::parse_container_vip(suffix,
-                                            c.deleted ? "unused" : c.text);
+  // A delete carries no value: the key alone names the instance and VIP.
+  auto parsed = c.deleted ? config::parse_container_vip(c.suffix, "unused")
+                          : result<config::container_vip>{c.value};
   if (!parsed)
     return;
   auto& p = *parsed;
@@ -484,7 +397,8 @@ void update_webrouter(supervisor_pointer self) {
   self->send(st.cfg.dns, atom::webrouter_v, std::move(ips));
 }
 
-void route_vip(supervisor_pointer self, const key_change& c) {
+void route_vip(supervisor_pointer self,
+               const keys::event<config::family::vip>& c) {
   auto& st = self->state;
   if (c.deleted) {
     st.accept(c.key);
@@ -530,30 +444,30 @@ void route_vip(supervisor_pointer self, const key_change& c) {
                       "previous one has released",
                  c.key);
     auto& e = st.children[c.key];
-    e.config = *c.vip;
+    e.config = c.value;
     e.restart_pending = true;
-    if (is_webrouter(*c.vip))
+    if (is_webrouter(c.value))
       update_webrouter(self);
     return;
   }
   if (i == st.children.end()) {
     NWD_LOG_INFO(who, "new vip key {}: spawning its holder", c.key);
-    st.children[c.key].config = *c.vip;
+    st.children[c.key].config = c.value;
     spawn_child(self, c.key);
-    if (is_webrouter(*c.vip))
+    if (is_webrouter(c.value))
       update_webrouter(self);
     return;
   }
-  bool webrouter = is_webrouter(i->second.config) || is_webrouter(*c.vip);
-  i->second.config = *c.vip;
+  bool webrouter = is_webrouter(i->second.config) || is_webrouter(c.value);
+  i->second.config = c.value;
   if (webrouter)
     update_webrouter(self);
   if (i->second.restart_pending)
     return; // the restart sends the newest config
-  i->second.last_event = describe(*c.vip);
-  self->send(i->second.handle, *c.vip);
-  if (!c.vip->port_only())
-    self->send(i->second.handle, spread_of(st, c.vip->app, c.vip->proc));
+  i->second.last_event = describe(c.value);
+  self->send(i->second.handle, c.value);
+  if (!c.value.port_only())
+    self->send(i->second.handle, spread_of(st, c.value.app, c.value.proc));
 }
 
 /// Resolves the knobs set into the values in force, acts on the
@@ -576,70 +490,121 @@ void apply_knob_values(supervisor_pointer self) {
     self->send(l, v);
 }
 
-void apply_knob(supervisor_pointer self, const key_change& c) {
+void apply_knob(supervisor_pointer self,
+                const keys::event<config::family::knob>& c) {
   auto& st = self->state;
   auto name = std::string{c.key.substr(config::knobs_prefix.size())};
   if (c.deleted) {
     if (st.knobs.erase(name) > 0)
       NWD_LOG_INFO(who, "knob {} deleted: back to its default", name);
   } else {
-    st.knobs[name] = *c.knob;
+    st.knobs[name] = c.value;
     NWD_LOG_INFO(who, "knob {} = {}", name,
-                 c.knob->text.empty() ? std::to_string(c.knob->number)
-                                      : c.knob->text);
+                 c.value.text.empty() ? std::to_string(c.value.number)
+                                      : c.value.text);
   }
   apply_knob_values(self);
 }
 
-void apply_change(supervisor_pointer self, const key_change& c) {
+// -- routing: each family to the actors that take it ------------------------
+
+using config::family;
+
+void route(supervisor_pointer self, keys::event<family::vip>& c) {
+  route_vip(self, c);
+}
+
+void route(supervisor_pointer self, keys::event<family::container_vip>& c) {
+  apply_spread(self, c);
+}
+
+void route(supervisor_pointer self, keys::event<family::knob>& c) {
+  apply_knob(self, c);
+}
+
+void route(supervisor_pointer self, keys::event<family::vip_lock>& c) {
+  auto& st = self->state;
+  auto i = st.children.find(std::string{config::vips_prefix} + c.suffix);
+  if (i != st.children.end() && i->second.handle)
+    self->send(i->second.handle, std::move(c));
+}
+
+void route(supervisor_pointer self, keys::event<family::acl>& c) {
+  if (self->state.cfg.acl)
+    self->send(self->state.cfg.acl, std::move(c));
+}
+
+/// Domains and domain servers: the DNS tables, and the leader (it mirrors
+/// the cluster's own names).
+template <family F>
+void to_dns_and_leader(supervisor_pointer self, keys::event<F>& c) {
+  auto& st = self->state;
+  if (st.cfg.leader)
+    self->send(st.cfg.leader, c);
+  if (st.cfg.dns)
+    self->send(st.cfg.dns, std::move(c));
+}
+
+void route(supervisor_pointer self, keys::event<family::domain>& c) {
+  to_dns_and_leader(self, c);
+}
+
+void route(supervisor_pointer self, keys::event<family::domain_servers>& c) {
+  to_dns_and_leader(self, c);
+}
+
+/// The families only the leader reads.
+template <family F>
+void route(supervisor_pointer self, keys::event<F>& c) {
+  if (self->state.cfg.leader)
+    self->send(self->state.cfg.leader, std::move(c));
+}
+
+void route(supervisor_pointer, keys::unknown_event&) {
+  // Rejected before routing (a delete of such a key changes nothing).
+}
+
+void apply_change(supervisor_pointer self, keys::any_event& e,
+                  int64_t revision) {
   auto& st = self->state;
   ++st.events;
-  auto fam = config::to_string(c.fam);
-  // The leader's streamrouter and tinydns publishers read VIP keys too,
-  // rejected ones included (a pool VIP with a broken value is rewritten).
-  if (c.fam == config::family::vip && st.cfg.leader)
-    self->send(st.cfg.leader, c);
-  if (c.rejected()) {
-    if (st.reject(c)) {
-      bool kept = c.fam == config::family::vip && st.children.count(c.key);
+  auto c = keys::common_of(e);
+  if (c.rejected) {
+    // The leader's streamrouter and tinydns publishers read rejected VIP
+    // keys too (a pool VIP with a broken value is rewritten).
+    if (auto* v = std::get_if<keys::event<family::vip>>(&e);
+        v != nullptr && st.cfg.leader)
+      self->send(st.cfg.leader, *v);
+    if (st.reject(c, revision)) {
+      bool kept = c.fam == family::vip
+                  && st.children.count(std::string{c.key}) > 0;
       NWD_LOG_WARN(who, "rejected key: {}{}", c.error,
                    kept ? " (its last good value stays in force)" : "");
     }
     return;
   }
-  st.accept(c.key);
-  if (c.fam == config::family::vip) {
-    route_vip(self, c);
-  } else if (c.fam == config::family::container_vip) {
-    apply_spread(self, c);
-  } else if (c.fam == config::family::vip_lock) {
-    auto cls = config::classify(c.key);
-    auto i = st.children.find(std::string{config::vips_prefix} + cls.suffix);
-    if (i != st.children.end() && i->second.handle)
-      self->send(i->second.handle, c);
-  } else if (c.fam == config::family::knob) {
-    apply_knob(self, c);
-  } else {
-    for (auto& l : st.cfg.listeners)
-      self->send(l, c);
-  }
-  (void) fam;
+  st.accept(std::string{c.key});
+  if (auto* v = std::get_if<keys::event<family::vip>>(&e);
+      v != nullptr && st.cfg.leader)
+    self->send(st.cfg.leader, *v);
+  std::visit([self](auto& ev) { route(self, ev); }, e);
 }
 
 /// Counts one change into the live keys of its family. A new key in a
 /// family already at its limit is not counted and false is
 /// returned: the change is dropped (logged once per family, counted).
-bool count_key(supervisor_pointer self, const key_change& c,
+bool count_key(supervisor_pointer self, const keys::common& c,
                std::map<std::string, std::set<std::string>>& live) {
   auto fam = config::to_string(c.fam);
   auto& keys = live[fam];
+  std::string key{c.key};
   if (c.deleted) {
-    keys.erase(c.key);
+    keys.erase(key);
     return true;
   }
   auto limit = self->state.cfg.max_keys_per_family;
-  if (keys.size() < limit || keys.count(c.key) > 0) {
-    keys.insert(c.key);
+  if (keys.size() < limit || keys.count(key) > 0) {
+    keys.insert(std::move(key));
     return true;
   }
   if (self->state.over_limit[fam]++ == 0)
@@ -895,7 +860,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
         j.end_array();
         j.begin_array("rejected");
         for (auto& [key, r] : self->state.rejected) {
-          if (config::classify(key).fam != config::family::vip)
+          if (r.fam != config::family::vip)
             continue;
           j.begin_object();
           j.kv("key", key);
@@ -926,9 +891,14 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
     },
     [self, live](key_batch& b) {
       auto& st = self->state;
-      for (auto& c : b.changes)
-        if (count_key(self, c, *live))
-          apply_change(self, c);
+      for (auto& raw : b.events) {
+        // An exact-key watch is a prefix watch: drop longer keys it sees.
+        if (!keys::belongs_to_watch(b.prefix, raw.key))
+          continue;
+        auto e = keys::parse(raw);
+        if (count_key(self, keys::common_of(e), *live))
+          apply_change(self, e, raw.revision);
+      }
       st.family_keys.clear();
       for (auto& [fam, keys] : *live)
         st.family_keys[fam] = static_cast<int64_t>(keys.size());
@@ -943,7 +913,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       }
       if (b.snapshot && st.synced.insert(b.prefix).second) {
         NWD_LOG_INFO(who, "watch {} synced at revision {} ({} keys)",
-                     b.prefix, b.revision, b.changes.size());
+                     b.prefix, b.revision, b.events.size());
         if (st.synced_all() && st.cfg.client) {
           NWD_LOG_INFO(who, "first full read applied: ready");
           if (st.cfg.link && st.cfg.nat) {

@@ -32,12 +32,16 @@ struct supervisor_config {
   /// Key prefixes to watch, one watcher each.
   std::vector<std::string> prefixes;
   vip_factory make_vip;
-  /// Receive every non-VIP key change.
+  /// Told the knobs in force and when the first full read is applied.
   std::vector<config_listener_actor> listeners;
-  /// Told the addresses of the VIPs of app "webrouter" (what "webrouter"
-  /// typed domains answer) whenever they change.
+  /// Told the ACL keys (null without -acl).
+  acl_keeper_actor acl;
+  /// Told the domain and domain-server keys, and the addresses of the VIPs
+  /// of app "webrouter" (what "webrouter" typed domains answer) whenever
+  /// they change.
   dns_responder_actor dns;
-  /// The leader election and publishers; told every lease change.
+  /// The leader election and publishers; told every lease change and the
+  /// key families it reads (interfaces.hpp, leader_actor).
   leader_actor leader;
   /// The VIP engine's workers (null in tests without a kernel side). The
   /// link worker is told, on every renewal, the whole seconds left before
@@ -61,8 +65,8 @@ struct supervisor_config {
 /// The key prefixes of the contract that the supervisor watches.
 std::vector<std::string> default_prefixes();
 
-/// Parses what one watch delivered into typed key changes (runs on the
-/// watcher's thread: parsing stays off the scheduler).
+/// What one watch delivered, as raw events (runs on the watcher's thread:
+/// it only copies; the supervisor classifies and parses each key once).
 key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b);
 
 struct child_entry {
@@ -74,6 +78,7 @@ struct child_entry {
 };
 
 struct rejected_entry {
+  config::family fam = config::family::unknown;
   std::string code;
   std::string reason;
   int64_t revision = 0;
@@ -129,7 +134,7 @@ struct supervisor_state {
   /// out of "watching" for longer than watch_grace. Pure in `now`.
   std::string not_ready_reason(std::chrono::steady_clock::time_point now) const;
   /// Records a rejection; true when it is new or its reason changed (log it).
-  bool reject(const key_change& c);
+  bool reject(const keys::common& c, int64_t revision);
   /// Forgets a rejection of this key (a good value or a delete arrived).
   void accept(const std::string& key);
   std::chrono::milliseconds backoff(uint64_t restarts) const;

@@ -362,17 +362,17 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
       subscribe_health(self);
       advance(self, now());
     },
-    [self](key_change& c) {
+    [self](keys::event<config::family::vip_lock>& c) {
       // Our lock key changed.
       auto& st = self->state;
       auto was = st.facts.holder;
-      switch (vip::lock_key_changed(st.facts, c.deleted, c.text)) {
+      switch (vip::lock_key_changed(st.facts, c.deleted, c.value)) {
         case vip::lock_news::released:
           NWD_LOG_INFO(who, "{}: lock released by {}: competing", st.key, was);
           break;
         case vip::lock_news::stolen:
           NWD_LOG_ERROR(who, "{}: lock now held by {}: stepping down", st.key,
-                        c.text);
+                        c.value);
           break;
         default:
           break;

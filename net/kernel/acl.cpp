@@ -422,6 +422,15 @@ bool erase(inputs& in, std::string_view full_key) {
   return false;
 }
 
+void merge(inputs& into, inputs from) {
+  for (auto& [name, w] : from.whitelists)
+    into.whitelists[name] = std::move(w);
+  for (auto& [proto, e] : from.open_ports)
+    into.open_ports[proto] = std::move(e);
+  for (auto& [key, p] : from.source_ports)
+    into.source_ports[key] = std::move(p);
+}
+
 // -- rules --------------------------------------------------------------------
 
 const std::vector<std::string>& base_rules() {

@@ -153,6 +153,10 @@ result<unit> put(inputs& in, std::string_view full_key, std::string_view value);
 /// Forgets one ACL key; false when `in` did not have it.
 bool erase(inputs& in, std::string_view full_key);
 
+/// Adds what `from` holds (one key's entry, as put() into an empty inputs
+/// leaves it) to `into`, replacing entries of the same keys.
+void merge(inputs& into, inputs from);
+
 // -- rules --------------------------------------------------------------------
 
 inline constexpr const char* input_chain = "lain-INPUT";

@@ -12,11 +12,14 @@ using namespace networkd;
 
 namespace {
 
-key_change domain(const std::string& name, std::vector<std::string> ips,
-                  config::domain_type type = config::domain_type::fixed) {
-  key_change c;
+using domain_event = keys::event<config::family::domain>;
+
+domain_event domain(const std::string& name, std::vector<std::string> ips,
+                    config::domain_type type = config::domain_type::fixed) {
+  domain_event c;
   c.key = "/lain/config/domains/" + name;
-  c.fam = config::family::domain;
+  c.suffix = name;
+  c.ok = true;
   config::domain_config d;
   d.name = name;
   d.wildcard = name.rfind("*.", 0) == 0;
@@ -24,14 +27,14 @@ key_change domain(const std::string& name, std::vector<std::string> ips,
     d.suffix = name.substr(2);
   d.type = type;
   d.ips = std::move(ips);
-  c.domain = d;
+  c.value = d;
   return c;
 }
 
-key_change deleted(const std::string& key, config::family fam) {
-  key_change c;
-  c.key = key;
-  c.fam = fam;
+domain_event deleted_domain(const std::string& name) {
+  domain_event c;
+  c.key = "/lain/config/domains/" + name;
+  c.suffix = name;
   c.deleted = true;
   return c;
 }
@@ -91,7 +94,7 @@ TEST_CASE_METHOD(fixture, "domains, deletes and the TTL knob reach the table",
   // Two changes sent together were published as one table.
   CHECK(publishes() == publishes0 + 1);
   self->send(responder,
-             deleted("/lain/config/domains/WEB.lain.", config::family::domain));
+             deleted_domain("WEB.lain."));
   auto knobs = config::resolve_knobs(
     {{"dns_ttl", config::knob{"dns_ttl", 5, ""}},
      {"dns_cache_size", config::knob{"dns_cache_size", 7, ""}},
@@ -118,10 +121,11 @@ TEST_CASE_METHOD(fixture, "upstreams, domain servers, dynamic names and "
                  "[dns-responder]") {
   self->send(responder, atom::upstream_v,
              std::vector<config::upstream>{{"10.9.9.9", 53}});
-  key_change servers;
+  keys::event<config::family::domain_servers> servers;
   servers.key = "/lain/config/domain_servers/corp";
-  servers.fam = config::family::domain_servers;
-  servers.servers = config::domain_servers_config{"corp", {{"10.8.8.8", 5353}}};
+  servers.suffix = "corp";
+  servers.ok = true;
+  servers.value = config::domain_servers_config{"corp", {{"10.8.8.8", 5353}}};
   self->send(responder, servers);
   self->send(responder, atom::dynamic_v, std::string{"swarm.lain"},
              std::vector<std::string>{"10.2.2.2"});

@@ -48,7 +48,8 @@ dns_responder_actor::behavior_type
 fake_responder(dns_responder_actor::pointer, std::shared_ptr<heard> h) {
   return {
     [](atom::status) { return std::string{"{}"}; },
-    [](key_change&) {},
+    [](keys::event<config::family::domain>&) {},
+    [](keys::event<config::family::domain_servers>&) {},
     [](config::knob_values&) {},
     [](atom::ready) {},
     [h](atom::upstream, std::vector<config::upstream>& ups) {

@@ -71,7 +71,7 @@ crashy_holder(vip_holder_actor::stateful_pointer<crashy_state> self,
       if (cfg.app == "crash")
         self->quit(caf::make_error(errc::child_crashed, "told to crash"));
     },
-    [](key_change&) {},
+    [](keys::event<config::family::vip_lock>&) {},
     [](keepalive_info&) {},
     [](proc_health&) {},
     [](atom::fence, uint64_t) {},
@@ -89,32 +89,111 @@ crashy_holder(vip_holder_actor::stateful_pointer<crashy_state> self,
 
 struct listener_state {
   static inline const char* name = "test-listener";
-  std::vector<key_change> seen;
 };
 
+/// Records the dns_ttl of every knob_values it is told.
 config_listener_actor::behavior_type
-listener(config_listener_actor::stateful_pointer<listener_state> self,
-         std::shared_ptr<std::vector<key_change>> out) {
+listener(config_listener_actor::stateful_pointer<listener_state>,
+         std::shared_ptr<std::vector<int64_t>> ttls) {
   return {
-    [self](atom::status) { return std::string{"{}"}; },
-    [out](key_change& c) { out->push_back(std::move(c)); },
-    [out](config::knob_values& v) {
-      // Recorded as a change of the knobs family carrying dns_ttl.
-      key_change c;
-      c.fam = config::family::knob;
-      c.knob = config::knob{"dns_ttl", v.dns.ttl, ""};
-      out->push_back(std::move(c));
-    },
+    [](atom::status) { return std::string{"{}"}; },
+    [ttls](config::knob_values& v) { ttls->push_back(v.dns.ttl); },
     [](atom::ready) {},
+  };
+}
+
+/// What the fake DNS responder and leader heard: "who family key" lines,
+/// "+" for a parsed put, "-" for a delete, "!" for a rejected put.
+using heard_log = std::shared_ptr<std::vector<std::string>>;
+
+template <config::family F>
+std::string line(const char* who, const keys::event<F>& e) {
+  return std::string{who} + " " + config::to_string(F) + " "
+         + (e.deleted ? "-" : e.ok ? "+" : "!") + e.key;
+}
+
+dns_responder_actor::behavior_type fake_dns(dns_responder_actor::pointer,
+                                            heard_log log,
+                                            std::shared_ptr<config::domain_config> last) {
+  using config::family;
+  return {
+    [](atom::status) { return std::string{"{}"}; },
+    [log, last](keys::event<family::domain>& e) {
+      log->push_back(line("dns", e));
+      if (e.ok)
+        *last = e.value;
+    },
+    [log](keys::event<family::domain_servers>& e) {
+      log->push_back(line("dns", e));
+    },
+    [](config::knob_values&) {},
+    [](atom::ready) {},
+    [](atom::upstream, std::vector<config::upstream>&) {},
+    [](atom::reload) {},
+    [](atom::publish) {},
+    [](atom::dynamic, std::string&, std::vector<std::string>&) {},
+    [](atom::webrouter, std::vector<std::string>&) {},
+  };
+}
+
+leader_actor::behavior_type fake_leader(leader_actor::pointer, heard_log log,
+                                        std::shared_ptr<std::string> swarm) {
+  using config::family;
+  return {
+    [](atom::status) { return std::string{"{}"}; },
+    [log](keys::event<family::vip>& e) { log->push_back(line("leader", e)); },
+    [log](keys::event<family::domain>& e) {
+      log->push_back(line("leader", e));
+    },
+    [log](keys::event<family::domain_servers>& e) {
+      log->push_back(line("leader", e));
+    },
+    [log](keys::event<family::vippool>& e) {
+      log->push_back(line("leader", e));
+    },
+    [log, swarm](keys::event<family::swarm_leader>& e) {
+      log->push_back(line("leader", e));
+      *swarm = e.value.ip;
+    },
+    [log](keys::event<family::deployd_leader>& e) {
+      log->push_back(line("leader", e));
+    },
+    [log](keys::event<family::leader_candidate>& e) {
+      log->push_back(line("leader", e));
+    },
+    [log](keys::event<family::app_endpoint>& e) {
+      log->push_back(line("leader", e));
+    },
+    [log](keys::event<family::tinydns_fqdns>& e) {
+      log->push_back(line("leader", e));
+    },
+    [](config::knob_values&) {},
+    [](atom::ready) {},
+    [](keepalive_info&) {},
+    [](atom::tick) {},
+    [](atom::ports, std::vector<uint16_t>&) {},
   };
 }
 
 struct fixture : test::actor_fixture {
   std::shared_ptr<std::atomic<int>> spawned
     = std::make_shared<std::atomic<int>>(0);
-  std::shared_ptr<std::vector<key_change>> heard
-    = std::make_shared<std::vector<key_change>>();
+  std::shared_ptr<std::vector<int64_t>> ttls
+    = std::make_shared<std::vector<int64_t>>();
+  heard_log heard = std::make_shared<std::vector<std::string>>();
+  std::shared_ptr<config::domain_config> last_domain
+    = std::make_shared<config::domain_config>();
+  std::shared_ptr<std::string> swarm = std::make_shared<std::string>();
   supervisor_actor sup;
+
+  /// What one fake heard, in its order (the two run interleaved).
+  std::vector<std::string> heard_by(const std::string& who) const {
+    std::vector<std::string> out;
+    for (auto& l : *heard)
+      if (l.rfind(who + " ", 0) == 0)
+        out.push_back(l);
+    return out;
+  }
 
   explicit fixture(size_t max_keys = config::max_keys_per_family) {
     supervisor_config sc;
@@ -125,7 +204,9 @@ struct fixture : test::actor_fixture {
       ++*counter;
       return s.spawn(crashy_holder, key);
     };
-    sc.listeners.push_back(sys.spawn(listener, heard));
+    sc.listeners.push_back(sys.spawn(listener, ttls));
+    sc.dns = sys.spawn(fake_dns, heard, last_domain);
+    sc.leader = sys.spawn(fake_leader, heard, swarm);
     sup = sys.spawn(supervisor, sc);
     run();
   }
@@ -265,51 +346,59 @@ TEST_CASE_METHOD(fixture, "other key families go to the listeners typed",
                     put("/lain/networkd/config/dns_ttl", "30", 6),
                     del(domains + "old.lain", 7)}));
   run();
-  REQUIRE(heard->size() == 4);
-  CHECK((*heard)[0].fam == config::family::domain);
-  REQUIRE((*heard)[0].domain);
-  CHECK((*heard)[0].domain->wildcard);
-  CHECK((*heard)[0].domain->ips == std::vector<std::string>{"10.1.1.1"});
-  CHECK((*heard)[1].fam == config::family::swarm_leader);
-  REQUIRE((*heard)[1].leader);
-  CHECK((*heard)[1].leader->ip == "10.2.2.2");
-  // Knobs arrive as the resolved knob_values, not as the raw key.
-  CHECK((*heard)[2].fam == config::family::knob);
-  REQUIRE((*heard)[2].knob);
-  CHECK((*heard)[2].knob->number == 30);
-  CHECK((*heard)[3].deleted);
+  // Each family reaches only the actors that take it, parsed once: the
+  // domains go to the DNS tables and the leader, the swarm leader only to
+  // the leader, the rejected domain to neither, the knob to no one as a
+  // key (the listeners get the resolved knob_values instead).
+  CHECK(heard_by("dns")
+        == std::vector<std::string>{"dns domain +" + domains + "*.lain",
+                                    "dns domain -" + domains + "old.lain"});
+  CHECK(heard_by("leader")
+        == std::vector<std::string>{
+          "leader domain +" + domains + "*.lain",
+          "leader swarm_leader +" + std::string{config::swarm_leader_key},
+          "leader domain -" + domains + "old.lain"});
+  CHECK(last_domain->wildcard);
+  CHECK(last_domain->ips == std::vector<std::string>{"10.1.1.1"});
+  CHECK(*swarm == "10.2.2.2");
+  REQUIRE_FALSE(ttls->empty());
+  CHECK(ttls->back() == 30);
   auto doc = status();
   CHECK(doc["rejected"].GetArray().Size() == 1);
   CHECK(doc["knobs"]["dns_ttl"].GetInt64() == 30);
   // A deleted knob: the listeners get the default back.
-  heard->clear();
+  ttls->clear();
   self->send(sup, batch("/lain/networkd/config/",
                         {del("/lain/networkd/config/dns_ttl", 8)}));
   run();
-  REQUIRE(heard->size() == 1);
-  REQUIRE((*heard)[0].knob);
-  CHECK((*heard)[0].knob->number == 60);
+  REQUIRE(ttls->size() == 1);
+  CHECK(ttls->back() == 60);
   CHECK_FALSE(status()["knobs"].HasMember("dns_ttl"));
 }
 
-TEST_CASE("watch events are parsed into typed key changes", "[supervisor]") {
-  auto b = batch(vips, {put(vips + "10.0.0.9:8080",
-                            R"({"app":"a","proc":"p","ports":[{}]})", 9),
-                        put(vips + "not-an-ip", good_vip, 10),
+TEST_CASE("watch batches reach the supervisor raw", "[supervisor]") {
+  auto b = batch(vips, {put(vips + "10.0.0.9:8080", good_vip, 9),
                         del(vips + "10.0.0.1", 11)},
                  true);
   CHECK(b.snapshot);
   CHECK(b.revision == 11);
-  REQUIRE(b.changes.size() == 3);
-  REQUIRE(b.changes[0].vip);
-  CHECK(b.changes[0].vip->port_only());
-  REQUIRE(b.changes[0].vip->ports.size() == 1);
-  CHECK(b.changes[0].vip->ports[0].src == 8080);
-  CHECK(b.changes[0].vip->ports[0].dest == 8080);
-  CHECK(b.changes[1].rejected());
-  CHECK(b.changes[1].error_code == "bad_key");
-  CHECK(b.changes[2].deleted);
-  CHECK_FALSE(b.changes[2].vip);
+  REQUIRE(b.events.size() == 2);
+  CHECK(b.events[0].key == vips + "10.0.0.9:8080");
+  CHECK(b.events[0].value == good_vip);
+  CHECK(b.events[0].revision == 9);
+  CHECK_FALSE(b.events[0].deleted);
+  CHECK(b.events[1].deleted);
+}
+
+TEST_CASE_METHOD(fixture, "a VIP key goes to the leader rejected or not",
+                 "[supervisor]") {
+  self->send(sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 3),
+                               put(vips + "10.0.0.6", "{", 4)}));
+  run();
+  CHECK(*heard
+        == std::vector<std::string>{"leader vip +" + vips + "10.0.0.5",
+                                    "leader vip !" + vips + "10.0.0.6"});
+  CHECK(*spawned == 1);
 }
 
 TEST_CASE("an exit of the supervisor takes its holders along",
