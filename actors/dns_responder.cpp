@@ -223,6 +223,17 @@ std::string dns_metrics(const dns::server_stats& s) {
   counter("networkd_dns_upstream_refused_total",
           "Queries failed at once: too many upstream exchanges in flight",
           s.upstream.refused);
+  counter("networkd_dns_upstream_mismatched_total",
+          "Datagrams on an upstream query socket dropped: wrong ID or "
+          "question", s.upstream.mismatched);
+  counter("networkd_dns_upstream_probes_total",
+          "Background probes of failed upstreams", s.upstream.probes);
+  counter("networkd_dns_stale_answers_total",
+          "Expired cache entries served because every upstream failed "
+          "(RFC 8767)", s.stale);
+  counter("networkd_dns_prefetches_total",
+          "Cache entries refreshed in the background before expiry",
+          s.prefetches);
   out << "# HELP networkd_dns_upstream_latency_seconds Upstream answer "
          "latency\n"
       << "# TYPE networkd_dns_upstream_latency_seconds summary\n"

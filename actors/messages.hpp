@@ -284,7 +284,8 @@ typename Inspector::result_type inspect(Inspector& f, probe_knobs& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, dns_knobs& x) {
   return f(caf::meta::type_name("dns_knobs"), x.ttl, x.cache_size,
-           x.neg_ttl_max, x.min_ttl, x.max_ttl, x.upstream_timeout);
+           x.neg_ttl_max, x.min_ttl, x.max_ttl, x.upstream_timeout,
+           x.serve_stale_s);
 }
 
 template <class Inspector>

@@ -273,6 +273,7 @@ cache::cache(cache_options opts) : opts_(opts) {
   if (opts_.capacity < opts_.shards)
     opts_.shards = std::max<size_t>(1, opts_.capacity);
   per_shard_ = per_shard(opts_.capacity, opts_.shards);
+  stale_ms_ = uint64_t{opts_.serve_stale_s} * 1000;
   for (size_t i = 0; i < opts_.shards; ++i)
     shards_.push_back(std::make_unique<shard>());
 }
@@ -322,7 +323,11 @@ std::shared_ptr<const cache_entry> cache::find(std::string_view key,
   }
   auto n = i->second;
   if (n->entry->expires_ms <= now_ms) {
-    s.erase(n);
+    // Kept for serve-stale while it may still be served (not failures).
+    if (n->entry->failure
+        || now_ms - n->entry->expires_ms
+             >= stale_ms_.load(std::memory_order_relaxed))
+      s.erase(n);
     ++s.misses;
     return nullptr;
   }
@@ -332,6 +337,28 @@ std::shared_ptr<const cache_entry> cache::find(std::string_view key,
   }
   ++s.hits;
   return n->entry;
+}
+
+std::shared_ptr<const cache_entry> cache::find_fallback(std::string_view key,
+                                                        uint64_t now_ms) {
+  auto window = stale_ms_.load(std::memory_order_relaxed);
+  auto& s = shard_for(key);
+  std::lock_guard<std::mutex> guard{s.mtx};
+  auto i = s.index.find(key);
+  if (i == s.index.end())
+    return nullptr;
+  auto& e = i->second->entry;
+  if (e->failure || now_ms >= e->expires_ms + window)
+    return nullptr;
+  return e;
+}
+
+void cache::set_serve_stale(uint32_t seconds) {
+  {
+    std::lock_guard<std::mutex> guard{opts_mtx_};
+    opts_.serve_stale_s = seconds;
+  }
+  stale_ms_ = uint64_t{seconds} * 1000;
 }
 
 void cache::put(std::string_view key,

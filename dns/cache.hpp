@@ -24,6 +24,10 @@ struct cache_options {
   uint32_t max_ttl = 86400;      ///< ...and lowered to this
   uint32_t max_negative_ttl = 3600; ///< cap for NXDOMAIN / NODATA (RFC 2308)
   uint32_t failure_ttl = 2;      ///< how long a SERVFAIL is remembered
+  /// Serve-stale (RFC 8767): expired entries are kept (until evicted) this
+  /// long past their expiry for find_stale(); 0 = expired entries go at
+  /// once. The server turns it on (knob dns_serve_stale_s).
+  uint32_t serve_stale_s = 0;
 };
 
 /// One stored upstream answer, ready to be copied out: the response wire
@@ -41,6 +45,15 @@ public:
   bool failure = false;             ///< synthesised SERVFAIL
   uint32_t ttl() const {
     return static_cast<uint32_t>((expires_ms - stored_ms) / 1000);
+  }
+  /// Set by the first hit in the last 10% of the lifetime: that hit asks
+  /// for a background refresh (prefetch), later ones do not.
+  mutable std::atomic<bool> prefetch_claimed{false};
+  /// True when a hit at now_ms is in the last 10% of the lifetime.
+  bool in_prefetch_window(uint64_t now_ms) const {
+    auto life = expires_ms - stored_ms;
+    return !failure && life > 0 && now_ms < expires_ms
+           && (expires_ms - now_ms) * 10 <= life;
   }
 
   /// Lower-case wire qname.
@@ -106,6 +119,15 @@ public:
   /// The live entry for key (and marks it recently used), or nullptr.
   std::shared_ptr<const cache_entry> find(std::string_view key,
                                           uint64_t now_ms);
+
+  /// The entry for key when it is live or at most serve_stale_s past its
+  /// expiry, and not a failure entry; else nullptr. What an upstream
+  /// failure falls back on. Does not count as a hit.
+  std::shared_ptr<const cache_entry> find_fallback(std::string_view key,
+                                                   uint64_t now_ms);
+
+  /// Changes serve_stale_s (0: off). Thread-safe.
+  void set_serve_stale(uint32_t seconds);
 
   /// Stores (or replaces) an entry; entries with lifetime 0 are not kept.
   /// Evicts the least recently used entries of the shard when full.
@@ -177,6 +199,7 @@ private:
   mutable std::mutex opts_mtx_;
   cache_options opts_;
   std::atomic<size_t> per_shard_{0}; ///< 0: caching is off
+  std::atomic<uint64_t> stale_ms_{0}; ///< serve_stale_s in ms
   std::vector<std::unique_ptr<shard>> shards_;
 };
 

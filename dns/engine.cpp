@@ -262,6 +262,9 @@ query_result handle_query(const uint8_t* data, size_t len,
       respond_from_entry(q, *e, env.now_ms, env.max_udp_payload, out);
       r.what = out.empty() ? disposition::drop : disposition::cached;
       r.rcode = e->rcode;
+      r.prefetch = e->in_prefetch_window(env.now_ms)
+                   && !e->prefetch_claimed.load(std::memory_order_relaxed)
+                   && !e->prefetch_claimed.exchange(true);
       return r;
     }
   }
@@ -271,7 +274,7 @@ query_result handle_query(const uint8_t* data, size_t len,
 
 void respond_from_entry(const query& q, const cache_entry& e,
                         uint64_t now_ms, uint16_t max_udp_payload,
-                        std::vector<uint8_t>& out) {
+                        std::vector<uint8_t>& out, uint32_t fixed_ttl) {
   size_t question_end = KNOT_WIRE_HEADER_SIZE + q.qname.size() + 4;
   if (e.body_size() < question_end || q.qname.size() != e.name().size()) {
     respond_error(q, KNOT_RCODE_SERVFAIL, max_udp_payload, out);
@@ -294,6 +297,8 @@ void respond_from_entry(const query& q, const cache_entry& e,
       continue;
     uint32_t ttl = knot_wire_read_u32(wire + off);
     ttl = ttl > elapsed ? static_cast<uint32_t>(ttl - elapsed) : 0;
+    if (fixed_ttl > 0)
+      ttl = fixed_ttl;
     knot_wire_write_u32(wire + off, ttl);
   }
   uint8_t opt_wire[64];

@@ -74,6 +74,9 @@ struct query_result {
   disposition what = disposition::drop;
   uint16_t rcode = 0;
   uint16_t qtype = 0;
+  /// A cache hit in the last 10% of the entry's lifetime, the first such
+  /// hit: the caller refreshes the entry in the background.
+  bool prefetch = false;
 };
 
 /// Handles one client packet. Unless the result is `forward` or `drop`,
@@ -84,10 +87,11 @@ query_result handle_query(const uint8_t* data, size_t len,
 
 /// The response to `q` from a cache entry: the client's ID, question case,
 /// RD/CD bits and EDNS, TTLs decremented by the time since it was stored.
-/// A UDP answer that does not fit q.limit is sent empty with TC.
+/// A UDP answer that does not fit q.limit is sent empty with TC. With
+/// `fixed_ttl` > 0 every TTL is that instead (serve-stale answers: 30).
 void respond_from_entry(const query& q, const cache_entry& e,
                         uint64_t now_ms, uint16_t max_udp_payload,
-                        std::vector<uint8_t>& out);
+                        std::vector<uint8_t>& out, uint32_t fixed_ttl = 0);
 
 /// An empty response to `q` with `rcode` (e.g. SERVFAIL).
 void respond_error(const query& q, uint16_t rcode, uint16_t max_udp_payload,

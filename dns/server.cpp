@@ -194,11 +194,18 @@ struct server::impl {
     tcp_rejected_per_client{0}, tcp_closed_idle{0},
     tcp_closed_write_timeout{0}, tcp_closed_output{0},
     tcp_closed_lifetime{0}, tcp_out_bytes{0}, tcp_out_peak{0};
+  std::atomic<uint64_t> stale_answers{0}, prefetches{0};
 
   explicit impl(const server_options& o)
     : opts(o), answers(o.cache), fwd(o.upstream) {}
 
   thread_counters& forwarder_counters() { return counters.back(); }
+  /// Rcodes of forwarded and stale answers: written by the forwarder
+  /// thread and (stale answers) by workers, hence fetch_add.
+  void count_forwarded_rcode(uint16_t rcode) {
+    forwarder_counters().rcodes[rcode < 24 ? rcode : 24].fetch_add(
+      1, std::memory_order_relaxed);
+  }
   thread_counters& tcp_counters() { return counters[counters.size() - 2]; }
 
   std::vector<config::upstream>
@@ -223,30 +230,75 @@ struct server::impl {
     return out;
   }
 
-  /// Starts forwarding q; `reply` sends the finished response.
+  /// Starts forwarding q; `reply` sends the finished response. Without
+  /// `reply` (a prefetch) the answer only refreshes the cache.
   void forward(const query& q, const table& t,
                std::function<void(std::vector<uint8_t>&&)> reply) {
     auto servers = filter(t.upstreams_for(q.lower));
+    auto key = q.cache_key();
+    if (reply && fwd.all_failed(servers)) {
+      // Every upstream failed its last exchange or probe: a stale answer
+      // at once (RFC 8767's client response timer, taken as 0 when the
+      // upstreams are known to be down); the query below still goes out
+      // and refreshes the entry when an upstream is back.
+      if (auto old = answers.find_fallback(key, steady_ms())) {
+        send_fallback(q, *old, reply);
+        reply = nullptr;
+      }
+    }
     auto wire = upstream_query(q, opts.max_udp_payload);
-    fwd.submit(q.cache_key(), std::move(servers), std::move(wire),
-               [this, q, reply = std::move(reply)](const upstream_answer& a) {
-                 std::vector<uint8_t> out;
+    fwd.submit(key, std::move(servers), std::move(wire),
+               [this, q, key, reply = std::move(reply)](
+                 const upstream_answer& a) {
                  auto now = steady_ms();
                  std::shared_ptr<const cache_entry> e;
                  if (a.ok)
                    e = make_cache_entry(q.lower, q.qtype, q.qclass,
                                         a.wire.data(), a.wire.size(), now,
                                         answers.options());
+                 if (!e || e->failure) {
+                   // Every upstream failed: the entry in the cache, live
+                   // (a failed prefetch) or expired (serve-stale), beats
+                   // SERVFAIL and stays cached instead of the failure.
+                   if (auto old = answers.find_fallback(key, now)) {
+                     if (reply)
+                       send_fallback(q, *old, reply);
+                     return;
+                   }
+                 }
                  if (!e)
                    e = make_failure_entry(q.lower, q.qtype, q.qclass, now,
                                           answers.options());
                  if (!e)
                    return;
-                 answers.put(q.cache_key(), e);
+                 answers.put(key, e);
+                 if (!reply)
+                   return;
+                 std::vector<uint8_t> out;
                  respond_from_entry(q, *e, now, opts.max_udp_payload, out);
-                 forwarder_counters().count_rcode(e->rcode);
+                 count_forwarded_rcode(e->rcode);
                  reply(std::move(out));
                });
+  }
+
+  /// Answers from a cache entry after an upstream failure: a live one as
+  /// usual, an expired one with TTL 30 (RFC 8767) and counted.
+  void send_fallback(const query& q, const cache_entry& e,
+                     const std::function<void(std::vector<uint8_t>&&)>& reply) {
+    std::vector<uint8_t> out;
+    auto now = steady_ms();
+    bool stale = now >= e.expires_ms;
+    respond_from_entry(q, e, now, opts.max_udp_payload, out, stale ? 30 : 0);
+    if (stale)
+      stale_answers.fetch_add(1, std::memory_order_relaxed);
+    count_forwarded_rcode(e.rcode);
+    reply(std::move(out));
+  }
+
+  /// Refreshes q's cache entry in the background (prefetch).
+  void prefetch(const query& q, const table& t) {
+    prefetches.fetch_add(1, std::memory_order_relaxed);
+    forward(q, t, {});
   }
 
   // -- UDP ------------------------------------------------------------------
@@ -326,6 +378,8 @@ struct server::impl {
         }
         auto r = handle_query(data, len, env, q, out);
         ctr.count(r);
+        if (r.prefetch)
+          prefetch(q, *snapshot);
         if (r.what == disposition::forward) {
           auto client = addrs[i];
           auto client_len = msgs[i].msg_hdr.msg_namelen;
@@ -511,6 +565,8 @@ struct server::impl {
       env.rotation = rotation++;
       auto r = handle_query(data, len, env, q, out);
       ctr.count(r);
+      if (r.prefetch)
+        prefetch(q, *snapshot);
       if (r.what == disposition::forward) {
         ++c.pending;
         auto id = c.id;
@@ -889,9 +945,11 @@ void server::tune(const config::dns_knobs& k) {
     opts_.cache.min_ttl = k.min_ttl;
     opts_.cache.max_ttl = k.max_ttl;
     opts_.cache.max_negative_ttl = k.neg_ttl_max;
+    opts_.cache.serve_stale_s = k.serve_stale_s;
     opts_.upstream.timeout_ms = static_cast<int>(k.upstream_timeout.count());
     return;
   }
+  impl_->answers.set_serve_stale(k.serve_stale_s);
   impl_->answers.tune(static_cast<size_t>(k.cache_size), k.min_ttl,
                       k.max_ttl, k.neg_ttl_max);
   impl_->fwd.set_timeout(static_cast<int>(k.upstream_timeout.count()));
@@ -899,6 +957,11 @@ void server::tune(const config::dns_knobs& k) {
 
 cache_options server::cache_settings() const {
   return impl_ ? impl_->answers.options() : opts_.cache;
+}
+
+std::vector<forwarder::upstream_health> server::upstream_health() const {
+  return impl_ ? impl_->fwd.health()
+               : std::vector<forwarder::upstream_health>{};
 }
 
 int server::upstream_timeout_ms() const {
@@ -932,6 +995,8 @@ server_stats server::stats() const {
     if (rcodes[i] > 0)
       s.by_rcode[i == 24 ? "OTHER" : rcode_name(static_cast<uint16_t>(i))]
         += rcodes[i];
+  s.stale = impl_->stale_answers.load(std::memory_order_relaxed);
+  s.prefetches = impl_->prefetches.load(std::memory_order_relaxed);
   s.cache_stats = impl_->answers.stats();
   s.upstream = impl_->fwd.stats();
   s.tcp_connections = impl_->tcp_open.load();

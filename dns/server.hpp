@@ -44,6 +44,14 @@
 
 namespace networkd::dns {
 
+/// The cache settings a server starts with: cache_options' defaults with
+/// serve-stale on for a day (the dns_serve_stale_s knob's default).
+inline cache_options server_cache_defaults() {
+  cache_options c;
+  c.serve_stale_s = 86400;
+  return c;
+}
+
 struct server_options {
   /// "ip:port" or "[ip6]:port"; every address gets UDP and TCP.
   std::vector<std::string> listen{"127.0.0.1:53"};
@@ -52,7 +60,7 @@ struct server_options {
   std::vector<std::string> allowed_networks;
   bool allow_loopback = true; ///< tests turn this off to exercise the ACL
   uint16_t max_udp_payload = 1232; ///< our EDNS payload size
-  cache_options cache;
+  cache_options cache = server_cache_defaults();
   forwarder_options upstream;
   // DNS over TCP limits (README, "DNS over TCP limits"). A connection
   // over one of them is closed and counted in server_stats.
@@ -86,6 +94,11 @@ struct server_stats {
   uint64_t refused = 0;   ///< clients outside the ACL
   uint64_t errors = 0;    ///< FORMERR/NOTIMP/BADVERS answers
   uint64_t dropped = 0;   ///< packets not answered
+  /// Expired cache entries served (TTL 30) because every upstream failed
+  /// (RFC 8767).
+  uint64_t stale = 0;
+  /// Background refreshes of entries hit in the last 10% of their TTL.
+  uint64_t prefetches = 0;
   std::map<std::string, uint64_t> by_type;  ///< "A" -> count
   std::map<std::string, uint64_t> by_rcode; ///< "NOERROR" -> responses
   cache::counters cache_stats;
@@ -125,12 +138,14 @@ public:
                std::function<void()> after_free = {});
   std::shared_ptr<const table> current() const;
 
-  /// Applies the dns_* knobs: the cache's size and TTL limits, and the
-  /// upstream timeout per try. Thread-safe.
+  /// Applies the dns_* knobs: the cache's size, TTL limits and serve-stale
+  /// window, and the upstream timeout per try. Thread-safe.
   void tune(const config::dns_knobs& k);
   /// The cache and forwarder settings in force (the admin view).
   cache_options cache_settings() const;
   int upstream_timeout_ms() const;
+  /// Every upstream's smoothed RTT and failure state (admin view, tests).
+  std::vector<forwarder::upstream_health> upstream_health() const;
 
   server_stats stats() const;
   /// The /v1/dns/config text of the current table.

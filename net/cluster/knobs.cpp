@@ -97,12 +97,17 @@ const std::vector<knob_spec>& knob_table() {
      "DNS responder",
      [](knob_values& v, const knob& k) { v.dns.max_ttl = u32(k); }},
     {"dns_upstream_timeout_ms", true, 50, 30000, "ms",
-     "wait this long for an upstream's answer before the next try (c-ares "
-     "doubles it each round over the servers; 2 rounds)",
+     "wait this long for an upstream's answer before the next try (it "
+     "doubles each round over the servers; 2 rounds)",
      1500, "", "", "DNS responder",
      [](knob_values& v, const knob& k) {
        v.dns.upstream_timeout = milliseconds(k.number);
      }},
+    {"dns_serve_stale_s", true, 0, 604800, "s",
+     "when every upstream fails, answer from cache entries expired at most "
+     "this long ago, with TTL 30 (RFC 8767; 0: off)",
+     86400, "", "", "DNS responder",
+     [](knob_values& v, const knob& k) { v.dns.serve_stale_s = u32(k); }},
   };
   return table;
 }

@@ -278,3 +278,60 @@ TEST_CASE("a smaller capacity evicts at once and 0 turns the cache off") {
   store(c, "long.test", response("long.test", 1, 0, {"10.0.0.1"}, 100000), 0);
   CHECK(ask(c, 0, "long.test").answer.at(0).ttl == 50);
 }
+
+TEST_CASE("serve-stale keeps expired entries for find_fallback within the "
+          "window") {
+  cache_options opts;
+  opts.serve_stale_s = 60;
+  cache c{opts};
+  store(c, "s.test", response("s.test", 1, 0, {"10.0.0.1"}, 10), 1000);
+  // Live: find_fallback gives it too (a failed prefetch keeps it).
+  CHECK(c.find_fallback(key("s.test"), 5000) != nullptr);
+  // Expired: a miss for the query path, but kept for the fallback.
+  query_result r;
+  ask(c, 11000, "s.test", &r);
+  CHECK(r.what == disposition::forward);
+  auto e = c.find_fallback(key("s.test"), 11000);
+  REQUIRE(e != nullptr);
+  CHECK(c.stats().size == 1);
+  // Served stale: every TTL 30.
+  query q;
+  query_spec spec;
+  spec.name = "s.test";
+  auto wire = make_query(spec);
+  std::vector<uint8_t> out;
+  query_env env;
+  handle_query(wire.data(), wire.size(), env, q, out);
+  respond_from_entry(q, *e, 11000, 1232, out, 30);
+  auto m = parse_message(out);
+  REQUIRE(m.ok());
+  REQUIRE(m->answer.size() == 1);
+  CHECK(m->answer[0].ttl == 30);
+  // Past the window: gone.
+  CHECK(c.find_fallback(key("s.test"), 11000 + 60000) == nullptr);
+  ask(c, 11000 + 60000, "s.test", &r);
+  CHECK(c.stats().size == 0);
+  // A failure entry is never a fallback.
+  auto f = make_failure_entry(wire_name("f.test"), KNOT_RRTYPE_A,
+                              KNOT_CLASS_IN, 1000, c.options());
+  c.put(key("f.test"), f);
+  CHECK(c.find_fallback(key("f.test"), 1500) == nullptr);
+  // Window 0: expired entries go at once.
+  c.set_serve_stale(0);
+  store(c, "z.test", response("z.test", 1, 0, {"10.0.0.2"}, 10), 1000);
+  CHECK(c.find_fallback(key("z.test"), 11000) == nullptr);
+}
+
+TEST_CASE("the first hit in the last 10% of the TTL asks for a prefetch") {
+  cache c;
+  store(c, "p.test", response("p.test", 1, 0, {"10.0.0.1"}, 100), 0);
+  query_result r;
+  ask(c, 89000, "p.test", &r);
+  CHECK(r.what == disposition::cached);
+  CHECK_FALSE(r.prefetch);
+  ask(c, 90000, "p.test", &r);
+  CHECK(r.prefetch);
+  ask(c, 95000, "p.test", &r);
+  CHECK(r.what == disposition::cached);
+  CHECK_FALSE(r.prefetch); // once per entry
+}
