@@ -6,10 +6,10 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libcaf-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
-  protobuf-compiler-grpc rapidjson-dev libc-ares-dev catch2 libmnl-dev
+  protobuf-compiler-grpc rapidjson-dev libc-ares-dev catch2 libmnl-dev libnftnl-dev
   libcpp-httplib-dev libspdlog-dev libfmt-dev libknot-dev
   libssl-dev zlib1g-dev
-  etcd-server etcd-client iptables iproute2 iputils-arping iputils-ping
+  etcd-server etcd-client iptables nftables iproute2 iputils-arping iputils-ping
   dnsutils dnsperf dnsmasq-base unbound procps curl python3 netcat-openbsd
   systemd  # systemd-analyze: the unit's exposure test (setpriv: util-linux)
 )
