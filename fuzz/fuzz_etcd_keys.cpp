@@ -5,7 +5,11 @@
 // parser; the ACL keys through acl::classify and acl::put), then what a
 // good value is used for: ACL rules (acl::build must pass acl::validate)
 // and the publisher's renderings (a value the leader writes back must parse
-// again to the same thing).
+// again to the same thing). The same key and value also go through
+// keys::parse (net/cluster/keys.hpp: the typed events the actors route), as
+// a put and as a delete: its verdict must be the family parser's, and
+// keys::common_of must agree with the event (a rejected put has an error
+// code and an error; a delete is never rejected).
 //
 // Input: records separated by 0xff. A record is one selector byte (the
 // key's prefix, below; 0xff-free), the rest of the key, 0xfe, the value
@@ -16,10 +20,13 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <variant>
 
 #include "fuzz_util.hpp"
 #include "net/kernel/acl.hpp"
 #include "net/cluster/config.hpp"
+#include "net/cluster/keys.hpp"
 #include "net/cluster/publish.hpp"
 
 using namespace networkd;
@@ -78,32 +85,81 @@ void check_servers(std::string_view domain,
     broken("render_servers of parsed servers does not parse back the same");
 }
 
+/// keys::parse of the same key and value, as a put (`accepted`: what the
+/// family's parser said, for `fam`) and as a delete.
+void check_event(const std::string& key, std::string_view value,
+                 config::family fam, bool accepted) {
+  keys::raw_event ev;
+  ev.key = key;
+  ev.value = std::string{value};
+  auto e = keys::parse(ev);
+  auto c = keys::common_of(e);
+  if (c.fam != fam || c.key != key || c.deleted)
+    broken("keys::parse gave a put another family, key or a delete");
+  if (c.rejected && (c.error_code.empty() || c.error.empty()))
+    broken("keys::parse rejected a put without error_code or error");
+  bool ok = std::visit(
+    [](const auto& x) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(x)>,
+                                   keys::unknown_event>)
+        return false;
+      else
+        return x.ok;
+    },
+    e);
+  if (ok == c.rejected)
+    broken("keys::parse: a put neither parsed nor rejected, or both");
+  if (ok != accepted)
+    broken("keys::parse and the family's parser disagree on a put");
+
+  ev.deleted = true;
+  auto d = keys::parse(ev);
+  auto dc = keys::common_of(d);
+  if (dc.fam != fam || dc.key != key || !dc.deleted)
+    broken("keys::parse gave a delete another family, key or a put");
+  if (dc.rejected)
+    broken("keys::parse rejected a delete");
+}
+
 /// One put, as supervisor.cpp parse_change does it.
 void put(std::string key, std::string_view value, acl::inputs& acls) {
   auto cls = config::classify(key);
+  auto fam = cls.fam;
+  bool accepted = true; // what the family's parser said
   switch (cls.fam) {
     case config::family::vip:
       if (auto r = config::parse_vip(cls.suffix, value))
         check_vip(cls.suffix, *r);
+      else
+        accepted = false;
       break;
     case config::family::domain:
       if (auto r = config::parse_domain(cls.suffix, value))
         check_domain(cls.suffix, *r);
+      else
+        accepted = false;
       break;
     case config::family::domain_servers:
       if (auto r = config::parse_domain_servers(cls.suffix, value))
         check_servers(cls.suffix, *r);
+      else
+        accepted = false;
       break;
     case config::family::swarm_leader:
     case config::family::deployd_leader:
       if (auto r = config::parse_leader(key, value); r && r->port == 0)
         broken("parse_leader accepted port 0");
+      else
+        accepted = r.ok();
       break;
     case config::family::vippool:
-      if (auto r = config::parse_vippool(value))
+      if (auto r = config::parse_vippool(value)) {
         for (auto& ip : *r)
           if (!config::is_ipv4(ip))
             broken("parse_vippool accepted a non-IPv4 entry");
+      } else {
+        accepted = false;
+      }
       break;
     case config::family::knob:
       if (auto r = config::parse_knob(cls.suffix, value)) {
@@ -112,13 +168,15 @@ void put(std::string key, std::string_view value, acl::inputs& acls) {
           broken("parse_knob accepted an unknown knob");
         if (spec->numeric && (r->number < spec->min || r->number > spec->max))
           broken("parse_knob accepted a number out of range");
+      } else {
+        accepted = false;
       }
       break;
     case config::family::app_endpoint:
-      (void) config::parse_app_endpoint(cls.suffix);
+      accepted = config::parse_app_endpoint(cls.suffix).ok();
       break;
     case config::family::container_vip:
-      (void) config::parse_container_vip(cls.suffix, value);
+      accepted = config::parse_container_vip(cls.suffix, value).ok();
       break;
     case config::family::vip_lock:
     case config::family::leader_candidate:
@@ -132,10 +190,15 @@ void put(std::string key, std::string_view value, acl::inputs& acls) {
         auto r2 = acl::put(acls, key, value);
         if (r.ok() != r2.ok())
           broken("acl::put depends on the other keys");
+        fam = config::family::acl;
+        accepted = r.ok();
+      } else {
+        accepted = false; // "bad_key"
       }
       break;
   }
   (void) config::to_string(cls.fam);
+  check_event(key, value, fam, accepted);
 }
 
 } // namespace

@@ -17,7 +17,8 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
 all_targets=(fuzz_query fuzz_upstream fuzz_etcd_keys fuzz_publish
-             fuzz_lainlet fuzz_docker fuzz_hosts fuzz_resolv_conf fuzz_http)
+             fuzz_lainlet fuzz_docker fuzz_hosts fuzz_resolv_conf fuzz_http
+             fuzz_nft)
 
 seconds=600
 if [[ ${1:-} == --ci ]]; then
@@ -44,6 +45,7 @@ max_len() {
     fuzz_etcd_keys) echo 4096 ;;
     fuzz_publish) echo 8192 ;;
     fuzz_lainlet) echo 16384 ;;  # several events or pod groups
+    fuzz_nft) echo 32768 ;;      # one recv of a map dump (kernel: <= 32 KiB)
     *) echo 8192 ;;
   esac
 }
