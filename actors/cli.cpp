@@ -69,6 +69,10 @@ const std::vector<flag_spec>& flags() {
      "container source: lainlet (event stream) or deployd (pod groups in "
      "etcd)",
      &options::containers_from},
+    {"dataplane",
+     "VIP DNAT: nft (one nftables map over netlink) or iptables (chains "
+     "lain-PREROUTING/lain-OUTPUT)",
+     &options::dataplane},
     {"etcd-ca", "CA bundle for etcd TLS", &options::etcd_ca},
     {"etcd-cert", "client certificate for etcd TLS", &options::etcd_cert},
     {"etcd-key", "client key for etcd TLS", &options::etcd_key},
@@ -237,6 +241,9 @@ result<options> parse_options(const std::vector<std::string>& args) {
     return make_failure("bad_flag", "--containers-from: \""
                                       + opts.containers_from
                                       + "\" is not lainlet or deployd");
+  if (opts.dataplane != "nft" && opts.dataplane != "iptables")
+    return make_failure("bad_flag", "--dataplane: \"" + opts.dataplane
+                                      + "\" is not nft or iptables");
   if (opts.lock_filename.empty())
     return make_failure("bad_flag", "-lock.filename: empty");
   return opts;

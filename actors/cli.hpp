@@ -39,6 +39,9 @@ struct options {
   std::string dns_allow;
   /// Where the containers of this node come from: lainlet | deployd.
   std::string containers_from = "lainlet";
+  /// How VIP DNAT reaches the kernel: nft (one nftables map, netlink) |
+  /// iptables (chains lain-PREROUTING/lain-OUTPUT, iptables-restore).
+  std::string dataplane = "nft";
   std::string etcd_ca;
   std::string etcd_cert;
   std::string etcd_key;

@@ -26,6 +26,7 @@
 #include "net/etcd/etcd.hpp"
 #include "net/base/log.hpp"
 #include "net/kernel/nat.hpp"
+#include "net/kernel/nft.hpp"
 #include "net/kernel/netlink.hpp"
 
 namespace networkd {
@@ -119,6 +120,33 @@ std::vector<std::string> watched_prefixes(const options& opts) {
   return prefixes;
 }
 
+/// The DNAT backend the --dataplane flag names. The other backend's rules,
+/// left by a previous run with the other flag, are removed first: two sets
+/// of DNAT for one VIP would disagree after the next change.
+std::shared_ptr<nat::dnat_table> make_dnat_table(const std::string& which) {
+  if (which == "iptables") {
+    if (auto r = nft::remove_table_if_present(""); !r)
+      NWD_LOG_WARN(who, "nftables: cannot check for table ip {}: {}",
+                   nft::table_name, r.error().message);
+    else if (*r)
+      NWD_LOG_INFO(who, "removed table ip {} (--dataplane=nft before)",
+                   nft::table_name);
+    return std::make_shared<nat::iptables_dnat_table>();
+  }
+  nat::iptables_dnat_table old;
+  if (auto st = old.read(); st && (st->has_prerouting_chain
+                                   || st->has_output_chain)) {
+    if (auto r = old.remove_all(); !r)
+      NWD_LOG_WARN(who, "cannot remove the chains of --dataplane=iptables: {}",
+                   r.error().message);
+    else
+      NWD_LOG_INFO(who, "removed chains {} and {} (--dataplane=iptables "
+                        "before)",
+                   nat::prerouting_chain, nat::output_chain);
+  }
+  return std::make_shared<nft::nft_dnat_table>();
+}
+
 /// The VIP engine's effect workers, each on its own thread; the holders
 /// (one per VIP key) are spawned by the supervisor through make_vip.
 vip_env start_vip_engine(caf::actor_system& sys, parts& p,
@@ -151,9 +179,7 @@ vip_env start_vip_engine(caf::actor_system& sys, parts& p,
                     false);
   venv.nat = p.add("nat-manager",
                    sys.spawn<caf::detached>(
-                     nat_manager,
-                     std::shared_ptr<nat::dnat_table>(
-                       std::make_shared<nat::iptables_dnat_table>()),
+                     nat_manager, make_dnat_table(opts.dataplane),
                      // Until the nat_audit_s knob says otherwise.
                      config::default_knobs().audit.nat),
                    false);

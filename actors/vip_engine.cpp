@@ -373,14 +373,14 @@ void audit_diff(nat_manager_pointer self) {
   if (rep->added + rep->deleted > 0 && retried) {
     // What a failed batch left undone (the holders retry too).
     NWD_LOG_INFO("nat", "DNAT audit: applied what a failed batch left: {} "
-                        "rule lines in, {} out",
+                        "entries in, {} out",
                  rep->added, rep->deleted);
   } else if (rep->added + rep->deleted > 0) {
     ++st.repairs;
     st.last_repair = "put back " + std::to_string(rep->added)
-                     + " rule lines, removed " + std::to_string(rep->deleted);
+                     + " entries, removed " + std::to_string(rep->deleted);
     NWD_LOG_WARN("nat",
-                 "DNAT audit: our chains were changed outside networkd; {}",
+                 "DNAT audit: our rules were changed outside networkd; {}",
                  st.last_repair);
   }
 }

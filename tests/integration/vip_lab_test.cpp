@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "net/kernel/arp.hpp"
+#include "tests/support/dataplane.hpp"
 #include "tests/support/daemon.hpp"
 #include "tests/support/lainlet_server.hpp"
 #include "tests/support/netns.hpp"
@@ -297,11 +298,6 @@ TEST_CASE("a deleted VIP key takes its address, rules, lock and app key "
   REQUIRE(wait_until(
     [&] { return tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1"; },
     15s, 20ms));
-  auto rules = [&] {
-    std::string out;
-    n1.ns.sh("iptables-save -t nat", &out);
-    return out;
-  };
   auto app_key = [&] {
     std::string out;
     l.ctl("get --print-value-only "
@@ -309,7 +305,7 @@ TEST_CASE("a deleted VIP key takes its address, rules, lock and app key "
           &out);
     return out;
   };
-  REQUIRE(rules().find("-d " + vip + "/32") != std::string::npos);
+  REQUIRE(has_dnat(n1.ns, vip));
   REQUIRE(l.lock_holder() == "n1");
   REQUIRE(app_key().find("n1") != std::string::npos);
 
@@ -319,9 +315,7 @@ TEST_CASE("a deleted VIP key takes its address, rules, lock and app key "
   CHECK(wait_until([&] { return l.lock_holder().empty(); }, 5s, 20ms));
   CHECK(wait_until(
     [&] {
-      auto r = rules();
-      return r.find("-d " + vip + "/32") == std::string::npos
-             && r.find("--dport 8080") == std::string::npos;
+      return !has_dnat(n1.ns, vip) && !has_dnat(n1.ns, "10.88.0.11", 8080);
     },
     5s, 20ms));
   CHECK(wait_until([&] { return app_key().empty(); }, 5s, 20ms));
@@ -350,7 +344,7 @@ TEST_CASE("a deleted VIP key takes its address, rules, lock and app key "
   CHECK(l.fetch() == "n1");
   CHECK(l.lock_holder() == "n1");
   CHECK(n1.has_vip());
-  CHECK(rules().find("-d " + vip + "/32") != std::string::npos);
+  CHECK(has_dnat(n1.ns, vip));
 }
 
 TEST_CASE("a restart within the lease adopts the VIP without a gap",
@@ -435,10 +429,8 @@ TEST_CASE("a lainlet restart or a container IP change leaves no gap",
     [&] {
       if (!served())
         ++failed;
-      std::string rules;
-      n.ns.sh("iptables-save -t nat", &rules);
-      return rules.find("172.20.1.3:80") != std::string::npos
-             && rules.find("172.20.1.2:80") == std::string::npos;
+      return has_target(n.ns, "172.20.1.3", 80)
+             && !has_target(n.ns, "172.20.1.2", 80);
     },
     10s, 20ms));
   CHECK(failed == 0);
@@ -538,8 +530,7 @@ TEST_CASE("DNAT rules flushed by someone else are put back by the audit",
   REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
   // A firewall reload: our chains are emptied, the VIP stays on the node.
   // (Both at once: an audit in between would repair twice.)
-  n.ns.must("printf '*nat\\n-F lain-PREROUTING\\n-F lain-OUTPUT\\nCOMMIT\\n' "
-            "| iptables-restore --noflush");
+  flush_dnat(n.ns);
   CHECK(n.has_vip());
   auto t0 = std::chrono::steady_clock::now();
   REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 10s, 20ms));
@@ -556,16 +547,12 @@ TEST_CASE("DNAT rules flushed by someone else are put back by the audit",
   auto state = n.networkd->get("/v1/state").body;
   CHECK(state.find("\"name\":\"nat\"") != std::string::npos);
   CHECK(state.find("\"repairs\":1") != std::string::npos);
-  CHECK(state.find("\"last_repair\":\"put back 4 rule lines, removed 0\"")
+  // Two ports: an nft map element each, or a rule line per chain and port.
+  size_t entries = dataplane() == "nft" ? 2 : 4;
+  CHECK(state.find("\"last_repair\":\"put back " + std::to_string(entries)
+                   + " entries, removed 0\"")
         != std::string::npos);
-  // One rule line per chain and port again (two ports).
-  std::string out;
-  n.ns.sh("iptables-save -t nat", &out);
-  size_t lines = 0;
-  for (auto at = out.find("-d " + vip + "/32"); at != std::string::npos;
-       at = out.find("-d " + vip + "/32", at + 1))
-    ++lines;
-  CHECK(lines == 4);
+  CHECK(dnat_entries(n.ns, vip) == entries);
 }
 
 TEST_CASE("another host claiming the VIP by ARP: the owner checks its lock "
@@ -602,11 +589,8 @@ TEST_CASE("leftovers of a previous run for VIPs not ours are removed at start",
   auto leave = [&](const std::string& ip) {
     n.ns.must("ip addr add " + ip + "/32 dev eth0 valid_lft 300 "
               "preferred_lft 0");
-    n.ns.must("iptables -t nat -A lain-PREROUTING -p tcp -d " + ip
-              + "/32 --dport 80 -m comment --comment web.main -j DNAT "
-                "--to-destination 172.20.1.2:80");
+    leave_dnat(n.ns, ip);
   };
-  n.ns.must("iptables -t nat -N lain-PREROUTING");
   leave("10.88.0.60");
   leave(vip);
   put_vip(l);
@@ -617,14 +601,17 @@ TEST_CASE("leftovers of a previous run for VIPs not ours are removed at start",
     n.ns.sh(cmd, &out);
     return out.find(what) != std::string::npos;
   };
-  REQUIRE(wait_until(
+  bool cleaned = wait_until(
     [&] {
       return !has("10.88.0.60/32", "ip -4 -o addr show dev eth0")
-             && !has("10.88.0.60", "iptables -t nat -S lain-PREROUTING")
+             && !has_dnat(n.ns, "10.88.0.60")
              && !has(vip + "/32", "ip -4 -o addr show dev eth0")
-             && !has(vip, "iptables -t nat -S lain-PREROUTING");
+             && !has_dnat(n.ns, vip);
     },
-    10s, 50ms));
+    10s, 50ms);
+  INFO(dnat_text(n.ns));
+  INFO(n.networkd->log());
+  REQUIRE(cleaned);
   // The node's own addresses are untouched.
   CHECK(has(n.ip + "/24", "ip -4 -o addr show dev eth0"));
   CHECK(l.lock_holder() == "n2");

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "tests/support/vip_lab_node.hpp"
 
+#include "tests/support/dataplane.hpp"
+
 namespace networkd::test {
 
 lainlet_container lab_container(const std::string& node,
@@ -47,7 +49,8 @@ void lab_node::start_container() {
 void lab_node::start_networkd(const std::string& etcd,
                               const std::vector<std::string>& extra) {
   std::vector<std::string> flags{"-net.interface=eth0", "-net.address=" + ip,
-                                 "-lainlet.endpoint=" + lainlet->endpoint()};
+                                 "-lainlet.endpoint=" + lainlet->endpoint(),
+                                 dataplane_flag()};
   flags.insert(flags.end(), extra.begin(), extra.end());
   networkd = std::make_unique<daemon_process>(
     etcd, flags, name, std::vector<std::string>{}, &ns, wrapper);
