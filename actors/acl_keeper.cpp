@@ -38,8 +38,7 @@ bool apply(acl_keeper_state& st) {
   return r->changed;
 }
 
-using acl_keeper_pointer
-  = acl_keeper_actor::stateful_pointer<acl_keeper_state>;
+using acl_keeper_pointer = acl_keeper_actor::stateful_pointer<acl_keeper_state>;
 
 } // namespace
 
@@ -79,7 +78,9 @@ acl_keeper(acl_keeper_pointer self, std::shared_ptr<acl::filter_table> table) {
   self->state.audit.arm(self);
   return {
     [self](atom::status) { return self->state.render(); },
-    [self](config::knob_values& v) { self->state.audit.set(self, v.audit.acl); },
+    [self](config::knob_values& v) {
+      self->state.audit.set(self, v.audit.acl);
+    },
     [self](keys::event<config::family::acl>& c) {
       auto& st = self->state;
       ++st.changes;

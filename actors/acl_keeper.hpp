@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The ACL keeper (-acl): feeds the whitelist keys into the filter-table
-// chains lain-INPUT / lain-ENTRY (net/kernel/acl.hpp), one batch per change, and
-// removes them (INPUT policy back to ACCEPT) when networkd stops.
+// chains lain-INPUT / lain-ENTRY (net/kernel/acl.hpp), one batch per change,
+// and removes them (INPUT policy back to ACCEPT) when networkd stops.
 #pragma once
 
 #include <caf/stateful_actor.hpp>

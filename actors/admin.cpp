@@ -23,8 +23,8 @@
 #include <thread>
 
 #include "actors/json.hpp"
-#include "net/peers/http_request.hpp"
 #include "net/base/log.hpp"
+#include "net/peers/http_request.hpp"
 
 namespace networkd {
 
@@ -53,14 +53,14 @@ std::string ask_status(caf::actor_system& sys, const Handle& h) {
   caf::scoped_actor self{sys};
   std::string out;
   self->request(h, ask_timeout, atom::status_v)
-    .receive([&](std::string& s) { out = std::move(s); },
-             [&](caf::error& err) {
-               json_writer j;
-               j.begin_object().kv("name", "unknown").kv("state",
-                                                         "unreachable");
-               j.kv("last_error", sys.render(err)).end_object();
-               out = j.str();
-             });
+    .receive(
+      [&](std::string& s) { out = std::move(s); },
+      [&](caf::error& err) {
+        json_writer j;
+        j.begin_object().kv("name", "unknown").kv("state", "unreachable");
+        j.kv("last_error", sys.render(err)).end_object();
+        out = j.str();
+      });
   return out;
 }
 
@@ -129,12 +129,9 @@ struct http_route {
 class admin_http {
 public:
   admin_http(admin_limits lim, std::vector<http_route> routes)
-    : lim_(lim), routes_(std::move(routes)) {
-  }
+      : lim_(lim), routes_(std::move(routes)) {}
 
-  ~admin_http() {
-    stop();
-  }
+  ~admin_http() { stop(); }
 
   result<unit> bind(const std::string& host, uint16_t port) {
     addrinfo hints{};
@@ -200,9 +197,7 @@ public:
     }
   }
 
-  uint16_t port() const {
-    return port_;
-  }
+  uint16_t port() const { return port_; }
 
   /// Prometheus lines of the server itself.
   std::string metrics() const {
@@ -250,9 +245,7 @@ private:
     }
   }
 
-  void count(refusal r) {
-    refused_[static_cast<size_t>(r)]++;
-  }
+  void count(refusal r) { refused_[static_cast<size_t>(r)]++; }
 
   void loop() {
     std::vector<pollfd> fds;
@@ -316,8 +309,8 @@ private:
 
   void accept_some(clock_type::time_point now) {
     for (int n = 0; n < accept_batch; ++n) {
-      int fd = ::accept4(listen_fd_, nullptr, nullptr,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd
+        = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0)
         return;
       if (live() >= lim_.max_connections) {
@@ -360,8 +353,8 @@ private:
     [[maybe_unused]] auto r = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
     auto text = render({503, "text/plain", "too many admin connections\n"},
                        false, true, lim_.request_timeout);
-    [[maybe_unused]] auto s = ::send(fd, text.data(), text.size(),
-                                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    [[maybe_unused]] auto s
+      = ::send(fd, text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     ::shutdown(fd, SHUT_WR);
   }
 
@@ -539,8 +532,7 @@ private:
 
 admin_server::admin_server(caf::actor_system& sys, supervisor_actor sup,
                            admin_limits limits)
-  : sys_(sys), sup_(std::move(sup)), limits_(limits) {
-}
+    : sys_(sys), sup_(std::move(sup)), limits_(limits) {}
 
 admin_server::~admin_server() {
   stop();
@@ -581,18 +573,17 @@ result<unit> admin_server::start(const std::string& host, uint16_t port) {
   routes.push_back({"/healthz", lane::loop, [=] {
                       return http_reply{200, text, "ok\n"};
                     }});
-  routes.push_back({"/readyz", lane::probes, [this, text] {
-                      caf::scoped_actor self{sys_};
-                      std::string why = "supervisor does not answer";
-                      self
-                        ->request(sup_, ask_timeout, atom::ready_v,
-                                  atom::status_v)
-                        .receive([&](std::string& r) { why = std::move(r); },
-                                 [&](caf::error&) {});
-                      if (why.empty())
-                        return http_reply{200, text, "ready\n"};
-                      return http_reply{503, text, "not ready: " + why + "\n"};
-                    }});
+  routes.push_back(
+    {"/readyz", lane::probes, [this, text] {
+       caf::scoped_actor self{sys_};
+       std::string why = "supervisor does not answer";
+       self->request(sup_, ask_timeout, atom::ready_v, atom::status_v)
+         .receive([&](std::string& r) { why = std::move(r); },
+                  [&](caf::error&) {});
+       if (why.empty())
+         return http_reply{200, text, "ready\n"};
+       return http_reply{503, text, "not ready: " + why + "\n"};
+     }});
   routes.push_back({"/v1/state", lane::others, [this, json] {
                       return http_reply{200, json, state_json() + "\n"};
                     }});
@@ -629,10 +620,10 @@ result<unit> admin_server::start(const std::string& host, uint16_t port) {
   }
   for (auto& [path, a] : actor_routes_) {
     auto who = a;
-    routes.push_back({path, lane::others, [this, who, json] {
-                        return http_reply{200, json,
-                                          ask_status(sys_, who) + "\n"};
-                      }});
+    routes.push_back(
+      {path, lane::others, [this, who, json] {
+         return http_reply{200, json, ask_status(sys_, who) + "\n"};
+       }});
   }
   http_ = std::make_unique<admin_http>(limits_, std::move(routes));
   if (auto r = http_->bind(host, port); !r) {

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
-#include "net/peers/http_request.hpp"
 #include "net/base/result.hpp"
+#include "net/peers/http_request.hpp"
 
 namespace networkd {
 

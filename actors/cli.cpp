@@ -102,8 +102,8 @@ result<bool> parse_bool(const std::string& flag, const std::string& v) {
   if (v == "false" || v == "0" || v == "f" || v == "F" || v == "FALSE"
       || v == "False")
     return false;
-  return make_failure("bad_flag", "-" + flag + ": invalid boolean \"" + v
-                                    + "\"");
+  return make_failure("bad_flag",
+                      "-" + flag + ": invalid boolean \"" + v + "\"");
 }
 
 result<unit> check_addr_list(const std::string& flag, const std::string& v) {
@@ -235,8 +235,7 @@ result<options> parse_options(const std::vector<std::string>& args) {
     return make_failure("bad_flag", "--etcd-password and --etcd-password-file "
                                     "exclude each other");
   if (opts.etcd_cert.empty() != opts.etcd_key.empty())
-    return make_failure("bad_flag",
-                        "--etcd-cert and --etcd-key go together");
+    return make_failure("bad_flag", "--etcd-cert and --etcd-key go together");
   if (opts.containers_from != "lainlet" && opts.containers_from != "deployd")
     return make_failure("bad_flag", "--containers-from: \""
                                       + opts.containers_from

@@ -10,8 +10,8 @@
 #include "actors/json.hpp"
 #include "actors/memory.hpp"
 #include "dns/hosts.hpp"
-#include "net/base/log.hpp"
 #include "net/base/file.hpp"
+#include "net/base/log.hpp"
 #include "net/base/text.hpp"
 
 namespace networkd {
@@ -89,8 +89,7 @@ void dns_responder_state::read_hosts() {
   }
   hosts_error.clear();
   hosts = dns::parse_hosts(text);
-  NWD_LOG_DEBUG(who, "hosts file {}: {} entries", cfg.hosts_file,
-                hosts.size());
+  NWD_LOG_DEBUG(who, "hosts file {}: {} entries", cfg.hosts_file, hosts.size());
 }
 
 std::string dns_responder_state::render() const {
@@ -101,8 +100,8 @@ std::string dns_responder_state::render() const {
   j.kv("name", "dns-responder");
   j.kv("state", hosts_error.empty() ? "serving" : "degraded");
   j.kv("last_error", hosts_error);
-  j.kv("listen", cfg.server ? cfg.server->options().listen
-                            : std::vector<std::string>{});
+  j.kv("listen",
+       cfg.server ? cfg.server->options().listen : std::vector<std::string>{});
   if (cfg.server) {
     auto c = cfg.server->cache_settings();
     j.object("settings");
@@ -160,9 +159,9 @@ std::string dns_responder_state::render() const {
   j.kv("answered", st.upstream.answered);
   j.kv("failed", st.upstream.failed);
   j.kv("refused", st.upstream.refused);
-  j.kv("latency_avg_us",
-       st.upstream.answered ? st.upstream.latency_us_sum / st.upstream.answered
-                            : uint64_t{0});
+  j.kv("latency_avg_us", st.upstream.answered
+                           ? st.upstream.latency_us_sum / st.upstream.answered
+                           : uint64_t{0});
   j.end_object();
   j.object("tcp");
   j.kv("connections", st.tcp_connections);
@@ -193,8 +192,7 @@ std::string dns_metrics(const dns::server_stats& s) {
   out << "# HELP networkd_dns_responses_total DNS responses by rcode\n"
       << "# TYPE networkd_dns_responses_total counter\n";
   for (auto& [r, n] : s.by_rcode)
-    out << "networkd_dns_responses_total{rcode=\"" << r << "\"} " << n
-        << "\n";
+    out << "networkd_dns_responses_total{rcode=\"" << r << "\"} " << n << "\n";
   out << "# HELP networkd_dns_answers_total Queries by how they were "
          "answered\n"
       << "# TYPE networkd_dns_answers_total counter\n"
@@ -211,7 +209,8 @@ std::string dns_metrics(const dns::server_stats& s) {
       << "# TYPE networkd_dns_cache_entries gauge\n"
       << "networkd_dns_cache_entries " << s.cache_stats.size << "\n";
   counter("networkd_dns_cache_hits_total", "Cache hits", s.cache_stats.hits);
-  counter("networkd_dns_cache_misses_total", "Cache misses", s.cache_stats.misses);
+  counter("networkd_dns_cache_misses_total", "Cache misses",
+          s.cache_stats.misses);
   counter("networkd_dns_cache_evictions_total", "LRU evictions",
           s.cache_stats.evictions);
   counter("networkd_dns_upstream_queries_total", "Upstream exchanges",
@@ -225,12 +224,14 @@ std::string dns_metrics(const dns::server_stats& s) {
           s.upstream.refused);
   counter("networkd_dns_upstream_mismatched_total",
           "Datagrams on an upstream query socket dropped: wrong ID or "
-          "question", s.upstream.mismatched);
+          "question",
+          s.upstream.mismatched);
   counter("networkd_dns_upstream_probes_total",
           "Background probes of failed upstreams", s.upstream.probes);
   counter("networkd_dns_stale_answers_total",
           "Expired cache entries served because every upstream failed "
-          "(RFC 8767)", s.stale);
+          "(RFC 8767)",
+          s.stale);
   counter("networkd_dns_prefetches_total",
           "Cache entries refreshed in the background before expiry",
           s.prefetches);
@@ -247,15 +248,15 @@ std::string dns_metrics(const dns::server_stats& s) {
       << "# HELP networkd_dns_tcp_rejected_total DNS TCP connections closed "
          "at once, by the cap they were over\n"
       << "# TYPE networkd_dns_tcp_rejected_total counter\n"
-      << "networkd_dns_tcp_rejected_total{reason=\"total\"} "
-      << s.tcp_rejected << "\n"
+      << "networkd_dns_tcp_rejected_total{reason=\"total\"} " << s.tcp_rejected
+      << "\n"
       << "networkd_dns_tcp_rejected_total{reason=\"per_client\"} "
       << s.tcp_rejected_per_client << "\n"
       << "# HELP networkd_dns_tcp_closed_total DNS TCP connections closed by "
          "the server, by limit\n"
       << "# TYPE networkd_dns_tcp_closed_total counter\n"
-      << "networkd_dns_tcp_closed_total{reason=\"idle\"} "
-      << s.tcp_closed_idle << "\n"
+      << "networkd_dns_tcp_closed_total{reason=\"idle\"} " << s.tcp_closed_idle
+      << "\n"
       << "networkd_dns_tcp_closed_total{reason=\"write_timeout\"} "
       << s.tcp_closed_write_timeout << "\n"
       << "networkd_dns_tcp_closed_total{reason=\"output_total\"} "
@@ -357,8 +358,8 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
         st.cfg.server->publish(tbl, release_free_memory);
       ++st.publishes;
       release_free_memory();
-      NWD_LOG_DEBUG(who, "published table serial {} ({} names)",
-                    tbl->serial(), tbl->size());
+      NWD_LOG_DEBUG(who, "published table serial {} ({} names)", tbl->serial(),
+                    tbl->size());
     },
     [self](atom::dynamic, std::string& name, std::vector<std::string>& ips) {
       auto& st = self->state;

@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "actors/json.hpp"
+#include "net/base/log.hpp"
 #include "net/peers/docker.hpp"
 #include "net/peers/lainlet.hpp"
-#include "net/base/log.hpp"
 
 namespace networkd {
 
@@ -33,8 +33,7 @@ container_info convert(const lainlet::container& c) {
   return i;
 }
 
-std::vector<container_info>
-convert(const std::vector<lainlet::container>& cs) {
+std::vector<container_info> convert(const std::vector<lainlet::container>& cs) {
   std::vector<container_info> out;
   out.reserve(cs.size());
   for (auto& c : cs)
@@ -90,10 +89,10 @@ std::string proc_tracker_state::render() const {
   j.begin_object();
   j.kv("name", "proc-tracker");
   j.kv("proc", app + "." + proc);
-  j.kv("state", machine.healthy() ? "healthy"
+  j.kv("state", machine.healthy()    ? "healthy"
                 : machine.starting() ? "starting"
-                : machine.current() ? "unhealthy"
-                                    : "absent");
+                : machine.current()  ? "unhealthy"
+                                     : "absent");
   j.kv("reason", machine.reason());
   if (machine.current()) {
     j.object("container");
@@ -162,11 +161,11 @@ void start_round(tracker_pointer self) {
     ++st.pending;
     ++st.probes_sent;
     auto ip = cur->ip;
-    st.prober->probe(ip, port, st.probes.timeout,
-                     [hdl, ip, port](const probe_outcome& o) {
-                       caf::anon_send(hdl, probe_done{ip, port, o.ok, o.error,
-                                                      o.latency.count()});
-                     });
+    st.prober->probe(
+      ip, port, st.probes.timeout, [hdl, ip, port](const probe_outcome& o) {
+        caf::anon_send(hdl,
+                       probe_done{ip, port, o.ok, o.error, o.latency.count()});
+      });
   }
 }
 
@@ -315,8 +314,8 @@ namespace {
 /// receiver is down) and goes to a new tracker, or the subscriber would
 /// never hear of its proc's health.
 void subscribe_at_tracker(hub_pointer self, const std::string& app,
-                          const std::string& proc,
-                          std::vector<uint16_t> ports, caf::actor who) {
+                          const std::string& proc, std::vector<uint16_t> ports,
+                          caf::actor who) {
   auto& st = self->state;
   auto key = app + "." + proc;
   auto i = st.trackers.find(key);
@@ -334,8 +333,8 @@ void subscribe_at_tracker(hub_pointer self, const std::string& app,
     .then([](bool) {},
           [self, t, key, app, proc, ports, who](caf::error& err) {
             if (!(err == caf::sec::request_receiver_down)) {
-              NWD_LOG_WARN("health-hub", "subscription to {} failed: {}",
-                           key, self->system().render(err));
+              NWD_LOG_WARN("health-hub", "subscription to {} failed: {}", key,
+                           self->system().render(err));
               return;
             }
             auto& trackers = self->state.trackers;
@@ -396,8 +395,8 @@ void start_source(hub_pointer self) {
         source_report r;
         // A source that watches is "streaming", as lainlet's is.
         using phase = etcd::watch_status::phase;
-        r.state = s.state == phase::watching ? "streaming"
-                                             : etcd::to_string(s.state);
+        r.state
+          = s.state == phase::watching ? "streaming" : etcd::to_string(s.state);
         r.message = s.last_error;
         r.disconnects = s.reconnects;
         caf::anon_send(hdl, std::move(r));

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
-#include "net/etcd/etcd.hpp"
 #include "net/cluster/health.hpp"
+#include "net/etcd/etcd.hpp"
 #include "net/kernel/tcp_probe.hpp"
 
 namespace networkd {
@@ -48,7 +48,7 @@ struct proc_tracker_state {
   health_machine machine;
   std::map<caf::actor_addr, std::pair<caf::actor, std::vector<uint16_t>>>
     subscribers;
-  size_t pending = 0;    ///< probes in flight
+  size_t pending = 0;     ///< probes in flight
   bool scheduled = false; ///< a probe timer is pending
   bool notified = false;
   proc_health last; ///< what the subscribers were told last

@@ -53,8 +53,8 @@ using vip_holder_actor = status_client_actor::extend<
 /// Blocking etcd calls for the VIP holders (detached).
 using etcd_worker_actor = caf::typed_actor<
   // Takes (or re-binds) lock key for value with the lease.
-  caf::replies_to<atom::lock, std::string, std::string, int64_t>::with<
-    lock_result>,
+  caf::replies_to<atom::lock, std::string, std::string,
+                  int64_t>::with<lock_result>,
   // Takes the locks asked so far, in few round trips (queued by a lock).
   caf::reacts_to<atom::tick>,
   // Deletes the lock key if it still has this value.
@@ -65,8 +65,8 @@ using etcd_worker_actor = caf::typed_actor<
   caf::replies_to<atom::erase, std::string>::with<bool>,
   // Puts keys[i] = values[i] (an empty value deletes) bound to the lease,
   // all in one txn.
-  caf::replies_to<atom::put, std::vector<std::string>,
-                  std::vector<std::string>, int64_t>::with<bool>,
+  caf::replies_to<atom::put, std::vector<std::string>, std::vector<std::string>,
+                  int64_t>::with<bool>,
   // A leader's plan in one txn: puts keys[i] = values[i] and deletes the
   // third list's keys, only while guard key's create revision is rev:
   // false when the guard failed (nothing was written).
@@ -187,8 +187,8 @@ using proc_tracker_actor = status_client_actor::extend<
   // A subscriber (a VIP holder) and the TCP ports it needs probed. A
   // request: one that reaches a tracker which already ended bounces, and
   // the hub gives it to a new tracker.
-  caf::replies_to<atom::subscribe, std::vector<uint16_t>, caf::actor>::with<
-    bool>,
+  caf::replies_to<atom::subscribe, std::vector<uint16_t>,
+                  caf::actor>::with<bool>,
   // Probe timer.
   caf::reacts_to<atom::probe>,
   // A probe's outcome.

@@ -65,8 +65,8 @@ void leadership_changed(leader_pointer self) {
 std::string describe(const publish::plan& part) {
   if (part.size() == 1)
     return part.begin()->first;
-  return std::to_string(part.size()) + " keys, " + part.begin()->first
-         + " .. " + part.rbegin()->first;
+  return std::to_string(part.size()) + " keys, " + part.begin()->first + " .. "
+         + part.rbegin()->first;
 }
 
 /// A committed write (nullopt: delete) of the plan. VIP keys are inputs of
@@ -194,10 +194,10 @@ bool track(leader_state& st, const keys::event<family::domain>& c) {
       && c.suffix != "webrouter.lain")
     return false;
   set_current(st, c.key,
-              c.deleted || !c.ok ? std::nullopt
-                                 : std::optional<std::string>{
-                                   publish::render_domain(c.value.ips,
-                                                          c.value.type)});
+              c.deleted || !c.ok
+                ? std::nullopt
+                : std::optional<std::string>{
+                  publish::render_domain(c.value.ips, c.value.type)});
   return true;
 }
 
@@ -263,7 +263,7 @@ std::string leader_state::render() const {
   j.begin_object();
   j.kv("name", "leader");
   auto l = votes.leader();
-  j.kv("state", leading()      ? "leader"
+  j.kv("state", leading()        ? "leader"
                 : my_key.empty() ? "waiting for a lease"
                                  : "follower");
   j.kv("leader", l ? l->name : std::string{});
@@ -371,8 +371,7 @@ leader_duties(leader_actor::stateful_pointer<leader_state> self,
     },
     [](config::knob_values&) {}, // no knob is the leader's
     [self](atom::ports, std::vector<uint16_t>& p) {
-      NWD_LOG_INFO(who, "streamrouter ports from lainlet: {} ports",
-                   p.size());
+      NWD_LOG_INFO(who, "streamrouter ports from lainlet: {} ports", p.size());
       self->state.in.ports = std::move(p);
       publish_plan(self);
     },

@@ -18,8 +18,8 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
-#include "net/etcd/election.hpp"
 #include "net/cluster/publish.hpp"
+#include "net/etcd/election.hpp"
 #include "net/peers/streamrouter.hpp"
 
 namespace networkd {
@@ -27,12 +27,12 @@ namespace networkd {
 struct leader_config {
   std::string hostname;
   etcd_worker_actor etcd;
-  std::string cluster_domain; ///< -domain
-  bool swarm = false;         ///< -swarm
-  bool deployd = false;       ///< -deployd
-  bool webrouter = false;     ///< -webrouter
-  bool tinydns = false;       ///< -tinydns
-  bool streamrouter = false;  ///< -streamrouter
+  std::string cluster_domain;   ///< -domain
+  bool swarm = false;           ///< -swarm
+  bool deployd = false;         ///< -deployd
+  bool webrouter = false;       ///< -webrouter
+  bool tinydns = false;         ///< -tinydns
+  bool streamrouter = false;    ///< -streamrouter
   std::string lainlet_endpoint; ///< for the streamrouter's ports
   std::chrono::milliseconds ports_interval{2000};
 };
@@ -43,16 +43,17 @@ struct leader_state {
   leader_config cfg;
   election votes;
   int64_t lease_id = 0;
-  std::string my_key;        ///< our candidate key ("" until campaigning)
-  bool campaigning = false;  ///< a put of my_key is in flight
+  std::string my_key;       ///< our candidate key ("" until campaigning)
+  bool campaigning = false; ///< a put of my_key is in flight
   bool was_leader = false;
-  bool ready = false;        ///< every watch delivered its first snapshot
+  bool ready = false; ///< every watch delivered its first snapshot
   uint64_t terms = 0;
   publish::inputs in;
-  /// Values in etcd of the keys a leader may write (see net/cluster/publish.hpp).
+  /// Values in etcd of the keys a leader may write (see
+  /// net/cluster/publish.hpp).
   std::map<std::string, std::string> current;
-  publish::plan wanted;      ///< the last computed plan
-  size_t in_flight = 0;      ///< transactions sent and not answered yet
+  publish::plan wanted; ///< the last computed plan
+  size_t in_flight = 0; ///< transactions sent and not answered yet
   std::shared_ptr<lainlet::ports_poller> ports;
   uint64_t transactions = 0; ///< committed
   uint64_t writes = 0;       ///< keys written by them

@@ -23,8 +23,9 @@ std::shared_ptr<link_monitor> link_monitor::start(const std::string& ifname) {
   if (auto a = netlink::address_watch::open(ifname))
     m->addresses_ = std::move(*a);
   else
-    NWD_LOG_ERROR(who, "address watch on {}: {} (a VIP address removed by "
-                       "someone else is not put back)",
+    NWD_LOG_ERROR(who,
+                  "address watch on {}: {} (a VIP address removed by "
+                  "someone else is not put back)",
                   ifname, a.error().message);
   if (auto a = arp::arp_watch::open(ifname))
     m->arp_ = std::move(*a);

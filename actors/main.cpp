@@ -22,13 +22,13 @@
 #include <vector>
 
 #include "actors/cli.hpp"
+#include "actors/errors.hpp"
 #include "actors/memory.hpp"
 #include "actors/node.hpp"
-#include "dns/server.hpp"
 #include "actors/sd_notify.hpp"
-#include "actors/errors.hpp"
-#include "net/etcd/etcd.hpp"
+#include "dns/server.hpp"
 #include "net/base/log.hpp"
+#include "net/etcd/etcd.hpp"
 
 using namespace networkd;
 
@@ -83,8 +83,7 @@ std::vector<std::string> networks_of(const std::vector<std::string>& ips) {
         || i->ifa_addr->sa_family != AF_INET)
       continue;
     auto addr = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
-    auto mask
-      = reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
+    auto mask = reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
     char buf[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &addr, buf, sizeof(buf));
     if (std::find(ips.begin(), ips.end(), buf) == ips.end())

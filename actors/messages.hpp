@@ -134,7 +134,7 @@ struct nat_rule {
 /// What a lock attempt found.
 struct lock_result {
   bool ours = false;
-  std::string holder; ///< the value of the lock key (hostname)
+  std::string holder;   ///< the value of the lock key (hostname)
   int64_t revision = 0; ///< mod revision of our lock key
 };
 
@@ -146,8 +146,7 @@ typename Inspector::result_type inspect(Inspector& f, nat_rule& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, lock_result& x) {
-  return f(caf::meta::type_name("lock_result"), x.ours, x.holder,
-           x.revision);
+  return f(caf::meta::type_name("lock_result"), x.ours, x.holder, x.revision);
 }
 
 /// One TCP probe's outcome (sent by the prober thread).
@@ -172,14 +171,14 @@ typename Inspector::result_type inspect(Inspector& f, container_set& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, source_report& x) {
-  return f(caf::meta::type_name("source_report"), x.state, x.message,
-           x.updates, x.events, x.bad_entries, x.disconnects);
+  return f(caf::meta::type_name("source_report"), x.state, x.message, x.updates,
+           x.events, x.bad_entries, x.disconnects);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, proc_health& x) {
-  return f(caf::meta::type_name("proc_health"), x.app, x.proc, x.healthy,
-           x.ip, x.instance, x.reason);
+  return f(caf::meta::type_name("proc_health"), x.app, x.proc, x.healthy, x.ip,
+           x.instance, x.reason);
 }
 
 template <class Inspector>
@@ -190,14 +189,14 @@ typename Inspector::result_type inspect(Inspector& f, probe_done& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, key_batch& x) {
-  return f(caf::meta::type_name("key_batch"), x.prefix, x.revision,
-           x.snapshot, x.events);
+  return f(caf::meta::type_name("key_batch"), x.prefix, x.revision, x.snapshot,
+           x.events);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, watch_report& x) {
-  return f(caf::meta::type_name("watch_report"), x.prefix, x.phase,
-           x.revision, x.last_error, x.reconnects, x.resyncs);
+  return f(caf::meta::type_name("watch_report"), x.prefix, x.phase, x.revision,
+           x.last_error, x.reconnects, x.resyncs);
 }
 
 template <class Inspector>
@@ -227,8 +226,8 @@ typename Inspector::result_type inspect(Inspector& f, vip_config& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, domain_config& x) {
-  return f(caf::meta::type_name("domain_config"), x.name, x.wildcard,
-           x.suffix, x.type, x.ips);
+  return f(caf::meta::type_name("domain_config"), x.name, x.wildcard, x.suffix,
+           x.type, x.ips);
 }
 
 template <class Inspector>
@@ -239,8 +238,7 @@ typename Inspector::result_type inspect(Inspector& f, upstream& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f,
                                         domain_servers_config& x) {
-  return f(caf::meta::type_name("domain_servers_config"), x.domain,
-           x.servers);
+  return f(caf::meta::type_name("domain_servers_config"), x.domain, x.servers);
 }
 
 template <class Inspector>
@@ -271,8 +269,7 @@ typename Inspector::result_type inspect(Inspector& f, lease_knobs& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, arp_knobs& x) {
-  return f(caf::meta::type_name("arp_knobs"), x.count, x.interval,
-           x.refresh);
+  return f(caf::meta::type_name("arp_knobs"), x.count, x.interval, x.refresh);
 }
 
 template <class Inspector>
@@ -348,8 +345,8 @@ typename Inspector::result_type inspect(Inspector& f, raw_event& x) {
 template <class Inspector, family F>
 typename Inspector::result_type inspect(Inspector& f, event<F>& x) {
   return f(caf::meta::type_name("key_event"), x.key, x.suffix, x.deleted,
-           x.revision, x.create_revision, x.lease, x.ok, x.value,
-           x.error_code, x.error);
+           x.revision, x.create_revision, x.lease, x.ok, x.value, x.error_code,
+           x.error);
 }
 
 } // namespace networkd::keys

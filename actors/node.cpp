@@ -20,14 +20,14 @@
 #include "actors/vip_engine.hpp"
 #include "actors/vip_holder.hpp"
 #include "dns/server.hpp"
+#include "net/base/log.hpp"
+#include "net/etcd/etcd.hpp"
 #include "net/kernel/acl.hpp"
 #include "net/kernel/arp.hpp"
-#include "net/peers/docker.hpp"
-#include "net/etcd/etcd.hpp"
-#include "net/base/log.hpp"
 #include "net/kernel/nat.hpp"
-#include "net/kernel/nft.hpp"
 #include "net/kernel/netlink.hpp"
+#include "net/kernel/nft.hpp"
+#include "net/peers/docker.hpp"
 
 namespace networkd {
 
@@ -78,8 +78,9 @@ health_hub_config hub_config(const node_config& cfg) {
     if (::access(sock->c_str(), F_OK) == 0)
       h.docker_socket = *sock;
     else
-      NWD_LOG_INFO(who, "no Docker socket at {}: containers are not "
-                        "cross-checked with Docker",
+      NWD_LOG_INFO(who,
+                   "no Docker socket at {}: containers are not "
+                   "cross-checked with Docker",
                    *sock);
   } else {
     NWD_LOG_WARN(who, "-docker.endpoint: {}", sock.error().message);
@@ -134,14 +135,15 @@ std::shared_ptr<nat::dnat_table> make_dnat_table(const std::string& which) {
     return std::make_shared<nat::iptables_dnat_table>();
   }
   nat::iptables_dnat_table old;
-  if (auto st = old.read(); st && (st->has_prerouting_chain
-                                   || st->has_output_chain)) {
+  if (auto st = old.read();
+      st && (st->has_prerouting_chain || st->has_output_chain)) {
     if (auto r = old.remove_all(); !r)
       NWD_LOG_WARN(who, "cannot remove the chains of --dataplane=iptables: {}",
                    r.error().message);
     else
-      NWD_LOG_INFO(who, "removed chains {} and {} (--dataplane=iptables "
-                        "before)",
+      NWD_LOG_INFO(who,
+                   "removed chains {} and {} (--dataplane=iptables "
+                   "before)",
                    nat::prerouting_chain, nat::output_chain);
   }
   return std::make_shared<nft::nft_dnat_table>();
@@ -162,8 +164,8 @@ vip_env start_vip_engine(caf::actor_system& sys, parts& p,
   // thousands of VIPs hung in the scale benchmark, not understood yet.
   venv.etcd = p.add("etcd-worker",
                     sys.spawn<caf::detached>(etcd_worker, cfg.client), false);
-  venv.spread = p.add("spread-writer", sys.spawn(spread_writer, venv.etcd),
-                      false);
+  venv.spread
+    = p.add("spread-writer", sys.spawn(spread_writer, venv.etcd), false);
   link_config lcfg;
   lcfg.interface = opts.net_interface;
   if (auto a = netlink::rtnl_address_manager::open())
@@ -175,14 +177,14 @@ vip_env start_vip_engine(caf::actor_system& sys, parts& p,
     lcfg.announcer = std::shared_ptr<arp::announcer>(std::move(*a));
   else
     NWD_LOG_ERROR(who, "ARP: {} (no gratuitous ARP)", a.error().message);
-  venv.link = p.add("link-worker", sys.spawn<caf::detached>(link_worker, lcfg),
-                    false);
-  venv.nat = p.add("nat-manager",
-                   sys.spawn<caf::detached>(
-                     nat_manager, make_dnat_table(opts.dataplane),
-                     // Until the nat_audit_s knob says otherwise.
-                     config::default_knobs().audit.nat),
-                   false);
+  venv.link
+    = p.add("link-worker", sys.spawn<caf::detached>(link_worker, lcfg), false);
+  venv.nat = p.add(
+    "nat-manager",
+    sys.spawn<caf::detached>(nat_manager, make_dnat_table(opts.dataplane),
+                             // Until the nat_audit_s knob says otherwise.
+                             config::default_knobs().audit.nat),
+    false);
   venv.monitor = link_monitor::start(opts.net_interface);
   return venv;
 }
@@ -219,15 +221,15 @@ void start_components(caf::actor_system& sys, parts& p,
   scfg.dns = p.responder;
   scfg.listeners.push_back(p.responder);
   scfg.listeners.push_back(hub);
-  scfg.leader = p.add("leader",
-                      sys.spawn(leader_duties, leader_cfg(opts, venv.etcd)));
+  scfg.leader
+    = p.add("leader", sys.spawn(leader_duties, leader_cfg(opts, venv.etcd)));
   scfg.listeners.push_back(scfg.leader);
   if (opts.acl) {
-    auto acl = p.add("acl-keeper",
-                     sys.spawn<caf::detached>(
-                       acl_keeper,
-                       std::shared_ptr<acl::filter_table>(
-                         std::make_shared<acl::iptables_filter_table>())));
+    auto acl
+      = p.add("acl-keeper",
+              sys.spawn<caf::detached>(
+                acl_keeper, std::shared_ptr<acl::filter_table>(
+                              std::make_shared<acl::iptables_filter_table>())));
     scfg.listeners.push_back(acl);
     scfg.acl = acl;
   }
@@ -292,15 +294,15 @@ node_actor::behavior_type node(node_pointer self, std::shared_ptr<parts> p) {
     },
     [self](atom::status) {
       // Asks every component in turn: the node is detached.
-      NWD_LOG_INFO(who, "SIGUSR1: state {}", self->state.p->admin->state_json());
+      NWD_LOG_INFO(who, "SIGUSR1: state {}",
+                   self->state.p->admin->state_json());
     },
     [self](atom::tick) {
       auto& st = self->state;
       if (st.stopping)
         return;
       self->request(st.p->sup, std::chrono::seconds(2), atom::ready_v)
-        .then([](bool) { sd_notify_state("WATCHDOG=1"); },
-              [](caf::error&) {});
+        .then([](bool) { sd_notify_state("WATCHDOG=1"); }, [](caf::error&) {});
       self->delayed_send(self, st.watchdog, atom::tick_v);
     },
     [self](atom::shutdown) -> caf::result<bool> {

@@ -13,8 +13,8 @@
 
 #include "actors/json.hpp"
 #include "dns/resolv_conf.hpp"
-#include "net/base/log.hpp"
 #include "net/base/file.hpp"
+#include "net/base/log.hpp"
 #include "net/base/text.hpp"
 
 namespace networkd {
@@ -66,8 +66,7 @@ void set_mode(guardian_pointer self, std::string mode, std::string error) {
   st.last_error = std::move(error);
 }
 
-void send_upstreams(guardian_pointer self,
-                    std::vector<config::upstream> ups) {
+void send_upstreams(guardian_pointer self, std::vector<config::upstream> ups) {
   auto& st = self->state;
   if (ups == st.upstreams && st.checks > 1)
     return;
@@ -89,8 +88,8 @@ void check(guardian_pointer self) {
     int err = 0;
     if (!read_file(st.cfg.path, text, err)) {
       set_mode(self, "managed-elsewhere",
-               "symlink to " + st.symlink_target + " unreadable: "
-                 + std::strerror(err));
+               "symlink to " + st.symlink_target
+                 + " unreadable: " + std::strerror(err));
       return;
     }
     set_mode(self, "managed-elsewhere", "");
@@ -104,8 +103,8 @@ void check(guardian_pointer self) {
   auto before = version_of(st.cfg.path);
   if (!read_file(st.cfg.path, text, err)) {
     if (err != ENOENT) {
-      set_mode(self, "error", std::string{"cannot read: "}
-                                + std::strerror(err));
+      set_mode(self, "error",
+               std::string{"cannot read: "} + std::strerror(err));
       return;
     }
     // Deleted: write it again with our server and the upstreams we knew.
@@ -129,12 +128,13 @@ void check(guardian_pointer self) {
                    "{} is rewritten by another program again and again: "
                    "backing off",
                    st.cfg.path);
-    set_mode(self, "fighting",
-             "another program keeps rewriting it; next try in "
-               + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                  st.fights.quiet_until() - now)
-                                  .count())
-               + " s");
+    set_mode(
+      self, "fighting",
+      "another program keeps rewriting it; next try in "
+        + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                           st.fights.quiet_until() - now)
+                           .count())
+        + " s");
     if (!st.backoff_timer) {
       st.backoff_timer = true;
       self->delayed_send(self, st.fights.quiet_until() - now, atom::reload_v);
@@ -153,9 +153,8 @@ void check(guardian_pointer self) {
     return;
   }
   ++st.rewrites;
-  NWD_LOG_INFO(who, "{} {}: nameserver {} first", missing ? "recreated"
-                                                           : "rewrote",
-               st.cfg.path, st.cfg.our_ip);
+  NWD_LOG_INFO(who, "{} {}: nameserver {} first",
+               missing ? "recreated" : "rewrote", st.cfg.path, st.cfg.our_ip);
   set_mode(self, "managed", "");
 }
 
@@ -193,8 +192,8 @@ result<unit> write_atomically(const std::string& path,
   name.push_back('\0');
   int fd = ::mkstemp(name.data());
   if (fd < 0)
-    return make_failure("io", "cannot create a temp file next to " + path
-                                + ": " + std::strerror(errno));
+    return make_failure("io", "cannot create a temp file next to " + path + ": "
+                                + std::strerror(errno));
   struct stat old {};
   if (::stat(path.c_str(), &old) == 0) {
     if (::fchmod(fd, old.st_mode & 07777) != 0
@@ -213,8 +212,8 @@ result<unit> write_atomically(const std::string& path,
       auto err = errno;
       ::close(fd);
       ::unlink(name.data());
-      return make_failure("io", "cannot write " + path + ": "
-                                  + std::strerror(err));
+      return make_failure("io",
+                          "cannot write " + path + ": " + std::strerror(err));
     }
     done += static_cast<size_t>(n);
   }
@@ -229,8 +228,8 @@ result<unit> write_atomically(const std::string& path,
   return unit{};
 }
 
-std::string resolv_guardian_state::render(
-  std::chrono::steady_clock::time_point now) const {
+std::string
+resolv_guardian_state::render(std::chrono::steady_clock::time_point now) const {
   json_writer j;
   j.begin_object();
   j.kv("name", "resolv-guardian");
@@ -264,9 +263,7 @@ resolv_guardian_actor::behavior_type resolv_guardian(
     set_mode(self, "error", st.watch->started().error().message);
   self->send(self, atom::reload_v);
   return {
-    [self](atom::status) {
-      return self->state.render(self->clock().now());
-    },
+    [self](atom::status) { return self->state.render(self->clock().now()); },
     [self](atom::reload) {
       self->state.backoff_timer = false;
       check(self);

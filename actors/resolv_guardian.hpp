@@ -30,8 +30,8 @@ public:
   fight_detector(size_t max_writes = 5, duration window = duration{30000},
                  duration backoff = duration{30000},
                  duration max_backoff = duration{600000})
-    : max_writes_(max_writes), window_(window), first_backoff_(backoff),
-      max_backoff_(max_backoff), backoff_(backoff) {}
+      : max_writes_(max_writes), window_(window), first_backoff_(backoff),
+        max_backoff_(max_backoff), backoff_(backoff) {}
 
   /// Asks to rewrite at `now`. True: go ahead (the write is counted).
   /// False: backing off; when this call is the one that found the budget

@@ -44,8 +44,7 @@ bool sd_notify_state(std::string_view state) {
   std::memcpy(addr.sun_path, path, len);
   if (path[0] == '@')
     addr.sun_path[0] = '\0';
-  auto addr_len =
-    static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
   int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return false;

@@ -9,8 +9,8 @@
 
 #include "actors/errors.hpp"
 #include "actors/json.hpp"
-#include "net/kernel/acl.hpp"
 #include "net/base/log.hpp"
+#include "net/kernel/acl.hpp"
 
 namespace networkd {
 
@@ -20,8 +20,7 @@ constexpr const char* who = "supervisor";
 
 std::string describe(const config::vip_config& v) {
   std::ostringstream out;
-  out << "vip " << v.key << " app=" << v.app << " proc=" << v.proc
-      << " ports=";
+  out << "vip " << v.key << " app=" << v.app << " proc=" << v.proc << " ports=";
   for (size_t i = 0; i < v.ports.size(); ++i) {
     auto& p = v.ports[i];
     out << (i ? "," : "") << p.src << "/" << config::to_string(p.protocol)
@@ -91,9 +90,10 @@ std::string supervisor_state::not_ready_reason(
       auto w = watches.find(prefix);
       std::string why = w == watches.end() ? "" : w->second.last_error;
       return "watch " + prefix + " not watching for "
-             + std::to_string(std::chrono::duration_cast<
-                                std::chrono::milliseconds>(now - since)
-                                .count())
+             + std::to_string(
+               std::chrono::duration_cast<std::chrono::milliseconds>(now
+                                                                     - since)
+                 .count())
              + " ms" + (why.empty() ? "" : ": " + why);
     }
   return {};
@@ -120,14 +120,14 @@ std::chrono::milliseconds supervisor_state::backoff(uint64_t n) const {
   return std::min(d, cfg.restart_backoff_max);
 }
 
-std::string supervisor_state::render(
-  const std::vector<std::string>& child_states,
-  std::chrono::steady_clock::time_point now) const {
+std::string
+supervisor_state::render(const std::vector<std::string>& child_states,
+                         std::chrono::steady_clock::time_point now) const {
   json_writer j;
   j.begin_object();
   j.kv("name", "supervisor");
   auto why = not_ready_reason(now);
-  j.kv("state", shutting_down ? "stopping"
+  j.kv("state", shutting_down  ? "stopping"
                 : synced_all() ? "running"
                                : "syncing");
   j.kv("hostname", cfg.hostname);
@@ -137,8 +137,7 @@ std::string supervisor_state::render(
   j.kv("id", lease.id());
   j.kv("ttl", lease.ttl());
   j.kv("state", lease_state);
-  j.kv("expires_in_ms",
-       static_cast<int64_t>(lease.remaining(now).count()));
+  j.kv("expires_in_ms", static_cast<int64_t>(lease.remaining(now).count()));
   j.kv("renewals", lease.renewals());
   j.kv("keepalive_failures", keepalive_failures);
   j.kv("last_error", lease_error);
@@ -204,8 +203,8 @@ std::string supervisor_state::render(
   return j.str();
 }
 
-std::string supervisor_state::metrics(
-  std::chrono::steady_clock::time_point now) const {
+std::string
+supervisor_state::metrics(std::chrono::steady_clock::time_point now) const {
   std::ostringstream out;
   out << "# HELP networkd_ready 1 while /readyz answers 200 (first read "
          "applied, lease alive, watches watching)\n"
@@ -240,8 +239,8 @@ std::string supervisor_state::metrics(
       << "# HELP networkd_watch_revision Last revision applied per watch\n"
       << "# TYPE networkd_watch_revision gauge\n";
   for (auto& [prefix, w] : watches)
-    out << "networkd_watch_revision{prefix=\"" << prefix << "\"} "
-        << w.revision << "\n";
+    out << "networkd_watch_revision{prefix=\"" << prefix << "\"} " << w.revision
+        << "\n";
   return out.str();
 }
 
@@ -267,9 +266,10 @@ keepalive_info lease_view(supervisor_pointer self) {
 void broadcast_lease(supervisor_pointer self) {
   auto k = lease_view(self);
   if (k.id != 0 && self->state.cfg.link) {
-    auto left = std::chrono::duration_cast<std::chrono::seconds>(
-                  self->state.lease.deadline() - std::chrono::steady_clock::now())
-                  .count();
+    auto left
+      = std::chrono::duration_cast<std::chrono::seconds>(
+          self->state.lease.deadline() - std::chrono::steady_clock::now())
+          .count();
     self->send(self->state.cfg.link, atom::keepalive_v,
                std::max<int64_t>(left, 1));
   }
@@ -348,8 +348,8 @@ void flush_spread(supervisor_pointer self) {
   std::map<std::string, spread_report> reports;
   for (auto& group : dirty) {
     auto slash = group.find('/');
-    reports[group] = spread_of(st, group.substr(0, slash),
-                               group.substr(slash + 1));
+    reports[group]
+      = spread_of(st, group.substr(0, slash), group.substr(slash + 1));
   }
   for (auto& [key, e] : st.children) {
     if (!e.handle || e.config.port_only())
@@ -405,8 +405,7 @@ void route_vip(supervisor_pointer self,
     auto i = st.children.find(c.key);
     if (i == st.children.end())
       return;
-    NWD_LOG_INFO(who, "vip key {} deleted: its holder releases the VIP",
-                 c.key);
+    NWD_LOG_INFO(who, "vip key {} deleted: its holder releases the VIP", c.key);
     auto h = i->second.handle;
     bool webrouter = is_webrouter(i->second.config);
     st.children.erase(i);
@@ -440,8 +439,9 @@ void route_vip(supervisor_pointer self,
   if (i == st.children.end() && st.retiring.count(c.key) > 0) {
     // Put again while the holder of its deleted value still releases: two
     // holders of one VIP would race on its lock, rules and address.
-    NWD_LOG_INFO(who, "vip key {} put again: its holder starts once the "
-                      "previous one has released",
+    NWD_LOG_INFO(who,
+                 "vip key {} put again: its holder starts once the "
+                 "previous one has released",
                  c.key);
     auto& e = st.children[c.key];
     e.config = c.value;
@@ -576,8 +576,8 @@ void apply_change(supervisor_pointer self, keys::any_event& e,
         v != nullptr && st.cfg.leader)
       self->send(st.cfg.leader, *v);
     if (st.reject(c, revision)) {
-      bool kept = c.fam == family::vip
-                  && st.children.count(std::string{c.key}) > 0;
+      bool kept
+        = c.fam == family::vip && st.children.count(std::string{c.key}) > 0;
       NWD_LOG_WARN(who, "rejected key: {}{}", c.error,
                    kept ? " (its last good value stays in force)" : "");
     }
@@ -608,8 +608,9 @@ bool count_key(supervisor_pointer self, const keys::common& c,
     return true;
   }
   if (self->state.over_limit[fam]++ == 0)
-    NWD_LOG_ERROR(who, "family {} has {} keys (limit {}): {} and any further "
-                       "new key of it are ignored",
+    NWD_LOG_ERROR(who,
+                  "family {} has {} keys (limit {}): {} and any further "
+                  "new key of it are ignored",
                   fam, keys.size(), limit, c.key);
   return false;
 }
@@ -663,8 +664,7 @@ void grant_lease(supervisor_pointer self) {
           NWD_LOG_WARN(who, "lease grant failed: {} (retrying)", text);
         st.lease_error = text;
         st.lease_state = "none";
-        self->delayed_send(self, std::chrono::milliseconds(500),
-                           atom::tick_v);
+        self->delayed_send(self, std::chrono::milliseconds(500), atom::tick_v);
       });
 }
 
@@ -834,8 +834,8 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
     }
   });
   if (st.cfg.client) {
-    st.worker = self->system().spawn<caf::detached>(session_worker,
-                                                    st.cfg.client);
+    st.worker
+      = self->system().spawn<caf::detached>(session_worker, st.cfg.client);
     self->link_to(st.worker);
     // The first lease is granted once the knobs are read, so that a
     // lease_ttl knob applies from the start.
@@ -844,35 +844,38 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
   return {
     [self](atom::status) -> caf::result<std::string> {
       auto rp = self->make_response_promise<std::string>();
-      collect_children(self, [self, rp](std::vector<std::string> states) mutable {
-        rp.deliver(self->state.render(states, std::chrono::steady_clock::now()));
-      });
+      collect_children(
+        self, [self, rp](std::vector<std::string> states) mutable {
+          rp.deliver(
+            self->state.render(states, std::chrono::steady_clock::now()));
+        });
       return rp;
     },
     [self](atom::vips) -> caf::result<std::string> {
       auto rp = self->make_response_promise<std::string>();
-      collect_children(self, [self, rp](std::vector<std::string> states) mutable {
-        json_writer j;
-        j.begin_object();
-        j.begin_array("vips");
-        for (auto& s : states)
-          j.raw(s);
-        j.end_array();
-        j.begin_array("rejected");
-        for (auto& [key, r] : self->state.rejected) {
-          if (r.fam != config::family::vip)
-            continue;
-          j.begin_object();
-          j.kv("key", key);
-          j.kv("code", r.code);
-          j.kv("reason", r.reason);
-          j.kv("revision", r.revision);
-          j.end_object();
-        }
-        j.end_array();
-        j.end_object();
-        rp.deliver(j.str());
-      });
+      collect_children(self,
+                       [self, rp](std::vector<std::string> states) mutable {
+                         json_writer j;
+                         j.begin_object();
+                         j.begin_array("vips");
+                         for (auto& s : states)
+                           j.raw(s);
+                         j.end_array();
+                         j.begin_array("rejected");
+                         for (auto& [key, r] : self->state.rejected) {
+                           if (r.fam != config::family::vip)
+                             continue;
+                           j.begin_object();
+                           j.kv("key", key);
+                           j.kv("code", r.code);
+                           j.kv("reason", r.reason);
+                           j.kv("revision", r.revision);
+                           j.end_object();
+                         }
+                         j.end_array();
+                         j.end_object();
+                         rp.deliver(j.str());
+                       });
       return rp;
     },
     [self](atom::ready) {
@@ -912,8 +915,8 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
           grant_lease(self);
       }
       if (b.snapshot && st.synced.insert(b.prefix).second) {
-        NWD_LOG_INFO(who, "watch {} synced at revision {} ({} keys)",
-                     b.prefix, b.revision, b.events.size());
+        NWD_LOG_INFO(who, "watch {} synced at revision {} ({} keys)", b.prefix,
+                     b.revision, b.events.size());
         if (st.synced_all() && st.cfg.client) {
           NWD_LOG_INFO(who, "first full read applied: ready");
           if (st.cfg.link && st.cfg.nat) {
@@ -943,8 +946,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
       if (r.phase == "watching")
         self->state.stalled.erase(r.prefix);
       else
-        self->state.stalled.emplace(r.prefix,
-                                    std::chrono::steady_clock::now());
+        self->state.stalled.emplace(r.prefix, std::chrono::steady_clock::now());
       auto rev = std::max(w.revision, r.revision);
       w = std::move(r);
       w.revision = rev;
@@ -969,8 +971,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
     [self](atom::shutdown) -> caf::result<bool> {
       auto& st = self->state;
       st.shutting_down = true;
-      NWD_LOG_INFO(who, "shutting down: releasing {} VIPs",
-                   st.children.size());
+      NWD_LOG_INFO(who, "shutting down: releasing {} VIPs", st.children.size());
       auto rp = self->make_response_promise<bool>();
       auto revoke = [self, rp]() mutable {
         auto& st = self->state;
@@ -1032,7 +1033,7 @@ supervisor_actor::behavior_type supervisor(supervisor_pointer self,
 session_worker_actor::behavior_type
 session_worker(session_worker_actor::pointer self,
                std::shared_ptr<etcd::client> client) {
-  (void) self;
+  (void)self;
   auto to_error = [](const failure& f) {
     return caf::make_error(from_failure_code(f.code), f.to_string());
   };

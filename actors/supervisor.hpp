@@ -71,8 +71,8 @@ key_batch to_key_batch(const std::string& prefix, const etcd::watch_batch& b);
 
 struct child_entry {
   vip_holder_actor handle;
-  config::vip_config config;   ///< last good config, re-sent on restart
-  std::string last_event;      ///< what was last sent to it, for crash logs
+  config::vip_config config; ///< last good config, re-sent on restart
+  std::string last_event;    ///< what was last sent to it, for crash logs
   uint64_t restarts = 0;
   bool restart_pending = false;
 };
@@ -109,7 +109,7 @@ struct supervisor_state {
   /// meanwhile gets its new holder once the old one is done.
   std::map<std::string, vip_holder_actor> retiring;
   std::map<std::string, rejected_entry> rejected; ///< by full key
-  std::map<std::string, config::knob> knobs; ///< the ones set in etcd
+  std::map<std::string, config::knob> knobs;      ///< the ones set in etcd
   /// Every knob in force (knobs resolved against the defaults).
   config::knob_values knob_values = config::default_knobs();
   std::map<std::string, int64_t> family_keys; ///< family → live keys
@@ -117,8 +117,7 @@ struct supervisor_state {
   std::map<std::string, uint64_t> over_limit;
   std::vector<std::string> webrouter_ips; ///< last sent to cfg.dns
   /// The spreading keys: "app/proc" → instance → VIP → used.
-  std::map<std::string, std::map<int64_t, std::map<std::string, bool>>>
-    spread;
+  std::map<std::string, std::map<int64_t, std::map<std::string, bool>>> spread;
   /// Groups whose counts changed since they were last sent; sent at most
   /// every 50 ms (a cold start changes thousands of keys).
   std::set<std::string> spread_dirty;

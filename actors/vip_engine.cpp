@@ -54,9 +54,9 @@ etcd_worker(etcd_worker_actor::stateful_pointer<etcd_worker_state> self,
     [self](atom::lock, std::string& key, std::string& value,
            int64_t lease) -> caf::result<lock_result> {
       auto& st = self->state;
-      st.locks.push_back({vip::lock_ask{std::move(key), std::move(value),
-                                        lease},
-                          self->make_response_promise<lock_result>()});
+      st.locks.push_back(
+        {vip::lock_ask{std::move(key), std::move(value), lease},
+         self->make_response_promise<lock_result>()});
       if (!st.flush_scheduled) {
         st.flush_scheduled = true;
         self->send(self, atom::tick_v);
@@ -113,11 +113,13 @@ etcd_worker(etcd_worker_actor::stateful_pointer<etcd_worker_state> self,
               int64_t rev) -> caf::result<bool> {
       self->state.take_locks();
       etcd::txn_request req;
-      req.compares.push_back({guard, etcd::compare::target::create_revision,
-                              etcd::compare::op::equal, {}, rev});
+      req.compares.push_back({guard,
+                              etcd::compare::target::create_revision,
+                              etcd::compare::op::equal,
+                              {},
+                              rev});
       for (size_t i = 0; i < keys.size() && i < values.size(); ++i)
-        req.success.push_back(
-          {etcd::txn_op::kind::put, keys[i], values[i], 0});
+        req.success.push_back({etcd::txn_op::kind::put, keys[i], values[i], 0});
       for (auto& key : erase)
         req.success.push_back({etcd::txn_op::kind::erase, key, {}, 0});
       auto r = c->txn(req);
@@ -207,9 +209,9 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
                  int64_t valid_s) -> caf::result<bool> {
       if (!cfg.addresses)
         return caf::make_error(errc::link_failure, "netlink unavailable");
-      auto r = cfg.addresses->add(cfg.interface, ip,
-                                  static_cast<uint32_t>(std::max<int64_t>(
-                                    valid_s, 1)));
+      auto r = cfg.addresses->add(
+        cfg.interface, ip,
+        static_cast<uint32_t>(std::max<int64_t>(valid_s, 1)));
       if (!r)
         return caf::make_error(errc::link_failure, r.error().to_string());
       added->insert(ip);
@@ -258,8 +260,8 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
           int64_t count) -> caf::result<bool> {
       if (!cfg.announcer)
         return false;
-      auto r = cfg.announcer->announce(cfg.interface, ip,
-                                       static_cast<int>(count));
+      auto r
+        = cfg.announcer->announce(cfg.interface, ip, static_cast<int>(count));
       if (!r)
         return caf::make_error(errc::link_failure, r.error().to_string());
       return true;
@@ -372,8 +374,9 @@ void audit_diff(nat_manager_pointer self) {
   st.last_error.clear();
   if (rep->added + rep->deleted > 0 && retried) {
     // What a failed batch left undone (the holders retry too).
-    NWD_LOG_INFO("nat", "DNAT audit: applied what a failed batch left: {} "
-                        "entries in, {} out",
+    NWD_LOG_INFO("nat",
+                 "DNAT audit: applied what a failed batch left: {} "
+                 "entries in, {} out",
                  rep->added, rep->deleted);
   } else if (rep->added + rep->deleted > 0) {
     ++st.repairs;
@@ -464,8 +467,8 @@ nat_manager(nat_manager_pointer self, std::shared_ptr<nat::dnat_table> table,
       st.waiting.clear();
       auto desired = st.desired_on(&addrs);
       auto started = std::chrono::steady_clock::now();
-      auto rep = st.table->reconcile_vips({addrs.begin(), addrs.end()},
-                                          desired);
+      auto rep
+        = st.table->reconcile_vips({addrs.begin(), addrs.end()}, desired);
       ++st.batches;
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
@@ -488,8 +491,8 @@ nat_manager(nat_manager_pointer self, std::shared_ptr<nat::dnat_table> table,
         if (rep)
           rp.deliver(true);
         else
-          rp.deliver(caf::make_error(errc::nat_failure,
-                                     rep.error().to_string()));
+          rp.deliver(
+            caf::make_error(errc::nat_failure, rep.error().to_string()));
       }
     },
     [self](atom::audit, int64_t seconds) {

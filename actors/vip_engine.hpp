@@ -8,19 +8,19 @@
 #include <caf/typed_response_promise.hpp>
 
 #include <map>
-#include <set>
 #include <memory>
-#include <vector>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "actors/audit_timer.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/link_monitor.hpp"
-#include "net/kernel/arp.hpp"
 #include "net/etcd/etcd.hpp"
+#include "net/etcd/vip_lock.hpp"
+#include "net/kernel/arp.hpp"
 #include "net/kernel/nat.hpp"
 #include "net/kernel/netlink.hpp"
-#include "net/etcd/vip_lock.hpp"
 
 namespace networkd {
 
@@ -76,7 +76,7 @@ struct nat_manager_state {
   audit_timer audit;
   bool audit_running = false;
   uint64_t audits = 0;
-  uint64_t repairs = 0; ///< audits that found our chains changed
+  uint64_t repairs = 0;  ///< audits that found our chains changed
   uint64_t failures = 0; ///< batches that failed
   std::string last_error;
   std::string last_repair; ///< what the last repairing audit did

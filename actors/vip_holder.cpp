@@ -398,8 +398,8 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
       st.wake_at.reset();
       auto t = now();
       auto& f = st.facts;
-      bool held = f.address_on || !f.rules.empty()
-                  || f.lock == vip::lock_state::ours;
+      bool held
+        = f.address_on || !f.rules.empty() || f.lock == vip::lock_state::ours;
       // Only holders with something to drop say so: the supervisor logs
       // the lease itself once (a node with thousands of VIP keys logged a
       // line for each).

@@ -6,6 +6,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/deploy/install-deps.sh"
+# Every C++ file as .clang-format wants it (deploy/check-format.sh).
+"$top/deploy/check-format.sh"
 case "${NETWORKD_BUILD:-asan}" in
   release) dir="$top/build-release"; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   *) dir="$top/build-asan"

@@ -25,8 +25,8 @@ result<cidr> parse_cidr(std::string_view text) {
   auto slash = text.find('/');
   auto addr = parse_ip(text.substr(0, slash));
   if (!addr)
-    return make_failure("bad_cidr", "bad address in '" + std::string(text)
-                                      + "'");
+    return make_failure("bad_cidr",
+                        "bad address in '" + std::string(text) + "'");
   cidr c;
   c.net = *addr;
   int max = static_cast<int>(addr->size() * 8);
@@ -34,12 +34,12 @@ result<cidr> parse_cidr(std::string_view text) {
   if (slash != std::string_view::npos) {
     auto bits = text.substr(slash + 1);
     int value = -1;
-    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(),
-                                     value);
+    auto [end, ec]
+      = std::from_chars(bits.data(), bits.data() + bits.size(), value);
     if (ec != std::errc{} || end != bits.data() + bits.size() || value < 0
         || value > max)
-      return make_failure("bad_cidr", "bad prefix in '" + std::string(text)
-                                        + "'");
+      return make_failure("bad_cidr",
+                          "bad prefix in '" + std::string(text) + "'");
     // "::ffff:10.0.0.0/104" was turned into IPv4 by parse_ip.
     c.prefix = value;
   }

@@ -27,7 +27,7 @@ class acl {
 public:
   acl() = default;
   acl(std::vector<cidr> networks, bool allow_loopback)
-    : networks_(std::move(networks)), allow_loopback_(allow_loopback) {}
+      : networks_(std::move(networks)), allow_loopback_(allow_loopback) {}
 
   /// True for loopback sources (127.0.0.0/8, ::1) when allowed, and for
   /// sources inside one of the networks. IPv4-mapped IPv6 counts as IPv4.

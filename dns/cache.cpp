@@ -46,25 +46,23 @@ size_t skip_name(const uint8_t* wire, size_t pos, size_t size) {
 
 } // namespace
 
-cache_entry::cache_entry(std::string_view lower_wire_name,
-                         const uint8_t* body, size_t body_size,
+cache_entry::cache_entry(std::string_view lower_wire_name, const uint8_t* body,
+                         size_t body_size,
                          const std::vector<uint16_t>& ttl_offsets)
-  : ttl_count_(static_cast<uint16_t>(ttl_offsets.size())),
-    body_size_(static_cast<uint16_t>(body_size)),
-    name_size_(static_cast<uint16_t>(lower_wire_name.size())) {
+    : ttl_count_(static_cast<uint16_t>(ttl_offsets.size())),
+      body_size_(static_cast<uint16_t>(body_size)),
+      name_size_(static_cast<uint16_t>(lower_wire_name.size())) {
   data_.reset(new uint8_t[names_at() + name_size_]);
   if (ttl_count_ > 0)
     std::memcpy(data_.get(), ttl_offsets.data(), body_at());
   if (body_size_ > 0)
     std::memcpy(data_.get() + body_at(), body, body_size_);
   if (name_size_ > 0)
-    std::memcpy(data_.get() + names_at(), lower_wire_name.data(),
-                name_size_);
+    std::memcpy(data_.get() + names_at(), lower_wire_name.data(), name_size_);
 }
 
 std::string cache_key(std::string_view lower_wire_name, uint16_t qtype,
-                      uint16_t qclass, bool dnssec_ok,
-                      bool checking_disabled) {
+                      uint16_t qclass, bool dnssec_ok, bool checking_disabled) {
   std::string key;
   key.reserve(lower_wire_name.size() + 5);
   key.append(lower_wire_name);
@@ -72,8 +70,8 @@ std::string cache_key(std::string_view lower_wire_name, uint16_t qtype,
   key.push_back(static_cast<char>(qtype & 0xff));
   key.push_back(static_cast<char>(qclass >> 8));
   key.push_back(static_cast<char>(qclass & 0xff));
-  key.push_back(static_cast<char>((dnssec_ok ? 1 : 0)
-                                  | (checking_disabled ? 2 : 0)));
+  key.push_back(
+    static_cast<char>((dnssec_ok ? 1 : 0) | (checking_disabled ? 2 : 0)));
   return key;
 }
 
@@ -86,8 +84,8 @@ std::string_view cache_key(char* buf, std::string_view lower_wire_name,
   buf[n + 1] = static_cast<char>(qtype & 0xff);
   buf[n + 2] = static_cast<char>(qclass >> 8);
   buf[n + 3] = static_cast<char>(qclass & 0xff);
-  buf[n + 4] = static_cast<char>((dnssec_ok ? 1 : 0)
-                                 | (checking_disabled ? 2 : 0));
+  buf[n + 4]
+    = static_cast<char>((dnssec_ok ? 1 : 0) | (checking_disabled ? 2 : 0));
   return {buf, n + 5};
 }
 
@@ -190,8 +188,7 @@ make_cache_entry(std::string_view lower_wire_name, uint16_t qtype,
   if (lifetime == std::numeric_limits<uint32_t>::max())
     lifetime = opts.max_ttl; // NOERROR with answers: cannot happen
   for (auto& start : rr_starts)
-    start = static_cast<uint16_t>(skip_name(body->wire, start, body->size)
-                                  + 4);
+    start = static_cast<uint16_t>(skip_name(body->wire, start, body->size) + 4);
   auto entry = std::make_shared<cache_entry>(lower_wire_name, body->wire,
                                              body->size, rr_starts);
   entry->stored_ms = now_ms;
@@ -207,15 +204,14 @@ make_failure_entry(std::string_view lower_wire_name, uint16_t qtype,
                    const cache_options& opts) {
   pkt_ptr body{knot_pkt_new(nullptr, KNOT_WIRE_HEADER_SIZE + 260, nullptr)};
   auto lower = reinterpret_cast<const knot_dname_t*>(lower_wire_name.data());
-  if (!body || knot_pkt_put_question(body.get(), lower, qclass, qtype)
-                 != KNOT_EOK)
+  if (!body
+      || knot_pkt_put_question(body.get(), lower, qclass, qtype) != KNOT_EOK)
     return nullptr;
   knot_wire_set_qr(body->wire);
   knot_wire_set_ra(body->wire);
   knot_wire_set_rcode(body->wire, KNOT_RCODE_SERVFAIL);
-  auto entry = std::make_shared<cache_entry>(lower_wire_name, body->wire,
-                                             body->size,
-                                             std::vector<uint16_t>{});
+  auto entry = std::make_shared<cache_entry>(
+    lower_wire_name, body->wire, body->size, std::vector<uint16_t>{});
   entry->stored_ms = now_ms;
   entry->expires_ms = now_ms + uint64_t{opts.failure_ttl} * 1000;
   entry->rcode = KNOT_RCODE_SERVFAIL;

@@ -18,12 +18,12 @@
 namespace networkd::dns {
 
 struct cache_options {
-  size_t capacity = 20000;       ///< entries in total (split over the shards)
-  size_t shards = 16;            ///< independent locks; 1 gives an exact LRU
-  uint32_t min_ttl = 0;          ///< upstream TTLs are raised to this...
-  uint32_t max_ttl = 86400;      ///< ...and lowered to this
+  size_t capacity = 20000;  ///< entries in total (split over the shards)
+  size_t shards = 16;       ///< independent locks; 1 gives an exact LRU
+  uint32_t min_ttl = 0;     ///< upstream TTLs are raised to this...
+  uint32_t max_ttl = 86400; ///< ...and lowered to this
   uint32_t max_negative_ttl = 3600; ///< cap for NXDOMAIN / NODATA (RFC 2308)
-  uint32_t failure_ttl = 2;      ///< how long a SERVFAIL is remembered
+  uint32_t failure_ttl = 2;         ///< how long a SERVFAIL is remembered
   /// Serve-stale (RFC 8767): expired entries are kept (until evicted) this
   /// long past their expiry for find_stale(); 0 = expired entries go at
   /// once. The server turns it on (knob dns_serve_stale_s).
@@ -39,10 +39,10 @@ public:
               size_t body_size, const std::vector<uint16_t>& ttl_offsets);
 
   uint64_t stored_ms = 0;
-  uint64_t expires_ms = 0;          ///< stored_ms + lifetime
+  uint64_t expires_ms = 0; ///< stored_ms + lifetime
   uint16_t rcode = 0;
-  bool negative = false;            ///< NXDOMAIN or NODATA
-  bool failure = false;             ///< synthesised SERVFAIL
+  bool negative = false; ///< NXDOMAIN or NODATA
+  bool failure = false;  ///< synthesised SERVFAIL
   uint32_t ttl() const {
     return static_cast<uint32_t>((expires_ms - stored_ms) / 1000);
   }
@@ -107,8 +107,7 @@ make_cache_entry(std::string_view lower_wire_name, uint16_t qtype,
 /// A SERVFAIL entry for a question whose upstreams all failed.
 std::shared_ptr<const cache_entry>
 make_failure_entry(std::string_view lower_wire_name, uint16_t qtype,
-                   uint16_t qclass, uint64_t now_ms,
-                   const cache_options& opts);
+                   uint16_t qclass, uint64_t now_ms, const cache_options& opts);
 
 class cache {
 public:
@@ -198,7 +197,7 @@ private:
 
   mutable std::mutex opts_mtx_;
   cache_options opts_;
-  std::atomic<size_t> per_shard_{0}; ///< 0: caching is off
+  std::atomic<size_t> per_shard_{0};  ///< 0: caching is off
   std::atomic<uint64_t> stale_ms_{0}; ///< serve_stale_s in ms
   std::vector<std::unique_ptr<shard>> shards_;
 };

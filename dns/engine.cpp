@@ -139,9 +139,15 @@ void answer_local(knot_pkt_t* qpkt, const query& q, const local_name& n,
       truncated = true;
   };
   switch (q.qtype) {
-    case KNOT_RRTYPE_A: put(KNOT_RRTYPE_A, n.a.get()); break;
-    case KNOT_RRTYPE_AAAA: put(KNOT_RRTYPE_AAAA, n.aaaa.get()); break;
-    case KNOT_RRTYPE_PTR: put(KNOT_RRTYPE_PTR, n.ptr.get()); break;
+    case KNOT_RRTYPE_A:
+      put(KNOT_RRTYPE_A, n.a.get());
+      break;
+    case KNOT_RRTYPE_AAAA:
+      put(KNOT_RRTYPE_AAAA, n.aaaa.get());
+      break;
+    case KNOT_RRTYPE_PTR:
+      put(KNOT_RRTYPE_PTR, n.ptr.get());
+      break;
     case KNOT_RRTYPE_ANY: {
       // RFC 8482: a subset is enough; without addresses, one HINFO.
       put(KNOT_RRTYPE_A, n.a.get());
@@ -155,16 +161,17 @@ void answer_local(knot_pkt_t* qpkt, const query& q, const local_name& n,
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
   if (!answered && !truncated) {
     // NODATA: NOERROR, no answer, a synthesised SOA for negative caching.
     knot_pkt_begin(resp, KNOT_AUTHORITY);
     auto rd = soa_rdata(n.owner, tbl.serial(), tbl.ttl());
     knot_rrset_t soa;
-    knot_rrset_init(&soa, reinterpret_cast<knot_dname_t*>(
-                            const_cast<char*>(n.owner.data())),
-                    KNOT_RRTYPE_SOA, KNOT_CLASS_IN, tbl.ttl());
+    knot_rrset_init(
+      &soa, reinterpret_cast<knot_dname_t*>(const_cast<char*>(n.owner.data())),
+      KNOT_RRTYPE_SOA, KNOT_CLASS_IN, tbl.ttl());
     if (knot_rrset_add_rdata(&soa, rd.data(), static_cast<uint16_t>(rd.size()),
                              nullptr)
         == KNOT_EOK)
@@ -181,9 +188,8 @@ void answer_local(knot_pkt_t* qpkt, const query& q, const local_name& n,
 
 } // namespace
 
-query_result handle_query(const uint8_t* data, size_t len,
-                          const query_env& env, query& q,
-                          std::vector<uint8_t>& out) {
+query_result handle_query(const uint8_t* data, size_t len, const query_env& env,
+                          query& q, std::vector<uint8_t>& out) {
   query_result r;
   out.clear();
   q.reset(env.via);
@@ -214,13 +220,12 @@ query_result handle_query(const uint8_t* data, size_t len,
       q.edns = true;
       q.dnssec_ok = knot_edns_do(pkt->opt_rr);
       auto payload = knot_edns_get_payload(pkt->opt_rr);
-      q.limit = std::max<uint16_t>(512, std::min(payload,
-                                                 env.max_udp_payload));
+      q.limit = std::max<uint16_t>(512, std::min(payload, env.max_udp_payload));
     }
   }
   auto fail = [&](disposition d, uint16_t rcode, bool with_question) {
-    write_error(q, with_question && have_question, rcode,
-                env.max_udp_payload, out);
+    write_error(q, with_question && have_question, rcode, env.max_udp_payload,
+                out);
     r.what = out.empty() ? disposition::drop : d;
     r.rcode = rcode;
     return r;
@@ -241,7 +246,8 @@ query_result handle_query(const uint8_t* data, size_t len,
     case KNOT_RRTYPE_AXFR:
     case KNOT_RRTYPE_IXFR:
       return fail(disposition::error, KNOT_RCODE_NOTIMPL, true);
-    default: break;
+    default:
+      break;
   }
   if (env.tbl != nullptr) {
     if (auto n = env.tbl->find(q.lower)) {
@@ -255,10 +261,10 @@ query_result handle_query(const uint8_t* data, size_t len,
   }
   if (env.answers != nullptr) {
     char key[max_cache_key_size];
-    if (auto e = env.answers->find(
-          cache_key(key, q.lower, q.qtype, q.qclass, q.dnssec_ok,
-                    q.checking_disabled()),
-          env.now_ms)) {
+    if (auto e
+        = env.answers->find(cache_key(key, q.lower, q.qtype, q.qclass,
+                                      q.dnssec_ok, q.checking_disabled()),
+                            env.now_ms)) {
       respond_from_entry(q, *e, env.now_ms, env.max_udp_payload, out);
       r.what = out.empty() ? disposition::drop : disposition::cached;
       r.rcode = e->rcode;
@@ -272,9 +278,9 @@ query_result handle_query(const uint8_t* data, size_t len,
   return r;
 }
 
-void respond_from_entry(const query& q, const cache_entry& e,
-                        uint64_t now_ms, uint16_t max_udp_payload,
-                        std::vector<uint8_t>& out, uint32_t fixed_ttl) {
+void respond_from_entry(const query& q, const cache_entry& e, uint64_t now_ms,
+                        uint16_t max_udp_payload, std::vector<uint8_t>& out,
+                        uint32_t fixed_ttl) {
   size_t question_end = KNOT_WIRE_HEADER_SIZE + q.qname.size() + 4;
   if (e.body_size() < question_end || q.qname.size() != e.name().size()) {
     respond_error(q, KNOT_RCODE_SERVFAIL, max_udp_payload, out);
@@ -285,11 +291,11 @@ void respond_from_entry(const query& q, const cache_entry& e,
   knot_wire_set_id(wire, q.id);
   std::memcpy(wire + KNOT_WIRE_HEADER_SIZE, q.qname.data(), q.qname.size());
   auto f1 = knot_wire_get_flags1(wire);
-  knot_wire_set_flags1(wire, static_cast<uint8_t>((f1 & ~0x01)
-                                                  | (q.flags1 & 0x01)));
+  knot_wire_set_flags1(wire,
+                       static_cast<uint8_t>((f1 & ~0x01) | (q.flags1 & 0x01)));
   auto f2 = knot_wire_get_flags2(wire);
-  knot_wire_set_flags2(wire, static_cast<uint8_t>((f2 & ~0x10)
-                                                  | (q.flags2 & 0x10)));
+  knot_wire_set_flags2(wire,
+                       static_cast<uint8_t>((f2 & ~0x10) | (q.flags2 & 0x10)));
   uint64_t elapsed = now_ms > e.stored_ms ? (now_ms - e.stored_ms) / 1000 : 0;
   for (size_t i = 0; i < e.ttl_count(); ++i) {
     auto off = e.ttl_offset(i);
@@ -306,8 +312,8 @@ void respond_from_entry(const query& q, const cache_entry& e,
   if (q.edns) {
     opt_rr opt{max_udp_payload, q.dnssec_ok};
     if (opt.ok())
-      opt_len = knot_rrset_to_wire(&opt.rr, opt_wire, sizeof(opt_wire),
-                                   nullptr);
+      opt_len
+        = knot_rrset_to_wire(&opt.rr, opt_wire, sizeof(opt_wire), nullptr);
     if (opt_len < 0)
       opt_len = 0;
   }
@@ -334,14 +340,13 @@ void respond_error(const query& q, uint16_t rcode, uint16_t max_udp_payload,
 
 std::vector<uint8_t> upstream_query(const query& q, uint16_t max_udp_payload) {
   std::vector<uint8_t> out(KNOT_WIRE_HEADER_SIZE + q.lower.size() + 4 + 64);
-  pkt_ptr pkt{knot_pkt_new(out.data(), static_cast<uint16_t>(out.size()),
-                           nullptr)};
+  pkt_ptr pkt{
+    knot_pkt_new(out.data(), static_cast<uint16_t>(out.size()), nullptr)};
   if (pkt)
     knot_pkt_clear(pkt.get());
   auto name = reinterpret_cast<const knot_dname_t*>(q.lower.data());
   if (!pkt
-      || knot_pkt_put_question(pkt.get(), name, q.qclass, q.qtype)
-           != KNOT_EOK)
+      || knot_pkt_put_question(pkt.get(), name, q.qclass, q.qtype) != KNOT_EOK)
     return {};
   knot_wire_set_rd(pkt->wire);
   if (q.checking_disabled())

@@ -30,10 +30,10 @@ enum class disposition : uint8_t {
 /// gone (kept while it waits for an upstream).
 struct query {
   uint16_t id = 0;
-  uint8_t flags1 = 0;     ///< header byte 2 as sent (RD, opcode)
-  uint8_t flags2 = 0;     ///< header byte 3 as sent (CD, AD)
-  std::string qname;      ///< wire name, case as sent
-  std::string lower;      ///< lower-cased wire name
+  uint8_t flags1 = 0; ///< header byte 2 as sent (RD, opcode)
+  uint8_t flags2 = 0; ///< header byte 3 as sent (CD, AD)
+  std::string qname;  ///< wire name, case as sent
+  std::string lower;  ///< lower-cased wire name
   uint16_t qtype = 0;
   uint16_t qclass = 0;
   bool edns = false;      ///< the client sent OPT
@@ -54,8 +54,7 @@ struct query {
     via = t;
   }
   std::string cache_key() const {
-    return dns::cache_key(lower, qtype, qclass, dnssec_ok,
-                          checking_disabled());
+    return dns::cache_key(lower, qtype, qclass, dnssec_ok, checking_disabled());
   }
 };
 
@@ -65,9 +64,9 @@ struct query_env {
   cache* answers = nullptr;   ///< may be null: no cache
   uint64_t now_ms = 0;        ///< for cache expiry and TTL decrement
   transport via = transport::udp;
-  bool client_allowed = true; ///< ACL verdict for the source address
+  bool client_allowed = true;      ///< ACL verdict for the source address
   uint16_t max_udp_payload = 1232; ///< our EDNS payload size
-  uint32_t rotation = 0;      ///< varies the order of several addresses
+  uint32_t rotation = 0;           ///< varies the order of several addresses
 };
 
 struct query_result {
@@ -81,17 +80,16 @@ struct query_result {
 
 /// Handles one client packet. Unless the result is `forward` or `drop`,
 /// `out` holds the response. For `forward`, `q` describes the query.
-query_result handle_query(const uint8_t* data, size_t len,
-                          const query_env& env, query& q,
-                          std::vector<uint8_t>& out);
+query_result handle_query(const uint8_t* data, size_t len, const query_env& env,
+                          query& q, std::vector<uint8_t>& out);
 
 /// The response to `q` from a cache entry: the client's ID, question case,
 /// RD/CD bits and EDNS, TTLs decremented by the time since it was stored.
 /// A UDP answer that does not fit q.limit is sent empty with TC. With
 /// `fixed_ttl` > 0 every TTL is that instead (serve-stale answers: 30).
-void respond_from_entry(const query& q, const cache_entry& e,
-                        uint64_t now_ms, uint16_t max_udp_payload,
-                        std::vector<uint8_t>& out, uint32_t fixed_ttl = 0);
+void respond_from_entry(const query& q, const cache_entry& e, uint64_t now_ms,
+                        uint16_t max_udp_payload, std::vector<uint8_t>& out,
+                        uint32_t fixed_ttl = 0);
 
 /// An empty response to `q` with `rcode` (e.g. SERVFAIL).
 void respond_error(const query& q, uint16_t rcode, uint16_t max_udp_payload,

@@ -213,7 +213,7 @@ struct forwarder::impl {
   /// One upstream exchange: the tries of one question over the servers.
   struct exchange {
     uint64_t serial = 0;
-    std::string key; ///< in_flight key; empty for probes
+    std::string key;                     ///< in_flight key; empty for probes
     std::vector<config::upstream> order; ///< servers in the order tried
     std::vector<uint8_t> wire;
     std::vector<callback> waiters;
@@ -225,7 +225,7 @@ struct forwarder::impl {
     size_t server = 0; ///< index in order
     uint64_t sent_us = 0;
     uint64_t deadline_us = 0;
-    bool tcp = false; ///< at c-ares
+    bool tcp = false;        ///< at c-ares
     bool mixed_case = false; ///< this try's name has 0x20 upper-case
     std::string error;
     bool probe = false;
@@ -251,7 +251,7 @@ struct forwarder::impl {
   uint64_t next_serial = 1; // 0 is the wake fd's tag in epoll
   std::unordered_map<uint64_t, exchange> exchanges;
   std::unordered_map<std::string, uint64_t> in_flight; ///< key -> serial
-  std::set<std::pair<uint64_t, uint64_t>> deadlines; ///< (when, serial)
+  std::set<std::pair<uint64_t, uint64_t>> deadlines;   ///< (when, serial)
   /// TCP channels by "server|timeout".
   std::map<std::string, ares_channel> tcp_channels;
   std::atomic<uint64_t> sent{0}, coalesced{0}, answered{0}, failed{0},
@@ -269,7 +269,7 @@ struct forwarder::impl {
       h.server = servers[i];
       h.last_used_us = now;
       // Failed servers after every healthy one, in configured order.
-      uint64_t s = h.failures > 0 ? (uint64_t{1} << 62) + i
+      uint64_t s = h.failures > 0   ? (uint64_t{1} << 62) + i
                    : h.srtt_us == 0 ? unknown_rtt_us
                                     : h.srtt_us;
       score[i] = {s, i};
@@ -316,8 +316,10 @@ struct forwarder::impl {
     std::lock_guard<std::mutex> guard{health_mtx};
     auto& h = infra[server_id(s)];
     if (c == caps_state::lowers && h.caps != c)
-      NWD_LOG_INFO(component, "upstream {} does not keep the case of "
-                   "questions: 0x20 off for it", server_id(s));
+      NWD_LOG_INFO(component,
+                   "upstream {} does not keep the case of "
+                   "questions: 0x20 off for it",
+                   server_id(s));
     h.caps = c;
   }
 
@@ -362,9 +364,9 @@ struct forwarder::impl {
       std::lock_guard<std::mutex> guard{health_mtx};
       auto& h = infra[server_id(s)];
       h.failures = std::max<uint32_t>(h.failures, 1) + 1;
-      h.backoff_us = std::min<uint64_t>(
-        std::max<uint64_t>(h.backoff_us, 1000) * 2,
-        uint64_t(opts.max_probe_backoff_ms) * 1000);
+      h.backoff_us
+        = std::min<uint64_t>(std::max<uint64_t>(h.backoff_us, 1000) * 2,
+                             uint64_t(opts.max_probe_backoff_ms) * 1000);
       h.probe_at_us = now_us() + h.backoff_us;
     }
     std::lock_guard<std::mutex> guard{health_mtx};
@@ -445,8 +447,8 @@ struct forwarder::impl {
       ex.error = "bad upstream address " + s.ip;
       return false;
     }
-    int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                      0);
+    int fd
+      = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       ex.error = std::string("socket: ") + std::strerror(errno);
       return false;
@@ -482,8 +484,8 @@ struct forwarder::impl {
     }
     ex.fd = fd;
     ex.sent_us = now_us();
-    ex.deadline_us = ex.sent_us
-                     + uint64_t(ex.base_timeout_ms) * 1000 * (1ull << ex.round);
+    ex.deadline_us
+      = ex.sent_us + uint64_t(ex.base_timeout_ms) * 1000 * (1ull << ex.round);
     deadlines.emplace(ex.deadline_us, ex.serial);
     return true;
   }
@@ -535,7 +537,7 @@ struct forwarder::impl {
       uint16_t rcode = buf[3] & 0x0f;
       if (rcode == rcode_servfail || rcode == rcode_refused
           || rcode == rcode_notimp) {
-        ex.error = rcode == rcode_servfail ? "upstream answered SERVFAIL"
+        ex.error = rcode == rcode_servfail  ? "upstream answered SERVFAIL"
                    : rcode == rcode_refused ? "upstream answered REFUSED"
                                             : "upstream answered NOTIMP";
         record_failure(s, false);
@@ -687,8 +689,8 @@ struct forwarder::impl {
       int wait_ms = 1000;
       if (!deadlines.empty()) {
         auto first = deadlines.begin()->first;
-        wait_ms = first <= now ? 0
-                               : static_cast<int>((first - now + 999) / 1000);
+        wait_ms
+          = first <= now ? 0 : static_cast<int>((first - now + 999) / 1000);
       }
       // Probes are looked at at least every 100 ms.
       wait_ms = std::min(wait_ms, 100);
@@ -713,8 +715,8 @@ struct forwarder::impl {
         timeval max{wait_ms / 1000, (wait_ms % 1000) * 1000};
         timeval tv{};
         if (ares_timeout(ch, &max, &tv) != nullptr)
-          wait_ms = std::min(wait_ms, static_cast<int>(tv.tv_sec * 1000
-                                                       + tv.tv_usec / 1000));
+          wait_ms = std::min(
+            wait_ms, static_cast<int>(tv.tv_sec * 1000 + tv.tv_usec / 1000));
       }
       if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR)
         NWD_LOG_ERROR(component, "poll: {}", std::strerror(errno));
@@ -869,8 +871,8 @@ std::vector<forwarder::upstream_health> forwarder::health() const {
   std::lock_guard<std::mutex> guard{impl_->health_mtx};
   std::vector<upstream_health> out;
   for (auto& [id, h] : impl_->infra)
-    out.push_back(upstream_health{id, h.srtt_us, h.failures, h.answers,
-                                  h.timeouts});
+    out.push_back(
+      upstream_health{id, h.srtt_us, h.failures, h.answers, h.timeouts});
   std::sort(out.begin(), out.end(),
             [](auto& a, auto& b) { return a.server < b.server; });
   return out;

@@ -43,8 +43,8 @@
 #include <thread>
 #include <vector>
 
-#include "net/cluster/config.hpp"
 #include "net/base/result.hpp"
+#include "net/cluster/config.hpp"
 
 namespace networkd::dns {
 
@@ -85,9 +85,10 @@ public:
   void stop();
 
   /// Thread-safe. Sends `wire` (a complete query) to `servers`, tried in
-  /// the order of their health (see above). A request whose `key` and server list equal one already in
-  /// flight is coalesced with it: one upstream query, every `done` called
-  /// with its answer. Callbacks run on the forwarder thread.
+  /// the order of their health (see above). A request whose `key` and server
+  /// list equal one already in flight is coalesced with it: one upstream query,
+  /// every `done` called with its answer. Callbacks run on the forwarder
+  /// thread.
   void submit(std::string key, std::vector<config::upstream> servers,
               std::vector<uint8_t> wire, callback done);
 
@@ -103,8 +104,8 @@ public:
 
   /// One upstream's health as the forwarder sees it.
   struct upstream_health {
-    std::string server; ///< "ip#port"
-    uint64_t srtt_us = 0; ///< 0: never answered
+    std::string server;    ///< "ip#port"
+    uint64_t srtt_us = 0;  ///< 0: never answered
     uint32_t failures = 0; ///< consecutive
     uint64_t answers = 0;
     uint64_t timeouts = 0;
@@ -116,13 +117,13 @@ public:
     uint64_t coalesced = 0; ///< requests that joined one in flight
     uint64_t answered = 0;
     uint64_t failed = 0;
-    uint64_t refused = 0; ///< over max_in_flight or max_waiters
+    uint64_t refused = 0;        ///< over max_in_flight or max_waiters
     uint64_t latency_us_sum = 0; ///< over answered exchanges
     /// Datagrams dropped on a query socket: wrong ID, not a response,
     /// another question (wrong source: the kernel drops those).
     uint64_t mismatched = 0;
-    uint64_t probes = 0;       ///< background probes of failed upstreams
-    uint64_t tcp_retries = 0;  ///< truncated UDP answers asked again on TCP
+    uint64_t probes = 0;      ///< background probes of failed upstreams
+    uint64_t tcp_retries = 0; ///< truncated UDP answers asked again on TCP
   };
   counters stats() const;
 

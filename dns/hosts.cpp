@@ -12,8 +12,8 @@ std::vector<std::string_view> fields(std::string_view line) {
   std::vector<std::string_view> out;
   size_t i = 0;
   while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t'
-                               || line[i] == '\r'))
+    while (i < line.size()
+           && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
       ++i;
     size_t start = i;
     while (i < line.size() && line[i] != ' ' && line[i] != '\t'

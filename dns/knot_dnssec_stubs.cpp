@@ -38,8 +38,7 @@ int dnssec_tsig_new(dnssec_tsig_ctx_t** ctx, dnssec_tsig_algorithm_t,
   return DNSSEC_NOT_IMPLEMENTED_ERROR;
 }
 
-void dnssec_tsig_free(dnssec_tsig_ctx_t*) {
-}
+void dnssec_tsig_free(dnssec_tsig_ctx_t*) {}
 
 int dnssec_tsig_add(dnssec_tsig_ctx_t*, const dnssec_binary_t*) {
   return DNSSEC_NOT_IMPLEMENTED_ERROR;

@@ -13,14 +13,14 @@
 namespace networkd::dns {
 
 struct query_spec {
-  std::string name;           ///< presentation form, case kept
-  uint16_t qtype = 1;         ///< A
-  uint16_t qclass = 1;        ///< IN
+  std::string name;    ///< presentation form, case kept
+  uint16_t qtype = 1;  ///< A
+  uint16_t qclass = 1; ///< IN
   uint16_t id = 0;
   bool rd = true;
   bool cd = false;
   bool edns = false;
-  uint16_t payload = 1232;    ///< EDNS UDP payload size
+  uint16_t payload = 1232; ///< EDNS UDP payload size
   bool dnssec_ok = false;
   uint8_t edns_version = 0;
 };
@@ -40,8 +40,7 @@ struct record {
 struct message {
   uint16_t id = 0;
   uint16_t rcode = 0; ///< including the extended bits from OPT
-  bool qr = false, aa = false, tc = false, rd = false, ra = false,
-       cd = false;
+  bool qr = false, aa = false, tc = false, rd = false, ra = false, cd = false;
   std::string qname; ///< presentation form as on the wire, no dot
   uint16_t qtype = 0;
   uint16_t qclass = 0;

@@ -65,8 +65,8 @@ struct endpoint {
 result<endpoint> parse_endpoint(const std::string& text) {
   auto hp = split_host_port(text);
   if (!hp)
-    return make_failure("bad_option", "listen address '" + text
-                                        + "': " + hp.error().message);
+    return make_failure("bad_option",
+                        "listen address '" + text + "': " + hp.error().message);
   const auto& host = hp->host;
   int port = hp->port;
   auto addr = parse_ip(host);
@@ -109,12 +109,24 @@ struct alignas(64) thread_counters {
   void count(const query_result& r) {
     count_query(r.qtype);
     switch (r.what) {
-      case disposition::local: bump(local); break;
-      case disposition::cached: bump(cached); break;
-      case disposition::error: bump(errors); break;
-      case disposition::refused: bump(refused); break;
-      case disposition::forward: bump(forwarded); break;
-      case disposition::drop: bump(dropped); break;
+      case disposition::local:
+        bump(local);
+        break;
+      case disposition::cached:
+        bump(cached);
+        break;
+      case disposition::error:
+        bump(errors);
+        break;
+      case disposition::refused:
+        bump(refused);
+        break;
+      case disposition::forward:
+        bump(forwarded);
+        break;
+      case disposition::drop:
+        bump(dropped);
+        break;
     }
     if (r.what != disposition::forward && r.what != disposition::drop)
       count_rcode(r.rcode);
@@ -191,13 +203,13 @@ struct server::impl {
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> tcp_mailbox;
   int tcp_wake = -1;
   std::atomic<uint64_t> tcp_open{0}, tcp_rejected{0},
-    tcp_rejected_per_client{0}, tcp_closed_idle{0},
-    tcp_closed_write_timeout{0}, tcp_closed_output{0},
-    tcp_closed_lifetime{0}, tcp_out_bytes{0}, tcp_out_peak{0};
+    tcp_rejected_per_client{0}, tcp_closed_idle{0}, tcp_closed_write_timeout{0},
+    tcp_closed_output{0}, tcp_closed_lifetime{0}, tcp_out_bytes{0},
+    tcp_out_peak{0};
   std::atomic<uint64_t> stale_answers{0}, prefetches{0};
 
   explicit impl(const server_options& o)
-    : opts(o), answers(o.cache), fwd(o.upstream) {}
+      : opts(o), answers(o.cache), fwd(o.upstream) {}
 
   thread_counters& forwarder_counters() { return counters.back(); }
   /// Rcodes of forwarded and stale answers: written by the forwarder
@@ -219,8 +231,8 @@ struct server::impl {
       bool ours = ip == "127.0.0.53";
       for (auto& ep : endpoints) {
         bool wildcard = ep.ip == "0.0.0.0" || ep.ip == "::";
-        bool loopback = addr->family == AF_INET ? addr->bytes[0] == 127
-                                                : ip == "::1";
+        bool loopback
+          = addr->family == AF_INET ? addr->bytes[0] == 127 : ip == "::1";
         bool same = ep.ip == ip || (wildcard && loopback);
         ours = ours || (ep.port == u.port && same);
       }
@@ -247,38 +259,37 @@ struct server::impl {
       }
     }
     auto wire = upstream_query(q, opts.max_udp_payload);
-    fwd.submit(key, std::move(servers), std::move(wire),
-               [this, q, key, reply = std::move(reply)](
-                 const upstream_answer& a) {
-                 auto now = steady_ms();
-                 std::shared_ptr<const cache_entry> e;
-                 if (a.ok)
-                   e = make_cache_entry(q.lower, q.qtype, q.qclass,
-                                        a.wire.data(), a.wire.size(), now,
-                                        answers.options());
-                 if (!e || e->failure) {
-                   // Every upstream failed: the entry in the cache, live
-                   // (a failed prefetch) or expired (serve-stale), beats
-                   // SERVFAIL and stays cached instead of the failure.
-                   if (auto old = answers.find_fallback(key, now)) {
-                     if (reply)
-                       send_fallback(q, *old, reply);
-                     return;
-                   }
-                 }
-                 if (!e)
-                   e = make_failure_entry(q.lower, q.qtype, q.qclass, now,
-                                          answers.options());
-                 if (!e)
-                   return;
-                 answers.put(key, e);
-                 if (!reply)
-                   return;
-                 std::vector<uint8_t> out;
-                 respond_from_entry(q, *e, now, opts.max_udp_payload, out);
-                 count_forwarded_rcode(e->rcode);
-                 reply(std::move(out));
-               });
+    fwd.submit(
+      key, std::move(servers), std::move(wire),
+      [this, q, key, reply = std::move(reply)](const upstream_answer& a) {
+        auto now = steady_ms();
+        std::shared_ptr<const cache_entry> e;
+        if (a.ok)
+          e = make_cache_entry(q.lower, q.qtype, q.qclass, a.wire.data(),
+                               a.wire.size(), now, answers.options());
+        if (!e || e->failure) {
+          // Every upstream failed: the entry in the cache, live
+          // (a failed prefetch) or expired (serve-stale), beats
+          // SERVFAIL and stays cached instead of the failure.
+          if (auto old = answers.find_fallback(key, now)) {
+            if (reply)
+              send_fallback(q, *old, reply);
+            return;
+          }
+        }
+        if (!e)
+          e = make_failure_entry(q.lower, q.qtype, q.qclass, now,
+                                 answers.options());
+        if (!e)
+          return;
+        answers.put(key, e);
+        if (!reply)
+          return;
+        std::vector<uint8_t> out;
+        respond_from_entry(q, *e, now, opts.max_udp_payload, out);
+        count_forwarded_rcode(e->rcode);
+        reply(std::move(out));
+      });
   }
 
   /// Answers from a cache entry after an upstream failure: a live one as
@@ -347,8 +358,7 @@ struct server::impl {
         msgs[i].msg_hdr.msg_iov = &iov[2 * i];
         msgs[i].msg_hdr.msg_iovlen = 2;
       }
-      int got = ::recvmmsg(fd, msgs.data(), batch_size, MSG_DONTWAIT,
-                           nullptr);
+      int got = ::recvmmsg(fd, msgs.data(), batch_size, MSG_DONTWAIT, nullptr);
       if (got <= 0)
         return 0;
       refresh();
@@ -383,12 +393,12 @@ struct server::impl {
         if (r.what == disposition::forward) {
           auto client = addrs[i];
           auto client_len = msgs[i].msg_hdr.msg_namelen;
-          forward(q, *snapshot, [fd, client, client_len](
-                                  std::vector<uint8_t>&& bytes) {
-            ::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT,
-                     reinterpret_cast<const sockaddr*>(&client),
-                     client_len);
-          });
+          forward(q, *snapshot,
+                  [fd, client, client_len](std::vector<uint8_t>&& bytes) {
+                    ::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT,
+                             reinterpret_cast<const sockaddr*>(&client),
+                             client_len);
+                  });
           continue;
         }
         if (out.empty())
@@ -403,9 +413,9 @@ struct server::impl {
       }
       size_t done = 0;
       while (done < replies) {
-        int sent = ::sendmmsg(fd, out_msgs.data() + done,
-                              static_cast<unsigned>(replies - done),
-                              MSG_DONTWAIT);
+        int sent
+          = ::sendmmsg(fd, out_msgs.data() + done,
+                       static_cast<unsigned>(replies - done), MSG_DONTWAIT);
         if (sent <= 0) {
           ++done; // skip the one that failed (e.g. ICMP error pending)
           continue;
@@ -504,8 +514,8 @@ struct server::impl {
       return (c.eof || c.draining) && c.pending == 0 && c.out.empty();
     };
     auto set_interest = [&](connection& c) {
-      uint32_t want = (wants_input(c) ? EPOLLIN : 0u)
-                      | (c.out.empty() ? 0u : EPOLLOUT);
+      uint32_t want
+        = (wants_input(c) ? EPOLLIN : 0u) | (c.out.empty() ? 0u : EPOLLOUT);
       if (want == c.events)
         return;
       epoll_event ev{};
@@ -560,8 +570,8 @@ struct server::impl {
       env.now_ms = steady_ms();
       env.via = transport::tcp;
       env.max_udp_payload = opts.max_udp_payload;
-      env.client_allowed = access.allows(
-        reinterpret_cast<const sockaddr*>(&c.peer));
+      env.client_allowed
+        = access.allows(reinterpret_cast<const sockaddr*>(&c.peer));
       env.rotation = rotation++;
       auto r = handle_query(data, len, env, q, out);
       ctr.count(r);
@@ -646,7 +656,8 @@ struct server::impl {
             return a.second.out.size() < b.second.out.size();
           });
         ++tcp_closed_output;
-        NWD_LOG_DEBUG(component, "tcp: closing a connection with {} bytes "
+        NWD_LOG_DEBUG(component,
+                      "tcp: closing a connection with {} bytes "
                       "queued: all connections hold {}",
                       worst->second.out.size(), total_out);
         close_conn(worst->first);
@@ -762,8 +773,7 @@ struct server::impl {
         if (got & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
           // A peer that is gone while we do not read from it: nobody
           // would take its answers.
-          ok = wants_input(c) ? on_readable(c)
-                              : !(got & (EPOLLHUP | EPOLLERR));
+          ok = wants_input(c) ? on_readable(c) : !(got & (EPOLLHUP | EPOLLERR));
         }
         if (!ok || !advance(c) || finished(c))
           close_conn(tag);
@@ -841,8 +851,8 @@ result<unit> server::start() {
     int fd = make_socket(ep, SOCK_STREAM, false, error);
     if (fd < 0) {
       p->close_all();
-      return make_failure("bind", "tcp " + ep.ip + ":"
-                                    + std::to_string(ep.port) + ": " + error);
+      return make_failure("bind", "tcp " + ep.ip + ":" + std::to_string(ep.port)
+                                    + ": " + error);
     }
     p->tcp_listeners.push_back(fd);
   }
@@ -853,8 +863,7 @@ result<unit> server::start() {
       if (fd < 0) {
         p->close_all();
         return make_failure("bind", "udp " + ep.ip + ":"
-                                      + std::to_string(ep.port) + ": "
-                                      + error);
+                                      + std::to_string(ep.port) + ": " + error);
       }
       p->udp_socks.back().push_back(fd);
     }
@@ -901,8 +910,8 @@ void server::publish(std::shared_ptr<const table> t,
     // go of the table last.
     const table* raw = t.get();
     t = std::shared_ptr<const table>(
-      raw, [held = std::move(t), after_free = std::move(after_free)](
-             const table*) mutable {
+      raw, [held = std::move(t),
+            after_free = std::move(after_free)](const table*) mutable {
         held.reset();
         after_free();
       });
@@ -950,8 +959,8 @@ void server::tune(const config::dns_knobs& k) {
     return;
   }
   impl_->answers.set_serve_stale(k.serve_stale_s);
-  impl_->answers.tune(static_cast<size_t>(k.cache_size), k.min_ttl,
-                      k.max_ttl, k.neg_ttl_max);
+  impl_->answers.tune(static_cast<size_t>(k.cache_size), k.min_ttl, k.max_ttl,
+                      k.neg_ttl_max);
   impl_->fwd.set_timeout(static_cast<int>(k.upstream_timeout.count()));
 }
 

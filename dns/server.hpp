@@ -39,8 +39,8 @@
 #include "dns/cache.hpp"
 #include "dns/forwarder.hpp"
 #include "dns/table.hpp"
-#include "net/cluster/knobs.hpp"
 #include "net/base/result.hpp"
+#include "net/cluster/knobs.hpp"
 
 namespace networkd::dns {
 
@@ -58,7 +58,7 @@ struct server_options {
   unsigned workers = 0; ///< UDP threads; 0 = number of cores
   /// Sources allowed besides loopback (CIDRs); others get REFUSED.
   std::vector<std::string> allowed_networks;
-  bool allow_loopback = true; ///< tests turn this off to exercise the ACL
+  bool allow_loopback = true;      ///< tests turn this off to exercise the ACL
   uint16_t max_udp_payload = 1232; ///< our EDNS payload size
   cache_options cache = server_cache_defaults();
   forwarder_options upstream;

@@ -10,11 +10,16 @@ namespace networkd::dns {
 
 const char* to_string(name_source s) {
   switch (s) {
-    case name_source::dynamic: return "dynamic";
-    case name_source::domain: return "domain";
-    case name_source::hosts: return "hosts";
-    case name_source::wildcard: return "wildcard";
-    case name_source::reverse: return "reverse";
+    case name_source::dynamic:
+      return "dynamic";
+    case name_source::domain:
+      return "domain";
+    case name_source::hosts:
+      return "hosts";
+    case name_source::wildcard:
+      return "wildcard";
+    case name_source::reverse:
+      return "reverse";
   }
   return "?";
 }
@@ -85,17 +90,21 @@ std::shared_ptr<const table> table::build(const table_input& in,
   for (auto& d : in.domains) {
     std::vector<std::string> ips;
     switch (d.type) {
-      case config::domain_type::fixed: ips = d.ips; break;
+      case config::domain_type::fixed:
+        ips = d.ips;
+        break;
       case config::domain_type::node:
         if (!in.node_ip.empty())
           ips.push_back(in.node_ip);
         break;
-      case config::domain_type::webrouter: ips = in.webrouter_ips; break;
+      case config::domain_type::webrouter:
+        ips = in.webrouter_ips;
+        break;
     }
     std::string text = d.name;
     if (d.wildcard)
       text = d.suffix.empty() && d.name.rfind("*.", 0) == 0 ? d.name.substr(2)
-                                                             : d.suffix;
+                                                            : d.suffix;
     auto wire = wire_name(text);
     if (wire.size() <= 1) {
       bad_name("domain", d.name);
@@ -239,8 +248,8 @@ std::string table::config_text() const {
     servers.emplace(text_name(wire), list);
   for (auto& [name, list] : servers)
     for (auto& u : list)
-      out += "server=/" + name + "/" + u.ip + "#" + std::to_string(u.port)
-             + "\n";
+      out
+        += "server=/" + name + "/" + u.ip + "#" + std::to_string(u.port) + "\n";
   for (auto& u : upstreams_)
     out += "nameserver " + u.ip + "#" + std::to_string(u.port) + "\n";
   return out;

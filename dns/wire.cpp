@@ -41,8 +41,8 @@ std::optional<ip_address> parse_ip(std::string_view text) {
     return addr;
   }
   if (inet_pton(AF_INET6, copy.c_str(), addr.bytes.data()) == 1) {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
-                                       0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t mapped[12]
+      = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (std::memcmp(addr.bytes.data(), mapped, sizeof(mapped)) == 0) {
       ip_address v4;
       v4.family = AF_INET;
@@ -89,14 +89,22 @@ std::string type_name(uint16_t type) {
 
 std::string rcode_name(uint16_t rcode) {
   switch (rcode) {
-    case KNOT_RCODE_NOERROR: return "NOERROR";
-    case KNOT_RCODE_FORMERR: return "FORMERR";
-    case KNOT_RCODE_SERVFAIL: return "SERVFAIL";
-    case KNOT_RCODE_NXDOMAIN: return "NXDOMAIN";
-    case KNOT_RCODE_NOTIMPL: return "NOTIMP";
-    case KNOT_RCODE_REFUSED: return "REFUSED";
-    case KNOT_RCODE_BADVERS: return "BADVERS";
-    default: return "RCODE" + std::to_string(rcode);
+    case KNOT_RCODE_NOERROR:
+      return "NOERROR";
+    case KNOT_RCODE_FORMERR:
+      return "FORMERR";
+    case KNOT_RCODE_SERVFAIL:
+      return "SERVFAIL";
+    case KNOT_RCODE_NXDOMAIN:
+      return "NXDOMAIN";
+    case KNOT_RCODE_NOTIMPL:
+      return "NOTIMP";
+    case KNOT_RCODE_REFUSED:
+      return "REFUSED";
+    case KNOT_RCODE_BADVERS:
+      return "BADVERS";
+    default:
+      return "RCODE" + std::to_string(rcode);
   }
 }
 

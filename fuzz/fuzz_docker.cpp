@@ -21,11 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in{reinterpret_cast<const char*>(data), size};
   auto parts = fuzz::split(in, fuzz::sep, 2);
   auto body = fuzz::expand(parts[0]);
-  (void) docker::parse_reply(body);
+  (void)docker::parse_reply(body);
   auto running = docker::parse_running(body);
   auto wrapped = docker::parse_reply("HTTP/1.1 200 OK\r\n\r\n" + body);
-  if (running.ok() != wrapped.ok()
-      || (running.ok() && *running != *wrapped))
+  if (running.ok() != wrapped.ok() || (running.ok() && *running != *wrapped))
     broken("a 200 reply and its body parse differently");
   if (!running)
     return 0;
@@ -33,6 +32,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!docker::is_running(*running, id))
       broken("a running container's own id is not running");
   if (parts.size() > 1)
-    (void) docker::is_running(*running, std::string{parts[1]});
+    (void)docker::is_running(*running, std::string{parts[1]});
   return 0;
 }

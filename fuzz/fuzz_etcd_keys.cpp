@@ -24,10 +24,10 @@
 #include <variant>
 
 #include "fuzz_util.hpp"
-#include "net/kernel/acl.hpp"
 #include "net/cluster/config.hpp"
 #include "net/cluster/keys.hpp"
 #include "net/cluster/publish.hpp"
+#include "net/kernel/acl.hpp"
 
 using namespace networkd;
 using networkd::fuzz::broken;
@@ -79,8 +79,8 @@ void check_domain(std::string_view name, const config::domain_config& d) {
 
 void check_servers(std::string_view domain,
                    const config::domain_servers_config& s) {
-  auto again = config::parse_domain_servers(
-    domain, publish::render_servers(s.servers));
+  auto again
+    = config::parse_domain_servers(domain, publish::render_servers(s.servers));
   if (!again || !(again->servers == s.servers))
     broken("render_servers of parsed servers does not parse back the same");
 }
@@ -197,7 +197,7 @@ void put(std::string key, std::string_view value, acl::inputs& acls) {
       }
       break;
   }
-  (void) config::to_string(cls.fam);
+  (void)config::to_string(cls.fam);
   check_event(key, value, fam, accepted);
 }
 
@@ -213,9 +213,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     record.remove_prefix(1);
     if (selector == 'X' && !record.empty()) {
       // An ACL key deleted: the next byte picks the family.
-      static constexpr std::string_view acl_prefixes[]
-        = {acl::whitelist_ips_prefix, acl::ex_ports_prefix,
-           acl::in_ports_prefix};
+      static constexpr std::string_view acl_prefixes[] = {
+        acl::whitelist_ips_prefix, acl::ex_ports_prefix, acl::in_ports_prefix};
       auto which = static_cast<uint8_t>(record[0]) % 3;
       record.remove_prefix(1);
       acl::erase(acls, std::string{acl_prefixes[which]} + std::string{record});
@@ -231,6 +230,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto ok = acl::validate(rules); !ok)
     broken("acl::build made rules that acl::validate refuses");
   for (auto& spec : rules.input)
-    (void) acl::normalize(spec);
+    (void)acl::normalize(spec);
   return 0;
 }

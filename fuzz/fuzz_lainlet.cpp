@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target for what networkd reads from lainlet and deployd
-// (net/peers/lainlet.hpp): the body of the /v2/containers watch reply through the
-// chunked decoder and the event-stream parser, the containers JSON of every
+// (net/peers/lainlet.hpp): the body of the /v2/containers watch reply through
+// the chunked decoder and the event-stream parser, the containers JSON of every
 // data event (parse_containers), and deployd's pod groups from etcd
 // (parse_pod_groups). The stream is fed whole and in fuzzed pieces: both
 // must give the same events, counters and body, as the parsers promise that
@@ -90,12 +90,13 @@ void stream(std::string_view body, uint8_t seed, bool small,
   for (auto& ev : a.events) {
     if (ev.data.size() > max_event)
       broken("an event longer than max_event was delivered");
-    (void) to_string(ev.kind);
+    (void)to_string(ev.kind);
     if (ev.kind != event_kind::init && ev.kind != event_kind::update
         && ev.kind != event_kind::erase)
       continue;
     // As the client's apply(): the set comes from the event's data.
-    if (auto r = parse_containers(ev.data, node, small ? 4096 : default_max_size))
+    if (auto r
+        = parse_containers(ev.data, node, small ? 4096 : default_max_size))
       check_containers(*r, node);
   }
 }
@@ -142,8 +143,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view rest{reinterpret_cast<const char*>(data) + 2, size - 2};
   if (mode & 16) {
     auto head = parse_head(rest);
-    if (head && (head->status < 100 || head->status > 999
-                 || (head->chunked && head->content_length)))
+    if (head
+        && (head->status < 100 || head->status > 999
+            || (head->chunked && head->content_length)))
       fuzz::broken("parse_head accepted a bad status or framing");
     return 0;
   }

@@ -114,7 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         current[std::string{config::tinydns_fqdns_prefix} + key] = value;
         break;
       case 'a':
-        (void) publish::is_app_lines(key, value);
+        (void)publish::is_app_lines(key, value);
         break;
       default:
         break;

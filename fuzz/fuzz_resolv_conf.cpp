@@ -28,8 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 4)
     own.push_back("127.0.0.2");
   // resolv.conf files are small; 64 KiB keeps the runs fast.
-  auto text = fuzz::expand(
-    {reinterpret_cast<const char*>(data) + 1, size - 1}, 64 * 1024);
+  auto text = fuzz::expand({reinterpret_cast<const char*>(data) + 1, size - 1},
+                           64 * 1024);
   auto fix = dns::fix_resolv_conf(text, our_ip, own);
   auto servers = dns::resolv_nameservers(fix.text);
   if (servers.empty() || servers.front() != our_ip)
@@ -43,6 +43,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     broken("a rewritten resolv.conf needs another rewrite");
   if (!(again.upstreams == fix.upstreams))
     broken("the upstreams change with the rewrite");
-  (void) dns::resolv_upstreams(text, own);
+  (void)dns::resolv_upstreams(text, own);
   return 0;
 }

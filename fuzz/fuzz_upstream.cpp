@@ -48,8 +48,8 @@ bool question_of(const uint8_t* data, size_t size, query& q) {
 
 void fixed_question(int which, query& q) {
   static const char* names[] = {"Www.Example.COM", "x.lain", "a.b.c.example"};
-  static const uint16_t types[] = {KNOT_RRTYPE_A, KNOT_RRTYPE_AAAA,
-                                   KNOT_RRTYPE_MX};
+  static const uint16_t types[]
+    = {KNOT_RRTYPE_A, KNOT_RRTYPE_AAAA, KNOT_RRTYPE_MX};
   q.qname = wire_name(names[which]);
   // wire_name lower-cases: put some upper case back, as clients send.
   if (which == 0)
@@ -110,7 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!body)
     broken("a cache entry's body does not parse");
   uint64_t lifetime_ms = e->expires_ms - e->stored_ms;
-  uint32_t cap = e->failure   ? opts.failure_ttl
+  uint32_t cap = e->failure    ? opts.failure_ttl
                  : e->negative ? opts.max_negative_ttl
                                : opts.max_ttl;
   if (e->expires_ms < e->stored_ms || lifetime_ms > uint64_t{cap} * 1000)

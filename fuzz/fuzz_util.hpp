@@ -42,8 +42,7 @@ inline std::vector<std::string_view> split(std::string_view text, char by,
 }
 
 /// `text` with its run escapes expanded, at most `limit` bytes.
-inline std::string expand(std::string_view text,
-                          size_t limit = max_expanded) {
+inline std::string expand(std::string_view text, size_t limit = max_expanded) {
   std::string out;
   size_t i = 0;
   while (i < text.size()) {

@@ -27,9 +27,9 @@ result<uint16_t> parse_port(std::string_view text) {
   for (auto c : digits)
     all_digits = all_digits && c >= '0' && c <= '9';
   if (!all_digits)
-    return make_failure("bad_field",
-                        "port \"" + printable(text, max_port_in_message)
-                          + "\" is not a number");
+    return make_failure("bad_field", "port \""
+                                       + printable(text, max_port_in_message)
+                                       + "\" is not a number");
   if (digits.size() != text.size())
     return out_of_range(text);
   uint32_t n = 0;

@@ -17,7 +17,7 @@ namespace networkd {
 result<uint16_t> parse_port(std::string_view text);
 
 struct host_port {
-  std::string host;       ///< without the brackets of "[v6]:port"
+  std::string host; ///< without the brackets of "[v6]:port"
   uint16_t port = 0;
   bool bracketed = false; ///< the text was "[host]:port"
 };

@@ -54,10 +54,9 @@ std::optional<std::string> parse_flat(std::string_view text,
 std::optional<failure> parse_json(std::string_view value,
                                   rapidjson::Document& doc) {
   if (value.size() > max_value_size)
-    return make_failure("too_large",
-                        "value of " + std::to_string(value.size())
-                          + " bytes exceeds the limit of "
-                          + std::to_string(max_value_size));
+    return make_failure("too_large", "value of " + std::to_string(value.size())
+                                       + " bytes exceeds the limit of "
+                                       + std::to_string(max_value_size));
   if (auto why = parse_flat(value, doc))
     return make_failure("bad_json", std::move(*why));
   return std::nullopt;
@@ -86,10 +85,9 @@ std::optional<failure> over_limit(const char* field,
                                   const rapidjson::Value& list, size_t limit) {
   if (list.Size() <= limit)
     return std::nullopt;
-  return make_failure("too_many", std::string(field) + ": "
-                                    + std::to_string(list.Size())
-                                    + " entries (limit "
-                                    + std::to_string(limit) + ")");
+  return make_failure("too_many",
+                      std::string(field) + ": " + std::to_string(list.Size())
+                        + " entries (limit " + std::to_string(limit) + ")");
 }
 
 failure wrong_type(const char* expected, const rapidjson::Value& v) {

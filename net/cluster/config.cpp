@@ -804,9 +804,9 @@ result<container_vip> parse_container_vip(std::string_view suffix,
       break;
     start = slash + 1;
   }
-  if (parts.size() != 4
-      || std::any_of(parts.begin(), parts.end(),
-                     [](auto p) { return p.empty(); }))
+  if (parts.size() != 4 || std::any_of(parts.begin(), parts.end(), [](auto p) {
+        return p.empty();
+      }))
     return fail("expected {app}/{proc}/{instance}/{vip}");
   container_vip out;
   out.app = std::string{parts[0]};
@@ -825,8 +825,7 @@ result<container_vip> parse_container_vip(std::string_view suffix,
     out.used = true;
   else if (value != "unused")
     return make_failure("bad_field",
-                        std::string{container_vips_prefix}
-                          + std::string{suffix}
+                        std::string{container_vips_prefix} + std::string{suffix}
                           + ": expected \"used\" or \"unused\", got "
                           + quote(value));
   return out;
@@ -835,8 +834,7 @@ result<container_vip> parse_container_vip(std::string_view suffix,
 result<std::vector<uint16_t>> parse_streamrouter_ports(std::string_view value) {
   auto r = parse_streamrouter_ports_impl(value);
   if (!r)
-    return failure{r.error().code,
-                   "streamrouter ports: " + r.error().message};
+    return failure{r.error().code, "streamrouter ports: " + r.error().message};
   return r;
 }
 

@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "net/cluster/knobs.hpp"
 #include "net/base/host_port.hpp"
 #include "net/base/result.hpp"
+#include "net/cluster/knobs.hpp"
 
 namespace networkd::config {
 
@@ -21,11 +21,11 @@ constexpr size_t max_value_size = 256 * 1024;
 
 /// How many entries one value may list; more is rejected as "too_many"
 /// naming the field and the limit (README: limits).
-constexpr size_t max_vip_ports = 256;        ///< ports of one VIP key
-constexpr size_t max_excluded_nodes = 1024;  ///< excluded_nodes of one VIP
-constexpr size_t max_domain_ips = 64;        ///< ips of one domain
-constexpr size_t max_domain_servers = 16;    ///< servers of one domain
-constexpr size_t max_vippool = 1024;         ///< streamrouter pool addresses
+constexpr size_t max_vip_ports = 256;       ///< ports of one VIP key
+constexpr size_t max_excluded_nodes = 1024; ///< excluded_nodes of one VIP
+constexpr size_t max_domain_ips = 64;       ///< ips of one domain
+constexpr size_t max_domain_servers = 16;   ///< servers of one domain
+constexpr size_t max_vippool = 1024;        ///< streamrouter pool addresses
 constexpr size_t max_streamrouter_ports = max_vip_ports; ///< lainlet's list
 /// Keys networkd acts on per family (VIPs, domains, ...); new keys past it
 /// are ignored and counted.
@@ -54,8 +54,7 @@ inline constexpr std::string_view leader_prefix = "/lain/networkd/leader/";
 inline constexpr std::string_view vip_locks_prefix = "/lain/networkd/vips/";
 /// Written by networkd: /lain/networkd/apps/{app}/{proc}/{ip}:{port} = the
 /// hostname serving a port-only VIP (on that node's lease).
-inline constexpr std::string_view app_endpoints_prefix
-  = "/lain/networkd/apps/";
+inline constexpr std::string_view app_endpoints_prefix = "/lain/networkd/apps/";
 /// Written by networkd: /lain/networkd/containers/{app}/{proc}/{instance}/{vip}
 /// = "used" or "unused" (on the node's lease): how many VIPs of a proc each
 /// instance holds, so that VIPs spread over the instances.
@@ -74,12 +73,12 @@ enum class family : uint8_t {
   swarm_leader,
   deployd_leader,
   knob,
-  vip_lock, ///< suffix: the VIP's IP
+  vip_lock,         ///< suffix: the VIP's IP
   leader_candidate, ///< suffix: the candidate's lease id
-  app_endpoint, ///< suffix: "{app}/{proc}/{ip}:{port}"
-  tinydns_fqdns, ///< suffix: the domain
-  container_vip, ///< suffix: "{app}/{proc}/{instance}/{vip}"
-  acl, ///< /lain/config/whitelist_* (parsed by net/kernel/acl.hpp)
+  app_endpoint,     ///< suffix: "{app}/{proc}/{ip}:{port}"
+  tinydns_fqdns,    ///< suffix: the domain
+  container_vip,    ///< suffix: "{app}/{proc}/{instance}/{vip}"
+  acl,              ///< /lain/config/whitelist_* (parsed by net/kernel/acl.hpp)
   unknown,
 };
 
@@ -106,7 +105,7 @@ enum class proto : uint8_t { tcp, udp };
 const char* to_string(proto p);
 
 struct port_mapping {
-  uint16_t src = 0;  ///< port on the VIP (or node)
+  uint16_t src = 0; ///< port on the VIP (or node)
   proto protocol = proto::tcp;
   uint16_t dest = 0; ///< port in the container; defaults to src
   friend bool operator==(const port_mapping& a, const port_mapping& b) {
@@ -116,8 +115,8 @@ struct port_mapping {
 
 /// /lain/config/vips/{IP} or /lain/config/vips/{IP}:{PORT}.
 struct vip_config {
-  std::string key;     ///< suffix as written: "10.0.0.5" or "0.0.0.0:8080"
-  std::string ip;      ///< address part; "0.0.0.0" means the node's address
+  std::string key;       ///< suffix as written: "10.0.0.5" or "0.0.0.0:8080"
+  std::string ip;        ///< address part; "0.0.0.0" means the node's address
   uint16_t key_port = 0; ///< the PORT of an IP:PORT key, else 0
   std::string app;
   std::string proc;
@@ -137,9 +136,9 @@ const char* to_string(domain_type t);
 
 /// /lain/config/domains/{name}.
 struct domain_config {
-  std::string name;   ///< lower-cased, without a trailing dot, as in the key
+  std::string name;      ///< lower-cased, without a trailing dot, as in the key
   bool wildcard = false; ///< key started with "*."
-  std::string suffix; ///< for wildcards: the name without "*." ("lain")
+  std::string suffix;    ///< for wildcards: the name without "*." ("lain")
   domain_type type = domain_type::fixed;
   std::vector<std::string> ips; ///< IPv4 addresses for type fixed
 };

@@ -33,8 +33,8 @@ bool health_machine::set_containers(const std::vector<proc_container>& all) {
   return true;
 }
 
-bool health_machine::probe_result(const std::string& ip, uint16_t port,
-                                  bool ok, const std::string& error) {
+bool health_machine::probe_result(const std::string& ip, uint16_t port, bool ok,
+                                  const std::string& error) {
   if (!current_ || current_->ip != ip)
     return false;
   bool before = healthy();
@@ -44,8 +44,8 @@ bool health_machine::probe_result(const std::string& ip, uint16_t port,
     reason_ = "probe of port " + std::to_string(port) + " ok";
   } else {
     ++failures_;
-    reason_ = "probe of port " + std::to_string(port) + " failed ("
-              + error + "), " + std::to_string(failures_) + " in a row";
+    reason_ = "probe of port " + std::to_string(port) + " failed (" + error
+              + "), " + std::to_string(failures_) + " in a row";
   }
   return healthy() != before;
 }

@@ -49,9 +49,8 @@ struct row {
 const row table[] = {
   {family::vip,
    [](const config::classified& c, const raw_event& e) {
-     return make<family::vip>(c, e, [](auto& s, auto& ev) {
-       return config::parse_vip(s, ev.value);
-     });
+     return make<family::vip>(
+       c, e, [](auto& s, auto& ev) { return config::parse_vip(s, ev.value); });
    }},
   {family::domain,
    [](const config::classified& c, const raw_event& e) {
@@ -67,9 +66,8 @@ const row table[] = {
    }},
   {family::vippool,
    [](const config::classified& c, const raw_event& e) {
-     return make<family::vippool>(c, e, [](auto&, auto& ev) {
-       return config::parse_vippool(ev.value);
-     });
+     return make<family::vippool>(
+       c, e, [](auto&, auto& ev) { return config::parse_vippool(ev.value); });
    }},
   {family::swarm_leader,
    [](const config::classified& c, const raw_event& e) {
@@ -85,9 +83,8 @@ const row table[] = {
    }},
   {family::knob,
    [](const config::classified& c, const raw_event& e) {
-     return make<family::knob>(c, e, [](auto& s, auto& ev) {
-       return config::parse_knob(s, ev.value);
-     });
+     return make<family::knob>(
+       c, e, [](auto& s, auto& ev) { return config::parse_knob(s, ev.value); });
    }},
   {family::vip_lock,
    [](const config::classified& c, const raw_event& e) {
@@ -99,9 +96,8 @@ const row table[] = {
    }},
   {family::app_endpoint,
    [](const config::classified& c, const raw_event& e) {
-     return make<family::app_endpoint>(c, e, [](auto& s, auto&) {
-       return config::parse_app_endpoint(s);
-     });
+     return make<family::app_endpoint>(
+       c, e, [](auto& s, auto&) { return config::parse_app_endpoint(s); });
    }},
   {family::tinydns_fqdns,
    [](const config::classified& c, const raw_event& e) {
@@ -115,14 +111,12 @@ const row table[] = {
    }},
   {family::acl,
    [](const config::classified& c, const raw_event& e) {
-     return make<family::acl>(c, e,
-                              [](auto&, auto& ev) -> result<acl::inputs> {
-                                acl::inputs one;
-                                if (auto r = acl::put(one, ev.key, ev.value);
-                                    !r)
-                                  return r.error();
-                                return one;
-                              });
+     return make<family::acl>(c, e, [](auto&, auto& ev) -> result<acl::inputs> {
+       acl::inputs one;
+       if (auto r = acl::put(one, ev.key, ev.value); !r)
+         return r.error();
+       return one;
+     });
    }},
 };
 

@@ -28,7 +28,7 @@ struct knob {
 
 /// The session lease (supervisor).
 struct lease_knobs {
-  int64_t ttl_s = 0;                       ///< lease_ttl, next grant
+  int64_t ttl_s = 0;                           ///< lease_ttl, next grant
   std::chrono::milliseconds fencing_margin{0}; ///< fencing_margin_ms
   bool operator==(const lease_knobs& o) const {
     return ttl_s == o.ttl_s && fencing_margin == o.fencing_margin;
@@ -66,7 +66,7 @@ struct dns_knobs {
   uint32_t min_ttl = 0;
   uint32_t max_ttl = 0;
   std::chrono::milliseconds upstream_timeout{0}; ///< per try
-  uint32_t serve_stale_s = 0; ///< RFC 8767 window; 0: off
+  uint32_t serve_stale_s = 0;                    ///< RFC 8767 window; 0: off
   bool operator==(const dns_knobs& o) const {
     return ttl == o.ttl && cache_size == o.cache_size
            && neg_ttl_max == o.neg_ttl_max && min_ttl == o.min_ttl

@@ -197,12 +197,12 @@ std::vector<plan> transactions(const plan& changes, size_t max_ops) {
       out.push_back(changes);
     return out;
   }
-  auto add = [&](const std::string& key,
-                 const std::optional<std::string>& value) {
-    if (out.empty() || out.back().size() >= max_ops)
-      out.emplace_back();
-    out.back().emplace(key, value);
-  };
+  auto add
+    = [&](const std::string& key, const std::optional<std::string>& value) {
+        if (out.empty() || out.back().size() >= max_ops)
+          out.emplace_back();
+        out.back().emplace(key, value);
+      };
   for (auto& [key, value] : changes)
     if (value)
       add(key, value);
@@ -293,7 +293,8 @@ bool is_app_lines(const std::string& app, const std::string& text) {
     if (!v.IsString())
       return false;
     std::string_view s{v.GetString(), v.GetStringLength()};
-    if (s.size() <= head.size() + tail.size() || s.substr(0, head.size()) != head
+    if (s.size() <= head.size() + tail.size()
+        || s.substr(0, head.size()) != head
         || s.substr(s.size() - tail.size()) != tail)
       return false;
     auto ip = s.substr(head.size(), s.size() - head.size() - tail.size());

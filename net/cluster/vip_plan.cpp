@@ -46,7 +46,7 @@ std::vector<nat::dnat_rule> rules(const config::vip_config& cfg,
     nat::dnat_rule r;
     r.vip = addr;
     r.proto = p.protocol == config::proto::udp ? nat::protocol::udp
-                                                : nat::protocol::tcp;
+                                               : nat::protocol::tcp;
     r.src_port = p.src;
     r.container_ip = c.ip;
     r.dest_port = p.dest;

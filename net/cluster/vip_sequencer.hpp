@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "net/cluster/config.hpp"
-#include "net/kernel/nat.hpp"
 #include "net/cluster/vip_plan.hpp"
+#include "net/kernel/nat.hpp"
 
 namespace networkd::vip {
 

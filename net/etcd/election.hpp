@@ -42,9 +42,7 @@ public:
     return l && l->key == key;
   }
 
-  bool has(const std::string& key) const {
-    return candidates_.count(key) > 0;
-  }
+  bool has(const std::string& key) const { return candidates_.count(key) > 0; }
   std::optional<candidate> find(const std::string& key) const {
     auto i = candidates_.find(key);
     if (i == candidates_.end())

@@ -44,10 +44,10 @@ struct key_value {
 };
 
 struct range_options {
-  bool prefix = false;    ///< every key starting with the given key
-  int64_t revision = 0;   ///< 0: latest
+  bool prefix = false;  ///< every key starting with the given key
+  int64_t revision = 0; ///< 0: latest
   bool keys_only = false;
-  int64_t limit = 0;      ///< 0: no limit
+  int64_t limit = 0; ///< 0: no limit
 };
 
 struct range_result {
@@ -74,7 +74,7 @@ struct compare {
   std::string key;
   target what = target::value;
   op how = op::equal;
-  std::string value; ///< for target::value
+  std::string value;  ///< for target::value
   int64_t number = 0; ///< for the revision / version / lease targets
 };
 
@@ -83,8 +83,8 @@ struct txn_op {
   enum class kind { put, erase, range };
   kind what = kind::range;
   std::string key;
-  std::string value; ///< put only
-  int64_t lease = 0; ///< put only
+  std::string value;   ///< put only
+  int64_t lease = 0;   ///< put only
   bool prefix = false; ///< erase / range
 };
 
@@ -225,8 +225,8 @@ private:
 struct watch_event {
   enum class kind { put, erase };
   kind what = kind::put;
-  key_value kv;                   ///< for erase: key and mod_revision only
-  std::optional<key_value> prev;  ///< previous value when known
+  key_value kv;                  ///< for erase: key and mod_revision only
+  std::optional<key_value> prev; ///< previous value when known
 };
 
 /// A batch of events at one revision, or the difference after a resync.

@@ -20,11 +20,11 @@
 #include <mutex>
 #include <thread>
 
-#include "net/etcd/etcd.hpp"
-#include "net/etcd/etcd_impl.hpp"
 #include "net/base/file.hpp"
 #include "net/base/host_port.hpp"
 #include "net/base/log.hpp"
+#include "net/etcd/etcd.hpp"
+#include "net/etcd/etcd_impl.hpp"
 
 namespace networkd::etcd {
 
@@ -78,7 +78,8 @@ std::optional<endpoint_parts> split_endpoint(std::string text) {
   while (!text.empty() && text.back() == '/')
     text.pop_back();
   auto hp = split_host_port(text);
-  if (!hp || (!hp->bracketed && hp->host.find_first_of(":/ ") != std::string::npos))
+  if (!hp
+      || (!hp->bracketed && hp->host.find_first_of(":/ ") != std::string::npos))
     return std::nullopt;
   out.target = hp->bracketed ? "[" + hp->host + "]" : hp->host;
   out.target += ":" + std::to_string(hp->port);
@@ -1235,8 +1236,7 @@ client::txns(const std::vector<txn_request>& requests) {
         || static_cast<size_t>(resp.responses_size()) != requests.size())
       return make_failure("internal",
                           "txns: " + std::to_string(resp.responses_size())
-                            + " answers to "
-                            + std::to_string(requests.size())
+                            + " answers to " + std::to_string(requests.size())
                             + " nested txns (etcd older than 3.3?)");
     out_type out;
     out.reserve(requests.size());
@@ -1245,8 +1245,7 @@ client::txns(const std::vector<txn_request>& requests) {
         return make_failure("internal",
                             "txns: an answer is not a txn (etcd older "
                             "than 3.3?)");
-      out.push_back(to_txn_result(op.response_txn(),
-                                  resp.header().revision()));
+      out.push_back(to_txn_result(op.response_txn(), resp.header().revision()));
     }
     return out;
   });

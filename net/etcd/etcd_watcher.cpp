@@ -10,9 +10,9 @@
 #include <thread>
 #include <utility>
 
+#include "net/base/log.hpp"
 #include "net/etcd/etcd.hpp"
 #include "net/etcd/etcd_impl.hpp"
-#include "net/base/log.hpp"
 
 namespace networkd::etcd {
 

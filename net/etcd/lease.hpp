@@ -25,9 +25,9 @@ public:
   void set_margin(duration margin) { margin_ = margin; }
   /// The margin in use for a lease of `ttl_s` seconds.
   duration margin_for(int64_t ttl_s) const {
-    return std::min(margin_, std::chrono::duration_cast<duration>(
-                               std::chrono::seconds(ttl_s))
-                               / 2);
+    return std::min(
+      margin_,
+      std::chrono::duration_cast<duration>(std::chrono::seconds(ttl_s)) / 2);
   }
 
   /// A grant (or keep-alive) sent at `sent_at` came back with `ttl_s`
@@ -67,9 +67,9 @@ public:
   /// answered after a long stall (etcd unreachable, elections). Renew at
   /// once instead of acting on a lease about to pass its deadline.
   bool late(time_point now) const {
-    auto usable = std::chrono::duration_cast<duration>(
-                    std::chrono::seconds(ttl_s_))
-                  - margin_for(ttl_s_);
+    auto usable
+      = std::chrono::duration_cast<duration>(std::chrono::seconds(ttl_s_))
+        - margin_for(ttl_s_);
     return alive_ && remaining(now) * 2 < usable;
   }
 

@@ -10,8 +10,11 @@ namespace networkd::vip {
 
 etcd::txn_request lock_txn(const lock_ask& a) {
   etcd::txn_request req;
-  req.compares.push_back({a.key, etcd::compare::target::create_revision,
-                          etcd::compare::op::equal, {}, 0});
+  req.compares.push_back({a.key,
+                          etcd::compare::target::create_revision,
+                          etcd::compare::op::equal,
+                          {},
+                          0});
   req.success.push_back({etcd::txn_op::kind::put, a.key, a.value, a.lease});
   req.failure.push_back({etcd::txn_op::kind::range, a.key, {}, 0});
   return req;
@@ -34,8 +37,11 @@ etcd::txn_request rebind_txn(const lock_ask& a, int64_t mod_revision) {
   etcd::txn_request req;
   req.compares.push_back({a.key, etcd::compare::target::value,
                           etcd::compare::op::equal, a.value, 0});
-  req.compares.push_back({a.key, etcd::compare::target::mod_revision,
-                          etcd::compare::op::equal, {}, mod_revision});
+  req.compares.push_back({a.key,
+                          etcd::compare::target::mod_revision,
+                          etcd::compare::op::equal,
+                          {},
+                          mod_revision});
   req.success.push_back({etcd::txn_op::kind::put, a.key, a.value, a.lease});
   return req;
 }
@@ -50,9 +56,8 @@ namespace {
 
 /// Splits the indexes of `reqs` into rounds of at most max_nested_txns
 /// txns with distinct keys, keeping the order.
-std::vector<std::vector<size_t>>
-rounds_of(const std::vector<size_t>& todo,
-          const std::vector<lock_ask>& asks) {
+std::vector<std::vector<size_t>> rounds_of(const std::vector<size_t>& todo,
+                                           const std::vector<lock_ask>& asks) {
   std::vector<std::vector<size_t>> out;
   std::vector<std::set<std::string>> keys;
   for (auto i : todo) {
@@ -98,8 +103,9 @@ run_round(etcd::client& c, const std::vector<etcd::txn_request>& reqs,
         out.emplace_back(r.error());
       return out;
     }
-    NWD_LOG_WARN("etcd", "nested txns refused ({}): one txn per lock from "
-                         "now on",
+    NWD_LOG_WARN("etcd",
+                 "nested txns refused ({}): one txn per lock from "
+                 "now on",
                  r.error().to_string());
     nested = false;
   }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "net/etcd/etcd.hpp"
 #include "net/base/result.hpp"
+#include "net/etcd/etcd.hpp"
 
 namespace networkd::vip {
 
@@ -27,8 +27,7 @@ struct lock_answer {
   std::string holder;   ///< its value; "" when it vanished meanwhile
   int64_t revision = 0; ///< mod revision of the key (ours or theirs)
   friend bool operator==(const lock_answer& a, const lock_answer& b) {
-    return a.ours == b.ours && a.holder == b.holder
-           && a.revision == b.revision;
+    return a.ours == b.ours && a.holder == b.holder && a.revision == b.revision;
   }
 };
 

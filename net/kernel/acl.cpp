@@ -692,8 +692,8 @@ result<state> iptables_filter_table::read() {
 }
 
 result<state> iptables_filter_table::read_locked() {
-  auto text = nat::save_table(opts_.netns, opts_.save_command, "filter",
-                              opts_.timeout);
+  auto text
+    = nat::save_table(opts_.netns, opts_.save_command, "filter", opts_.timeout);
   if (!text)
     return text.error();
   return parse_save(*text);

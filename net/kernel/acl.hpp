@@ -2,8 +2,8 @@
 // Node ACL in filter-table chains lain-INPUT/lain-ENTRY: key parsers, rules.
 #pragma once
 
-#include "net/cluster/config.hpp"
 #include "net/base/result.hpp"
+#include "net/cluster/config.hpp"
 
 #include <chrono>
 #include <cstdint>

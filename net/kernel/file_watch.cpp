@@ -114,8 +114,8 @@ struct file_watch::impl {
   }
 
   void run() {
-    alignas(inotify_event) char buf[16 * (sizeof(inotify_event) + NAME_MAX
-                                          + 1)];
+    alignas(
+      inotify_event) char buf[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
     pollfd fds[2] = {{ino, POLLIN, 0}, {stop_fd, POLLIN, 0}};
     bool pending = false;
     for (;;) {
@@ -140,7 +140,7 @@ struct file_watch::impl {
 
 file_watch::file_watch(std::string path, handler on_change,
                        std::chrono::milliseconds settle)
-  : impl_(std::make_unique<impl>()) {
+    : impl_(std::make_unique<impl>()) {
   impl_->settle = settle;
   impl_->path = std::move(path);
   impl_->on_change = std::move(on_change);
@@ -152,8 +152,8 @@ file_watch::file_watch(std::string path, handler on_change,
   }
   impl_->arm();
   if (impl_->watches.empty()) {
-    started_ = make_failure("inotify", "cannot watch the directory of "
-                                         + impl_->path);
+    started_
+      = make_failure("inotify", "cannot watch the directory of " + impl_->path);
     return;
   }
   impl_->thread = std::thread([p = impl_.get()] { p->run(); });

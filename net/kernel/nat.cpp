@@ -670,8 +670,7 @@ result<std::string> save_table(const std::string& netns,
   if (!r)
     return r.error();
   if (r->exit_code != 0)
-    return make_failure("iptables", save_command + " -t " + table
-                                      + " failed ("
+    return make_failure("iptables", save_command + " -t " + table + " failed ("
                                       + std::to_string(r->exit_code)
                                       + "): " + r->err);
   return std::move(r->out);
@@ -813,8 +812,8 @@ result<report> iptables_dnat_table::run(const std::vector<dnat_rule>& desired,
     return one_batch(tail);
   };
   if (!known_ || opts_.trust_for.count() <= 0
-      || std::chrono::duration_cast<std::chrono::milliseconds>(
-           clock::now() - known_at_)
+      || std::chrono::duration_cast<std::chrono::milliseconds>(clock::now()
+                                                               - known_at_)
            > opts_.trust_for) {
     if (auto r = timed_read(); !r)
       return r.error();

@@ -86,7 +86,7 @@ struct state {
   /// `-A PREROUTING -j lain-PREROUTING` lines (the original daemon's hook,
   /// without the local-address match): replaced by ours.
   int legacy_prerouting_hooks = 0;
-  int output_hooks = 0;     ///< `-A OUTPUT -j lain-OUTPUT` lines
+  int output_hooks = 0; ///< `-A OUTPUT -j lain-OUTPUT` lines
   std::vector<entry> entries;
 };
 

@@ -3,8 +3,8 @@
 // (libnftnl messages on libmnl): every change is one nftables transaction.
 #pragma once
 
-#include "net/kernel/nat.hpp"
 #include "net/base/result.hpp"
+#include "net/kernel/nat.hpp"
 
 #include <chrono>
 #include <cstdint>

@@ -87,8 +87,8 @@ struct tcp_prober::impl {
       return;
     }
     if (errno != EINPROGRESS) {
-      finish(fd, false, errno == ECONNREFUSED ? "refused"
-                                              : std::strerror(errno));
+      finish(fd, false,
+             errno == ECONNREFUSED ? "refused" : std::strerror(errno));
       return;
     }
     epoll_event ev{};
@@ -129,8 +129,8 @@ struct tcp_prober::impl {
         if (err == 0)
           finish(fd, true, {});
         else
-          finish(fd, false, err == ECONNREFUSED ? "refused"
-                                                : std::strerror(err));
+          finish(fd, false,
+                 err == ECONNREFUSED ? "refused" : std::strerror(err));
       }
       now = clock::now();
       for (auto i = active.begin(); i != active.end();) {

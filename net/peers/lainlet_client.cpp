@@ -111,10 +111,9 @@ result<std::string> get(const std::string& endpoint, const std::string& target,
     return !too_large;
   });
   if (too_large)
-    return make_failure("too_large", "GET " + target + " from " + endpoint
-                                       + ": answer over "
-                                       + std::to_string(default_max_size)
-                                       + " bytes");
+    return make_failure("too_large",
+                        "GET " + target + " from " + endpoint + ": answer over "
+                          + std::to_string(default_max_size) + " bytes");
   if (!res) {
     auto err = res.error();
     auto code = (err == httplib::Error::ConnectionTimeout
@@ -399,7 +398,6 @@ struct client::impl {
     }
   }
 
-
   void count_disconnect() {
     update([](client_status& s) { ++s.counters.disconnects; }, false);
   }
@@ -440,9 +438,9 @@ struct client::impl {
     size_t sep = 0;
     while (head_end == std::string::npos) {
       size_t n = 0;
-      if (auto o = receive_some(fd, deadline, chunk, sizeof(chunk), n,
-                                "no reply headers: ",
-                                "closed before the reply headers"))
+      if (auto o = receive_some(
+            fd, deadline, chunk, sizeof(chunk), n,
+            "no reply headers: ", "closed before the reply headers"))
         return *o;
       buf.append(chunk, n);
       auto a = buf.find("\r\n\r\n");

@@ -5,9 +5,9 @@
 #include <mutex>
 #include <thread>
 
+#include "net/base/log.hpp"
 #include "net/cluster/config.hpp"
 #include "net/peers/lainlet.hpp"
-#include "net/base/log.hpp"
 
 namespace networkd::lainlet {
 
@@ -28,8 +28,8 @@ struct ports_poller::impl {
   std::thread thread;
 
   void poll_once() {
-    auto body = get(endpoint, target, std::min(interval * 2,
-                                               std::chrono::milliseconds{2000}));
+    auto body = get(endpoint, target,
+                    std::min(interval * 2, std::chrono::milliseconds{2000}));
     result<std::vector<uint16_t>> ports
       = body ? config::parse_streamrouter_ports(*body)
              : result<std::vector<uint16_t>>{body.error()};
@@ -68,8 +68,7 @@ struct ports_poller::impl {
 };
 
 ports_poller::ports_poller(std::string endpoint,
-                           std::chrono::milliseconds interval,
-                           handler on_ports)
+                           std::chrono::milliseconds interval, handler on_ports)
     : impl_(std::make_unique<impl>()) {
   impl_->endpoint = std::move(endpoint);
   impl_->interval = interval;

@@ -17,8 +17,8 @@ struct ports_status {
   bool have = false;           ///< a valid list arrived at least once
   std::vector<uint16_t> ports; ///< the last valid list
   uint64_t polls = 0;
-  uint64_t failures = 0;       ///< unreachable, HTTP errors, bad bodies
-  std::string last_error;      ///< of the latest failed poll ("" after a good one)
+  uint64_t failures = 0;  ///< unreachable, HTTP errors, bad bodies
+  std::string last_error; ///< of the latest failed poll ("" after a good one)
 };
 
 /// Polls `/v2/streamrouter/ports` at `endpoint` every `interval` and calls

@@ -166,8 +166,7 @@ bool closed_within(int fd, std::chrono::milliseconds deadline) {
 
 /// One request on a fresh connection.
 http_reply request(uint16_t port, const std::string& text,
-                   std::chrono::milliseconds deadline = 3s,
-                   bool head = false) {
+                   std::chrono::milliseconds deadline = 3s, bool head = false) {
   int fd = connect_to(port);
   send_all(fd, text);
   auto r = read_reply(fd, deadline, head);
@@ -178,8 +177,9 @@ http_reply request(uint16_t port, const std::string& text,
 http_reply get(uint16_t port, const std::string& path,
                std::chrono::milliseconds deadline = 3s) {
   return request(port,
-                 "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close"
-                   "\r\n\r\n",
+                 "GET " + path
+                   + " HTTP/1.1\r\nHost: t\r\nConnection: close"
+                     "\r\n\r\n",
                  deadline);
 }
 
@@ -207,7 +207,10 @@ struct admin_fixture {
     json_writer j;
     j.begin_object().kv("name", "supervisor").kv("state", "ok");
     j.kv("rejected_key", std::string{"/lain/config/vips/\xff\xc0\xaf"});
-    j.kv("\xed\xa0\x80" "key", "value").end_object();
+    j.kv("\xed\xa0\x80"
+         "key",
+         "value")
+      .end_object();
     answers->status = j.str();
     answers->vips = R"({"vips":[]})";
     sup = sys.spawn(fake_supervisor, answers);
@@ -245,8 +248,8 @@ TEST_CASE("the admin routes answer as before") {
   CHECK(r.body == "ok\n");
   CHECK(r.headers.find("Content-Type: text/plain\r\n") != std::string::npos);
 
-  r = request(f.port, "HEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
-              3s, true);
+  r = request(f.port, "HEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 3s,
+              true);
   CHECK(r.status == 200);
   CHECK(r.headers.find("Content-Length: 3\r\n") != std::string::npos);
 
@@ -315,18 +318,18 @@ TEST_CASE("requests past a limit are refused and counted") {
                           + std::string(9000, 'b') + "\r\n\r\n")
           .status
         == 431);
-  CHECK(request(f.port,
-                "GET /healthz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
-          .status
-        == 413);
+  CHECK(
+    request(f.port, "GET /healthz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+      .status
+    == 413);
   CHECK(request(f.port, "GET /healthz HTTP/1.1\r\nTransfer-Encoding: "
                         "chunked\r\n\r\n0\r\n\r\n")
           .status
         == 413);
   CHECK(request(f.port, "garbage\r\n\r\n").status == 400);
-  CHECK(request(f.port, "GET /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
-          .status
-        == 200);
+  CHECK(
+    request(f.port, "GET /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n").status
+    == 200);
   auto m = get(f.port, "/metrics").body;
   CHECK(m.find("networkd_admin_refused_total{reason=\"request_line\"} 1\n")
         != std::string::npos);
@@ -414,8 +417,8 @@ TEST_CASE("stalled and dribbling clients do not delay health checks") {
   for (auto fd : slow)
     ::close(fd);
   ::close(dribbler);
-  CHECK(get(f.port, "/metrics").body.find(
-          "networkd_admin_refused_total{reason=\"timeout\"} 9\n")
+  CHECK(get(f.port, "/metrics")
+          .body.find("networkd_admin_refused_total{reason=\"timeout\"} 9\n")
         != std::string::npos);
 }
 
@@ -511,7 +514,7 @@ TEST_CASE("the JSON writer emits valid UTF-8 whatever bytes come in") {
     "\xed\xa0\xbd\xed\xb8\x80", // a surrogate pair in UTF-8
     "\xff",
     "\xfe\xff",
-    "\xf4\x90\x80\x80",         // above U+10FFFF
+    "\xf4\x90\x80\x80", // above U+10FFFF
     "\xf5\x80\x80\x80",
     std::string{"nul\0ctl\x01\x1f\x7f\"\\", 12},
   };

@@ -10,14 +10,13 @@
 using namespace networkd;
 
 TEST_CASE("the original flags parse with one or two dashes", "[cli]") {
-  auto r = parse_options({"-etcd.endpoint=http://10.0.0.1:4001",
-                          "--lainlet.endpoint", "10.0.0.1:9001",
-                          "-net.interface", "eth1", "-hostname=node1",
-                          "-godns.addr", "127.0.0.1:53,172.17.0.1:53",
-                          "--api.addr=127.0.0.1:3001", "-swarm",
-                          "-deployd=true", "-webrouter=false", "-acl",
-                          "-verbose", "-domain", "lain.local",
-                          "--resolv-conf", "/tmp/r", "--hosts-file=/tmp/h"});
+  auto r = parse_options(
+    {"-etcd.endpoint=http://10.0.0.1:4001", "--lainlet.endpoint",
+     "10.0.0.1:9001", "-net.interface", "eth1", "-hostname=node1",
+     "-godns.addr", "127.0.0.1:53,172.17.0.1:53", "--api.addr=127.0.0.1:3001",
+     "-swarm", "-deployd=true", "-webrouter=false", "-acl", "-verbose",
+     "-domain", "lain.local", "--resolv-conf", "/tmp/r",
+     "--hosts-file=/tmp/h"});
   REQUIRE(r);
   CHECK(r->etcd_endpoint == "http://10.0.0.1:4001");
   CHECK(r->lainlet_endpoint == "10.0.0.1:9001");

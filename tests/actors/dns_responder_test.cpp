@@ -93,8 +93,7 @@ TEST_CASE_METHOD(fixture, "domains, deletes and the TTL knob reach the table",
   CHECK_FALSE(local("other.lain"));
   // Two changes sent together were published as one table.
   CHECK(publishes() == publishes0 + 1);
-  self->send(responder,
-             deleted_domain("WEB.lain."));
+  self->send(responder, deleted_domain("WEB.lain."));
   auto knobs = config::resolve_knobs(
     {{"dns_ttl", config::knob{"dns_ttl", 5, ""}},
      {"dns_cache_size", config::knob{"dns_cache_size", 7, ""}},
@@ -116,8 +115,9 @@ TEST_CASE_METHOD(fixture, "domains, deletes and the TTL knob reach the table",
   CHECK(srv->upstream_timeout_ms() == 1500);
 }
 
-TEST_CASE_METHOD(fixture, "upstreams, domain servers, dynamic names and "
-                          "webrouter VIPs reach the table",
+TEST_CASE_METHOD(fixture,
+                 "upstreams, domain servers, dynamic names and "
+                 "webrouter VIPs reach the table",
                  "[dns-responder]") {
   self->send(responder, atom::upstream_v,
              std::vector<config::upstream>{{"10.9.9.9", 53}});
@@ -129,8 +129,7 @@ TEST_CASE_METHOD(fixture, "upstreams, domain servers, dynamic names and "
   self->send(responder, servers);
   self->send(responder, atom::dynamic_v, std::string{"swarm.lain"},
              std::vector<std::string>{"10.2.2.2"});
-  self->send(responder,
-             domain("*.lain", {}, config::domain_type::webrouter));
+  self->send(responder, domain("*.lain", {}, config::domain_type::webrouter));
   self->send(responder, atom::webrouter_v,
              std::vector<std::string>{"10.3.3.3", "10.3.3.4"});
   run();

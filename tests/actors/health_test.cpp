@@ -124,15 +124,15 @@ struct fixture {
 
   void subscribe() {
     caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
-                   std::string{"web"}, std::vector<uint16_t>{port},
-                   subscriber);
+                   std::string{"web"}, std::vector<uint16_t>{port}, subscriber);
   }
 };
 
 } // namespace
 
-TEST_CASE_METHOD(fixture, "a stopped container server turns the proc "
-                          "unhealthy fast",
+TEST_CASE_METHOD(fixture,
+                 "a stopped container server turns the proc "
+                 "unhealthy fast",
                  "[health]") {
   container_server srv{"127.0.0.5", port};
   lainlet.set_containers({web("127.0.0.5", port)});
@@ -175,8 +175,7 @@ TEST_CASE_METHOD(fixture, "a lainlet restart moves nothing", "[health]") {
   CHECK(h->last_is(true, "127.0.0.5"));
 }
 
-TEST_CASE_METHOD(fixture, "a container IP change is a transition",
-                 "[health]") {
+TEST_CASE_METHOD(fixture, "a container IP change is a transition", "[health]") {
   container_server a{"127.0.0.5", port};
   container_server b{"127.0.0.6", port};
   lainlet.set_containers({web("127.0.0.5", port)});
@@ -185,7 +184,8 @@ TEST_CASE_METHOD(fixture, "a container IP change is a transition",
   lainlet.set_containers({web("127.0.0.6", port)});
   REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.6"); }, 5s));
   // The lowest instance serves when several run here.
-  lainlet.set_containers({web("127.0.0.6", port, 2), web("127.0.0.5", port, 1)});
+  lainlet.set_containers(
+    {web("127.0.0.6", port, 2), web("127.0.0.5", port, 1)});
   REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
   // Gone from the node: unhealthy at once.
   lainlet.set_containers({});
@@ -297,16 +297,16 @@ TEST_CASE("a container Docker does not list as running is not healthy",
   caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_METHOD(fixture, "a tracker spawned after the probe knobs changed "
-                          "probes with them",
+TEST_CASE_METHOD(fixture,
+                 "a tracker spawned after the probe knobs changed "
+                 "probes with them",
                  "[health]") {
   container_server srv{"127.0.0.5", port};
   lainlet.set_containers({web("127.0.0.5", port)});
-  caf::anon_send(hub, config::resolve_knobs(
-                        {{"probe_interval_ms",
-                          config::knob{"probe_interval_ms", 1700, ""}},
-                         {"probe_failures",
-                          config::knob{"probe_failures", 7, ""}}}));
+  caf::anon_send(
+    hub, config::resolve_knobs(
+           {{"probe_interval_ms", config::knob{"probe_interval_ms", 1700, ""}},
+            {"probe_failures", config::knob{"probe_failures", 7, ""}}}));
   subscribe(); // spawns the tracker of shop.web now
   REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
   caf::scoped_actor self{sys};
@@ -328,8 +328,9 @@ TEST_CASE_METHOD(fixture, "a tracker spawned after the probe knobs changed "
   CHECK(status().find("\"failures\":2") != std::string::npos);
 }
 
-TEST_CASE_METHOD(fixture, "a subscriber that comes as the last one leaves "
-                          "still hears its proc's health",
+TEST_CASE_METHOD(fixture,
+                 "a subscriber that comes as the last one leaves "
+                 "still hears its proc's health",
                  "[health]") {
   // The tracker ends when its last subscriber goes; a subscription that
   // reached it in between was lost (a VIP key deleted and put again at

@@ -44,8 +44,8 @@ struct heard {
   }
 };
 
-dns_responder_actor::behavior_type
-fake_responder(dns_responder_actor::pointer, std::shared_ptr<heard> h) {
+dns_responder_actor::behavior_type fake_responder(dns_responder_actor::pointer,
+                                                  std::shared_ptr<heard> h) {
   return {
     [](atom::status) { return std::string{"{}"}; },
     [](keys::event<config::family::domain>&) {},
@@ -87,9 +87,7 @@ struct fixture {
     guardian = sys.spawn(resolv_guardian, gc);
   }
 
-  ~fixture() {
-    caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown);
-  }
+  ~fixture() { caf::anon_send_exit(guardian, caf::exit_reason::user_shutdown); }
 
   rapidjson::Document status() {
     caf::scoped_actor self{sys};
@@ -189,8 +187,9 @@ TEST_CASE_METHOD(fixture, "a symlinked file is read and left alone",
   CHECK(std::string{doc["symlink_target"].GetString()} == target);
 }
 
-TEST_CASE_METHOD(fixture, "a program that keeps rewriting the file is not "
-                          "fought in a loop",
+TEST_CASE_METHOD(fixture,
+                 "a program that keeps rewriting the file is not "
+                 "fought in a loop",
                  "[resolv]") {
   write_file(path, "nameserver 10.0.0.2\n");
   start();
@@ -198,9 +197,8 @@ TEST_CASE_METHOD(fixture, "a program that keeps rewriting the file is not "
   // Another program rewrites it each time we fix it.
   bool fighting = false;
   for (int i = 0; i < 20 && !fighting; ++i) {
-    REQUIRE(wait_until([&] {
-      return read_file(path).rfind("nameserver 127.0.0.1", 0) == 0;
-    }));
+    REQUIRE(wait_until(
+      [&] { return read_file(path).rfind("nameserver 127.0.0.1", 0) == 0; }));
     write_file(path, "nameserver 10.0.0.2\n");
     fighting = wait_until([&] { return state() == "fighting"; }, 200ms);
   }
@@ -242,7 +240,8 @@ TEST_CASE("the fight detector backs off and doubles", "[resolv]") {
   CHECK(g.fights() == 0);
 }
 
-TEST_CASE_METHOD(fixture, "a resolv.conf over 64 KiB is refused and left as it is",
+TEST_CASE_METHOD(fixture,
+                 "a resolv.conf over 64 KiB is refused and left as it is",
                  "[resolv]") {
   std::string big = "nameserver 10.0.0.2\n";
   while (big.size() <= 64 * 1024)

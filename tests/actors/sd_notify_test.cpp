@@ -29,8 +29,8 @@ struct listener {
     std::memcpy(addr.sun_path, name.data(), name.size());
     if (name[0] == '@')
       addr.sun_path[0] = '\0';
-    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path)
-                                      + name.size());
+    auto len
+      = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0);
     timeval tv{2, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -109,12 +109,15 @@ using heard_log = std::shared_ptr<std::vector<std::string>>;
 template <config::family F>
 std::string line(const char* who, const keys::event<F>& e) {
   return std::string{who} + " " + config::to_string(F) + " "
-         + (e.deleted ? "-" : e.ok ? "+" : "!") + e.key;
+         + (e.deleted ? "-"
+            : e.ok    ? "+"
+                      : "!")
+         + e.key;
 }
 
-dns_responder_actor::behavior_type fake_dns(dns_responder_actor::pointer,
-                                            heard_log log,
-                                            std::shared_ptr<config::domain_config> last) {
+dns_responder_actor::behavior_type
+fake_dns(dns_responder_actor::pointer, heard_log log,
+         std::shared_ptr<config::domain_config> last) {
   using config::family;
   return {
     [](atom::status) { return std::string{"{}"}; },
@@ -337,14 +340,13 @@ TEST_CASE_METHOD(fixture, "a crashing holder is restarted with backoff",
 TEST_CASE_METHOD(fixture, "other key families go to the listeners typed",
                  "[supervisor]") {
   const std::string domains = "/lain/config/domains/";
-  self->send(sup,
-             batch(domains,
-                   {put(domains + "*.lain", R"({"ips":["10.1.1.1"]})", 3),
-                    put(domains + "bad.lain", R"({"ips":["300.1.1.1"]})", 4),
-                    put(std::string{config::swarm_leader_key},
-                        "10.2.2.2:2376", 5),
-                    put("/lain/networkd/config/dns_ttl", "30", 6),
-                    del(domains + "old.lain", 7)}));
+  self->send(
+    sup, batch(domains,
+               {put(domains + "*.lain", R"({"ips":["10.1.1.1"]})", 3),
+                put(domains + "bad.lain", R"({"ips":["300.1.1.1"]})", 4),
+                put(std::string{config::swarm_leader_key}, "10.2.2.2:2376", 5),
+                put("/lain/networkd/config/dns_ttl", "30", 6),
+                del(domains + "old.lain", 7)}));
   run();
   // Each family reaches only the actors that take it, parsed once: the
   // domains go to the DNS tables and the leader, the swarm leader only to
@@ -354,10 +356,10 @@ TEST_CASE_METHOD(fixture, "other key families go to the listeners typed",
         == std::vector<std::string>{"dns domain +" + domains + "*.lain",
                                     "dns domain -" + domains + "old.lain"});
   CHECK(heard_by("leader")
-        == std::vector<std::string>{
-          "leader domain +" + domains + "*.lain",
-          "leader swarm_leader +" + std::string{config::swarm_leader_key},
-          "leader domain -" + domains + "old.lain"});
+        == std::vector<std::string>{"leader domain +" + domains + "*.lain",
+                                    "leader swarm_leader +"
+                                      + std::string{config::swarm_leader_key},
+                                    "leader domain -" + domains + "old.lain"});
   CHECK(last_domain->wildcard);
   CHECK(last_domain->ips == std::vector<std::string>{"10.1.1.1"});
   CHECK(*swarm == "10.2.2.2");
@@ -377,9 +379,10 @@ TEST_CASE_METHOD(fixture, "other key families go to the listeners typed",
 }
 
 TEST_CASE("watch batches reach the supervisor raw", "[supervisor]") {
-  auto b = batch(vips, {put(vips + "10.0.0.9:8080", good_vip, 9),
-                        del(vips + "10.0.0.1", 11)},
-                 true);
+  auto b = batch(
+    vips,
+    {put(vips + "10.0.0.9:8080", good_vip, 9), del(vips + "10.0.0.1", 11)},
+    true);
   CHECK(b.snapshot);
   CHECK(b.revision == 11);
   REQUIRE(b.events.size() == 2);
@@ -401,8 +404,7 @@ TEST_CASE_METHOD(fixture, "a VIP key goes to the leader rejected or not",
   CHECK(*spawned == 1);
 }
 
-TEST_CASE("an exit of the supervisor takes its holders along",
-          "[supervisor]") {
+TEST_CASE("an exit of the supervisor takes its holders along", "[supervisor]") {
   test::actor_fixture f;
   auto holders = std::make_shared<std::vector<vip_holder_actor>>();
   supervisor_config sc;
@@ -460,11 +462,13 @@ TEST_CASE("readiness says why not: first read then lease then a stalled "
 }
 
 TEST_CASE("new keys past a family's limit are ignored and counted while "
-          "known keys keep flowing", "[supervisor]") {
+          "known keys keep flowing",
+          "[supervisor]") {
   fixture f{2};
-  f.self->send(f.sup, batch(vips, {put(vips + "10.0.0.5", good_vip, 5),
-                                   put(vips + "10.0.0.6", good_vip, 6),
-                                   put(vips + "10.0.0.7", good_vip, 7)},
+  f.self->send(f.sup, batch(vips,
+                            {put(vips + "10.0.0.5", good_vip, 5),
+                             put(vips + "10.0.0.6", good_vip, 6),
+                             put(vips + "10.0.0.7", good_vip, 7)},
                             true));
   f.run();
   CHECK(*f.spawned == 2);

@@ -60,8 +60,7 @@ TEST_CASE("the ACL admits whitelisted sources and is removed on stop",
   CHECK(from_b().empty());
   CHECK(wait_until(
     [&] {
-      return d.get("/v1/state").body.find("\"repairs\":1")
-             != std::string::npos;
+      return d.get("/v1/state").body.find("\"repairs\":1") != std::string::npos;
     },
     5s, 50ms));
   // A graceful stop removes the ACL: policy ACCEPT, everyone passes.

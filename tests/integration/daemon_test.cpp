@@ -13,8 +13,8 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/support/daemon.hpp"
 #include "tests/support/etcd_fixture.hpp"
@@ -36,8 +36,8 @@ const rapidjson::Value* supervisor_of(const rapidjson::Document& doc) {
   if (!doc.IsObject() || !doc.HasMember("actors"))
     return nullptr;
   for (auto& a : doc["actors"].GetArray())
-    if (a.HasMember("name") && std::string{a["name"].GetString()}
-                                 == "supervisor")
+    if (a.HasMember("name")
+        && std::string{a["name"].GetString()} == "supervisor")
       return &a;
   return nullptr;
 }
@@ -122,9 +122,9 @@ TEST_CASE("a bad value shows as a rejected key while networkd keeps going",
   // The watch revision follows etcd's: the knobs watch reaches the
   // revision of the put that etcd reports.
   std::string out;
-  REQUIRE(etcd.etcdctl("put -w json /lain/networkd/config/log_level debug",
-                       &out)
-          == 0);
+  REQUIRE(
+    etcd.etcdctl("put -w json /lain/networkd/config/log_level debug", &out)
+    == 0);
   rapidjson::Document put;
   put.Parse(out.c_str());
   REQUIRE(put.IsObject());
@@ -190,7 +190,9 @@ TEST_CASE("SIGUSR1 logs the state and SIGHUP reads everything again while "
   REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
   d.proc().signal(SIGUSR1);
   REQUIRE(wait_until(
-    [&] { return d.log().find("SIGUSR1: state {\"actors\":[") != std::string::npos; },
+    [&] {
+      return d.log().find("SIGUSR1: state {\"actors\":[") != std::string::npos;
+    },
     5s));
   CHECK(d.proc().running());
   // SIGHUP: every watch reads its prefix again, the hosts file too.
@@ -221,9 +223,12 @@ TEST_CASE("SIGUSR1 logs the state and SIGHUP reads everything again while "
   auto [hosts0, resolv0] = reads();
   d.proc().signal(SIGHUP);
   REQUIRE(wait_until(
-    [&] { return resyncs() >= before + static_cast<int64_t>(
-                                         (*supervisor_of(state_of(d)))
-                                           ["watches"].GetArray().Size()); },
+    [&] {
+      return resyncs()
+             >= before
+                  + static_cast<int64_t>(
+                    (*supervisor_of(state_of(d)))["watches"].GetArray().Size());
+    },
     5s));
   CHECK(d.log().find("SIGHUP: reading etcd") != std::string::npos);
   REQUIRE(wait_until(
@@ -247,23 +252,27 @@ TEST_CASE("260000 nested brackets under tinydns_fqdns crash no tinydns node",
     write_file(values.file("v"), value);
     return etcd.etcdctl("put " + key + " < " + values.file("v"));
   };
-  REQUIRE(put_file("/lain/config/tinydns_fqdns/x.lain",
-                   std::string(260000, '['))
-          == 0);
+  REQUIRE(
+    put_file("/lain/config/tinydns_fqdns/x.lain", std::string(260000, '['))
+    == 0);
   daemon_process d{etcd.endpoint(), {"-tinydns"}};
   REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
   // It leads (alone) and computes its plan over the value.
   REQUIRE(wait_until(
-    [&] { return d.get("/v1/state").body.find("\"state\":\"leader\"")
-                 != std::string::npos; },
+    [&] {
+      return d.get("/v1/state").body.find("\"state\":\"leader\"")
+             != std::string::npos;
+    },
     10s));
-  REQUIRE(put_file("/lain/config/tinydns_fqdns/y.lain",
-                   std::string(200000, '{'))
-          == 0);
+  REQUIRE(
+    put_file("/lain/config/tinydns_fqdns/y.lain", std::string(200000, '{'))
+    == 0);
   REQUIRE(etcd.etcdctl("put /lain/networkd/config/log_level debug") == 0);
   REQUIRE(wait_until(
-    [&] { return d.get("/v1/state").body.find("\"log_level\":\"debug\"")
-                 != std::string::npos; },
+    [&] {
+      return d.get("/v1/state").body.find("\"log_level\":\"debug\"")
+             != std::string::npos;
+    },
     5s));
   CHECK(d.proc().running());
   CHECK(d.get("/readyz").status == 200);
@@ -279,9 +288,8 @@ std::pair<int64_t, std::string> lease_of(const daemon_process& d) {
     return {0, ""};
   auto& l = (*sup)["lease"];
   return {l.HasMember("id") && l["id"].IsInt64() ? l["id"].GetInt64() : 0,
-          l.HasMember("state") && l["state"].IsString()
-            ? l["state"].GetString()
-            : ""};
+          l.HasMember("state") && l["state"].IsString() ? l["state"].GetString()
+                                                        : ""};
 }
 
 } // namespace
@@ -301,8 +309,8 @@ TEST_CASE("a lease granted after a stall is renewed at once and not lost again",
   // etcd stalls: the lease passes its local deadline and a new grant waits
   // in the stalled server.
   etcd.pause();
-  bool granting = wait_until([&] { return lease_of(d).second == "granting"; },
-                             10s, 5ms);
+  bool granting
+    = wait_until([&] { return lease_of(d).second == "granting"; }, 10s, 5ms);
   // The grant's answer comes 0.8 s late: of the 1 s the new lease is good
   // for locally (TTL 2 s - 1 s margin), 0.2 s are left.
   std::this_thread::sleep_for(800ms);
@@ -334,8 +342,7 @@ TEST_CASE("systemd hears READY and watchdog pings", "[daemon]") {
   REQUIRE(fd >= 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s",
-                sock_path.c_str());
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path.c_str());
   REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
   timeval tv{0, 100000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));

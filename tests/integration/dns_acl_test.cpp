@@ -59,8 +59,8 @@ TEST_CASE("clients outside loopback and allowed networks are refused",
     CHECK(refused.find("10.1.1.1") == std::string::npos);
     REQUIRE(wait_until(
       [&] {
-        return d.get("/metrics").body.find(
-                 "networkd_dns_refused_clients_total 1")
+        return d.get("/metrics")
+                 .body.find("networkd_dns_refused_clients_total 1")
                != std::string::npos;
       },
       3s));

@@ -5,8 +5,8 @@
 // loopback address), per-domain servers from etcd, the admin views.
 #include <catch2/catch.hpp>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <sstream>
 
@@ -20,8 +20,8 @@ namespace {
 /// `dig +short` against the daemon; one line per answer record.
 std::string dig(const daemon_process& d, const std::string& args) {
   std::string out;
-  sh("dig @127.0.0.1 -p " + std::to_string(d.dns_port())
-       + " +tries=1 +time=2 " + args,
+  sh("dig @127.0.0.1 -p " + std::to_string(d.dns_port()) + " +tries=1 +time=2 "
+       + args,
      &out);
   return out;
 }
@@ -39,16 +39,13 @@ struct dnsmasq_upstream {
   uint16_t port;
   dnsmasq_upstream(const std::string& ip, uint16_t port_,
                    const std::string& domain, const std::string& addr)
-    : port(port_) {
+      : port(port_) {
     proc = std::make_unique<process>(
-      std::vector<std::string>{"dnsmasq", "--keep-in-foreground",
-                               "--no-resolv", "--no-hosts",
-                               "--conf-file=/dev/null", "--bind-interfaces",
-                               "--listen-address=" + ip,
-                               "--port=" + std::to_string(port),
-                               "--user=root", "--pid-file=",
-                               "--address=/" + domain + "/" + addr,
-                               "--local-ttl=300"},
+      std::vector<std::string>{
+        "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+        "--conf-file=/dev/null", "--bind-interfaces", "--listen-address=" + ip,
+        "--port=" + std::to_string(port), "--user=root",
+        "--pid-file=", "--address=/" + domain + "/" + addr, "--local-ttl=300"},
       dir.file("dnsmasq.log"));
     std::string out;
     bool up = wait_until(
@@ -70,8 +67,7 @@ struct dnsmasq_upstream {
 void wait_for_guardian(const daemon_process& d) {
   REQUIRE(wait_until(
     [&] {
-      return read_file(d.resolv_conf()).rfind("nameserver 127.0.0.1\n", 0)
-             == 0;
+      return read_file(d.resolv_conf()).rfind("nameserver 127.0.0.1\n", 0) == 0;
     },
     10s));
 }
@@ -91,8 +87,8 @@ TEST_CASE("an etcd domain write is answered at once, a delete removes it",
     [&] { return short_answer(d, "fresh.lain") == "10.4.4.4\n"; }, 3s, 1ms));
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
     std::chrono::steady_clock::now() - t0);
-  WARN("etcd put to answered (incl. etcdctl and dig start-up): "
-       << took.count() << " ms");
+  WARN("etcd put to answered (incl. etcdctl and dig start-up): " << took.count()
+                                                                 << " ms");
   // Wildcard with the node type answers the node address at any depth.
   REQUIRE(etcd.etcdctl("put /lain/config/domains/*.svc.lain "
                        "'{\"ips\":[],\"type\":\"node\"}'")
@@ -101,8 +97,8 @@ TEST_CASE("an etcd domain write is answered at once, a delete removes it",
     [&] { return short_answer(d, "a.b.svc.lain") == "127.0.0.1\n"; }, 3s));
   CHECK(short_answer(d, "svc.lain") == "127.0.0.1\n");
   REQUIRE(etcd.etcdctl("del /lain/config/domains/fresh.lain") == 0);
-  REQUIRE(wait_until([&] { return short_answer(d, "fresh.lain").empty(); },
-                     3s));
+  REQUIRE(
+    wait_until([&] { return short_answer(d, "fresh.lain").empty(); }, 3s));
   // A bad domain value is rejected; the good ones keep answering.
   REQUIRE(etcd.etcdctl("put /lain/config/domains/bad.lain "
                        "'{\"ips\":[\"999.1.1.1\"]}'")
@@ -124,8 +120,7 @@ TEST_CASE("the hosts file is served and reloaded when replaced",
   REQUIRE(wait_until(
     [&] { return short_answer(d, "alpha.example") == "10.6.6.6\n"; }, 3s));
   write_file(d.dir().file("hosts.new"), "10.6.6.7 alpha\n");
-  REQUIRE(std::rename(d.dir().file("hosts.new").c_str(),
-                      d.hosts_file().c_str())
+  REQUIRE(std::rename(d.dir().file("hosts.new").c_str(), d.hosts_file().c_str())
           == 0);
   REQUIRE(
     wait_until([&] { return short_answer(d, "ALPHA") == "10.6.6.7\n"; }, 3s));
@@ -260,8 +255,8 @@ TEST_CASE("the dns knobs reach the cache at once and a bad value keeps the "
     auto at = m.find("\nnetworkd_dns_cache_entries ");
     return at == std::string::npos
              ? -1L
-             : std::stol(m.substr(at + sizeof("\nnetworkd_dns_cache_entries ")
-                                  - 1));
+             : std::stol(
+               m.substr(at + sizeof("\nnetworkd_dns_cache_entries ") - 1));
   };
   CHECK(entries() >= 3);
   REQUIRE(etcd.etcdctl("put /lain/networkd/config/dns_cache_size 0") == 0);
@@ -288,8 +283,7 @@ TEST_CASE("a bad value for a domain keeps its last good answer",
           == 0);
   REQUIRE(wait_until(
     [&] { return short_answer(d, "kept.lain") == "10.5.5.5\n"; }, 5s));
-  REQUIRE(etcd.etcdctl("put /lain/config/domains/kept.lain '{\"ips\":'")
-          == 0);
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/kept.lain '{\"ips\":'") == 0);
   REQUIRE(wait_until(
     [&] {
       return d.get("/v1/state").body.find("/lain/config/domains/kept.lain")

@@ -120,8 +120,7 @@ TEST_CASE("exactly one leader, a new one after SIGKILL and at once after "
   std::string third;
   REQUIRE(wait_until(
     [&] {
-      return !(third = c.agreed()).empty() && third != first
-             && third != second;
+      return !(third = c.agreed()).empty() && third != first && third != second;
     },
     10s));
 }
@@ -229,7 +228,8 @@ TEST_CASE("webrouter, tinydns and streamrouter publishers write the "
     {"/lain/config/domain_servers/lain", R"({"servers":["10.0.0.9#53"]})"},
     {"/lain/config/domain_servers/example.com",
      R"({"servers":["10.0.0.9#53"]})"},
-    {"/lain/config/tinydns_fqdns/hello.lain", R"(["+hello.lain:10.9.0.5:300"])"},
+    {"/lain/config/tinydns_fqdns/hello.lain",
+     R"(["+hello.lain:10.9.0.5:300"])"},
     {"/lain/config/vips/10.9.1.1", sr},
     {"/lain/config/vips/10.9.1.2", sr},
   };
@@ -362,10 +362,10 @@ TEST_CASE("a streamrouter pool move reaches etcd as one transaction and the "
   lainlet_server lainlet;
   lainlet.set_streamrouter_ports("[9000]");
   etcd_server srv;
-  daemon_process node(srv.endpoint(),
-                      {"-tinydns", "-streamrouter",
-                       "-lainlet.endpoint=" + lainlet.endpoint()},
-                      "node1");
+  daemon_process node(
+    srv.endpoint(),
+    {"-tinydns", "-streamrouter", "-lainlet.endpoint=" + lainlet.endpoint()},
+    "node1");
   REQUIRE(wait_until([&] { return leader_of(node).state == "leader"; }, 15s));
   etcd::client c{client_for(srv.endpoint())};
   const std::string pool_key = "/lain/config/streamrouter/vippool";
@@ -415,9 +415,8 @@ TEST_CASE("a streamrouter pool move reaches etcd as one transaction and the "
     if (b.snapshot)
       continue;
     for (auto& e : b.events)
-      events[e.kv.key].push_back({b.revision,
-                                  e.what == etcd::watch_event::kind::put,
-                                  e.kv.value});
+      events[e.kv.key].push_back(
+        {b.revision, e.what == etcd::watch_event::kind::put, e.kv.value});
   }
   size_t deletes = 0;
   for (auto& e : events[fqdns])
@@ -461,9 +460,9 @@ TEST_CASE("a deposed leader's publisher write is refused and etcd keeps the "
   // swarm.lain is in etcd; networkd would publish another one.
   const std::string ghost_value = R"({"ips":["10.7.7.7"],"type":""})";
   REQUIRE(srv.etcdctl("put /lain/networkd/leader/ghost1 ghost") == 0);
-  REQUIRE(srv.etcdctl("put /lain/config/domains/swarm.lain '" + ghost_value
-                       + "'")
-          == 0);
+  REQUIRE(
+    srv.etcdctl("put /lain/config/domains/swarm.lain '" + ghost_value + "'")
+    == 0);
   REQUIRE(srv.etcdctl("put /lain/swarm/docker/swarm/leader 10.1.1.1:2376")
           == 0);
   daemon_process node(srv.endpoint(), {"-swarm"}, "node1");

@@ -59,8 +59,8 @@ std::vector<std::string> unit_caps(const std::string& text) {
 
 /// A line "Name:\tvalue" of /proc/PID/status ("" when absent).
 std::string status_field(pid_t pid, const std::string& name) {
-  std::istringstream lines(read_file("/proc/" + std::to_string(pid)
-                                     + "/status"));
+  std::istringstream lines(
+    read_file("/proc/" + std::to_string(pid) + "/status"));
   std::string line;
   while (std::getline(lines, line))
     if (line.rfind(name + ":", 0) == 0) {
@@ -77,8 +77,8 @@ TEST_CASE("the systemd unit is exposed 4.5 at most by systemd-analyze "
           "security",
           "[privilege][unit]") {
   std::string out;
-  int rc = sh("systemd-analyze security --offline=true --no-pager '"
-                + unit_file + "' 2>&1",
+  int rc = sh("systemd-analyze security --offline=true --no-pager '" + unit_file
+                + "' 2>&1",
               &out);
   INFO(out);
   REQUIRE(rc == 0);
@@ -90,9 +90,9 @@ TEST_CASE("the systemd unit is exposed 4.5 at most by systemd-analyze "
   CHECK(score <= 4.5);
 
   auto text = read_file(unit_file);
-  CHECK(unit_caps(text)
-        == std::vector<std::string>{"net_admin", "net_bind_service",
-                                    "net_raw"});
+  CHECK(
+    unit_caps(text)
+    == std::vector<std::string>{"net_admin", "net_bind_service", "net_raw"});
   CHECK(unit_values(text, "NoNewPrivileges") == "yes");
   CHECK(unit_values(text, "ProtectSystem") == "strict");
   CHECK(unit_values(text, "ExecReload") == "/bin/kill -HUP $MAINPID");
@@ -126,9 +126,9 @@ TEST_CASE("networkd with only the unit's capabilities and no_new_privs "
   // What the unit keeps and what works without systemd: the bounding set,
   // nothing inheritable or ambient, no_new_privs. uid 0 stays (as in the
   // unit), so the capabilities left are the bounding set.
-  n.wrapper = {"setpriv",   "--bounding-set", bounding, "--inh-caps",
-               "-all",      "--ambient-caps", "-all",   "--no-new-privs",
-               "--"};
+  n.wrapper = {"setpriv",    "--bounding-set", bounding,
+               "--inh-caps", "-all",           "--ambient-caps",
+               "-all",       "--no-new-privs", "--"};
   // Port 53 in the node's namespace: a privileged port (the namespace's
   // ip_unprivileged_port_start is 1024), so CAP_NET_BIND_SERVICE is used.
   n.start_networkd(etcd.endpoint(0), {"-godns.addr=127.0.0.1:53"});
@@ -164,8 +164,7 @@ TEST_CASE("networkd with only the unit's capabilities and no_new_privs "
   INFO(dnat_text(n.ns));
   CHECK(has_dnat(n.ns, vip, 80));
   CHECK(has_dnat(n.ns, vip, 53));
-  etcd.ctl("get --print-value-only /lain/networkd/vips/" + vip + ".lock",
-           &out);
+  etcd.ctl("get --print-value-only /lain/networkd/vips/" + vip + ".lock", &out);
   CHECK(out.rfind("n1", 0) == 0);
 
   // DNS on port 53: a name from etcd and the hosts file.
@@ -174,8 +173,8 @@ TEST_CASE("networkd with only the unit's capabilities and no_new_privs "
     n.ns.sh("dig @127.0.0.1 -p 53 +short +time=1 +tries=1 " + name, &a);
     return a;
   };
-  CHECK(wait_until([&] { return dig("priv.lain") == "10.4.4.4\n"; }, 10s,
-                   50ms));
+  CHECK(
+    wait_until([&] { return dig("priv.lain") == "10.4.4.4\n"; }, 10s, 50ms));
   CHECK(dig("localhost") == "127.0.0.1\n");
 
   // resolv.conf rewritten (temp file + rename) with our server first.

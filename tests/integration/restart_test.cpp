@@ -121,9 +121,7 @@ struct lab {
       std::cerr << "---- lab state at failure\n" << report() << "----\n";
   }
 
-  std::vector<std::string> names() const {
-    return {"n1", "n2", "n3"};
-  }
+  std::vector<std::string> names() const { return {"n1", "n2", "n3"}; }
 
   std::string vips_of(lab_node& n) {
     return n.networkd ? n.networkd->get("/v1/vips").body : std::string{};
@@ -136,8 +134,7 @@ struct lab {
       return {};
     rapidjson::Document doc;
     if (doc.Parse(out.c_str()).HasParseError() || !doc.IsObject()
-        || !doc.HasMember("kvs") || !doc["kvs"].IsArray()
-        || doc["kvs"].Empty())
+        || !doc.HasMember("kvs") || !doc["kvs"].IsArray() || doc["kvs"].Empty())
       return {};
     auto& kv = doc["kvs"][0];
     int64_t lease = kv.HasMember("lease") && kv["lease"].IsInt64()
@@ -212,7 +209,8 @@ TEST_CASE("SIGKILL of the owner and a restart 1 s later keep the VIP on "
   n1.start_networkd(l.etcd->endpoint(0));
   REQUIRE(wait_until(
     [&] {
-      return l.lock().first == "n1" && tcp_fetch(l.client, vip, 80, ms{300}) == "n1"
+      return l.lock().first == "n1"
+             && tcp_fetch(l.client, vip, 80, ms{300}) == "n1"
              && holder_in(l, n1, "serving");
     },
     20s, 20ms));
@@ -303,12 +301,13 @@ TEST_CASE("SIGKILL of the owner and a restart 1 s later keep the VIP on "
     absent = std::max(absent, ms_since(lost, done));
 
   INFO(l.report());
-  WARN("SIGKILL + restart 1 s later: client gap " << gap << " ms (at +"
-       << ms_since(killed, gap_at) << " ms after the kill; " << from_n1
-       << " of " << answers.size() << " fetches from n1), address absent "
-       << absent << " ms, restart at +" << ms_since(killed, restarted)
-       << " ms, healthy at +" << ms_since(killed, healthy)
-       << " ms, lock adopted at +" << ms_since(killed, adopted) << " ms");
+  WARN("SIGKILL + restart 1 s later: client gap "
+       << gap << " ms (at +" << ms_since(killed, gap_at)
+       << " ms after the kill; " << from_n1 << " of " << answers.size()
+       << " fetches from n1), address absent " << absent << " ms, restart at +"
+       << ms_since(killed, restarted) << " ms, healthy at +"
+       << ms_since(killed, healthy) << " ms, lock adopted at +"
+       << ms_since(killed, adopted) << " ms");
   CHECK(l.sampler->error().empty());
   CHECK(l.sampler->overlap_rounds() == 0);
   CHECK(held_by_others.empty());

@@ -8,15 +8,15 @@
 
 #include <signal.h>
 
-#include <cstdlib>
 #include <atomic>
-#include <thread>
+#include <cstdlib>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "net/kernel/arp.hpp"
-#include "tests/support/dataplane.hpp"
 #include "tests/support/daemon.hpp"
+#include "tests/support/dataplane.hpp"
 #include "tests/support/lainlet_server.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/util.hpp"
@@ -64,14 +64,27 @@ struct lab {
     auto c = "http://10.88.0.2:" + std::to_string(etcd_port);
     auto peer = "http://127.0.0.1:" + std::to_string(free_port());
     etcd = std::make_unique<process>(
-      std::vector<std::string>{"ip", "netns", "exec", etcd_ns.name(), "etcd",
-                               "--name", "lab", "--data-dir",
-                               dir.file("etcd"), "--listen-client-urls", c,
-                               "--advertise-client-urls", c,
-                               "--listen-peer-urls", peer,
-                               "--initial-advertise-peer-urls", peer,
-                               "--initial-cluster", "lab=" + peer,
-                               "--logger=zap", "--log-level=error"},
+      std::vector<std::string>{"ip",
+                               "netns",
+                               "exec",
+                               etcd_ns.name(),
+                               "etcd",
+                               "--name",
+                               "lab",
+                               "--data-dir",
+                               dir.file("etcd"),
+                               "--listen-client-urls",
+                               c,
+                               "--advertise-client-urls",
+                               c,
+                               "--listen-peer-urls",
+                               peer,
+                               "--initial-advertise-peer-urls",
+                               peer,
+                               "--initial-cluster",
+                               "lab=" + peer,
+                               "--logger=zap",
+                               "--log-level=error"},
       dir.file("etcd.log"));
     REQUIRE(wait_until([&] { return ctl("endpoint status") == 0; }, 15s));
     // A short lease keeps the SIGKILL cases quick.
@@ -87,9 +100,8 @@ struct lab {
   }
 
   int ctl(const std::string& args, std::string* out = nullptr) {
-    return etcd_ns.sh("ETCDCTL_API=3 etcdctl --endpoints=" + endpoint() + " "
-                        + args,
-                      out);
+    return etcd_ns.sh(
+      "ETCDCTL_API=3 etcdctl --endpoints=" + endpoint() + " " + args, out);
   }
 
   std::string lock_holder() {
@@ -214,8 +226,9 @@ TEST_CASE("a bad VIP value is rejected while a good one is served",
   CHECK(state.find("/lain/config/vips/10.88.0.51") != std::string::npos);
   REQUIRE(wait_until(
     [&] {
-      return l.nodes[0]->networkd->get("/v1/vips").body.find(
-               "\"state\":\"serving\"")
+      return l.nodes[0]
+               ->networkd->get("/v1/vips")
+               .body.find("\"state\":\"serving\"")
              != std::string::npos;
     },
     5s));
@@ -243,8 +256,8 @@ TEST_CASE("port-only VIPs DNAT on the node address and publish the app key",
                 "[{\"dest\":\"80\"}]}'")
           == 0);
   REQUIRE(wait_until(
-    [&] { return tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1"; },
-    15s, 20ms));
+    [&] { return tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1"; }, 15s,
+    20ms));
   std::string out;
   REQUIRE(wait_until(
     [&] {
@@ -261,14 +274,14 @@ TEST_CASE("port-only VIPs DNAT on the node address and publish the app key",
                 "[{\"dest\":\"80\"}]}'")
           == 0);
   REQUIRE(wait_until(
-    [&] { return tcp_fetch(l.client, "10.88.0.11", 8081, 300ms) == "n1"; },
-    15s, 20ms));
+    [&] { return tcp_fetch(l.client, "10.88.0.11", 8081, 300ms) == "n1"; }, 15s,
+    20ms));
   CHECK(tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1");
   // Deleting one leaves the other.
   REQUIRE(l.ctl("del /lain/config/vips/0.0.0.0:8081") == 0);
   REQUIRE(wait_until(
-    [&] { return tcp_fetch(l.client, "10.88.0.11", 8081, 300ms).empty(); },
-    10s, 20ms));
+    [&] { return tcp_fetch(l.client, "10.88.0.11", 8081, 300ms).empty(); }, 10s,
+    20ms));
   CHECK(tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1");
   // The key goes when the proc stops being served here.
   l.nodes[0]->lainlet->set_containers({});
@@ -296,8 +309,8 @@ TEST_CASE("a deleted VIP key takes its address, rules, lock and app key "
           == 0);
   REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
   REQUIRE(wait_until(
-    [&] { return tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1"; },
-    15s, 20ms));
+    [&] { return tcp_fetch(l.client, "10.88.0.11", 8080, 300ms) == "n1"; }, 15s,
+    20ms));
   auto app_key = [&] {
     std::string out;
     l.ctl("get --print-value-only "
@@ -384,8 +397,8 @@ TEST_CASE("a restart within the lease adopts the VIP without a gap",
   stop = true;
   sampler.join();
   REQUIRE(serving);
-  INFO("samples: " << samples << ", during the restart: "
-                   << after_serving - before_start);
+  INFO("samples: " << samples
+                   << ", during the restart: " << after_serving - before_start);
   // The restart window itself was sampled, not only its ends.
   CHECK(after_serving - before_start >= 5);
   CHECK(refused == 0);
@@ -488,9 +501,8 @@ std::string client_sees(lab& l) {
 uint64_t holder_counter(node& n, const std::string& name) {
   auto body = n.networkd->get("/v1/vips").body;
   auto p = body.find("\"" + name + "\":");
-  return p == std::string::npos
-           ? 0
-           : std::stoull(body.substr(p + name.size() + 3));
+  return p == std::string::npos ? 0
+                                : std::stoull(body.substr(p + name.size() + 3));
 }
 
 } // namespace
@@ -508,7 +520,7 @@ TEST_CASE("an address removed by someone else is put back and announced",
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
     std::chrono::steady_clock::now() - t0);
   WARN("address removed by hand to back on the interface: " << took.count()
-                                                           << " ms");
+                                                            << " ms");
   CHECK(took < 1s);
   CHECK(l.fetch() == "n1");
   CHECK(holder_counter(n, "readds") == 1);
@@ -570,11 +582,10 @@ TEST_CASE("another host claiming the VIP by ARP: the owner checks its lock "
   rogue.ns.must("ip addr add " + vip + "/32 dev eth0");
   rogue.ns.must("arping -q -A -c 1 -I eth0 " + vip);
   rogue.ns.must("ip addr del " + vip + "/32 dev eth0");
-  REQUIRE(wait_until([&] { return holder_counter(n, "arp_conflicts") > 0; },
-                     5s, 20ms));
-  // The lock is ours: the owner announces again and the client comes back.
-  REQUIRE(wait_until([&] { return client_sees(l) == mac_of(n.ns); }, 5s,
+  REQUIRE(wait_until([&] { return holder_counter(n, "arp_conflicts") > 0; }, 5s,
                      20ms));
+  // The lock is ours: the owner announces again and the client comes back.
+  REQUIRE(wait_until([&] { return client_sees(l) == mac_of(n.ns); }, 5s, 20ms));
   CHECK(l.fetch() == "n1");
   CHECK(holder_counter(n, "stepped_down") == 0);
   CHECK(l.lock_holder() == "n1");
@@ -587,8 +598,9 @@ TEST_CASE("leftovers of a previous run for VIPs not ours are removed at start",
   // What a networkd that died long ago left: the address and rules of a VIP
   // whose key was deleted since, and of one another node now holds.
   auto leave = [&](const std::string& ip) {
-    n.ns.must("ip addr add " + ip + "/32 dev eth0 valid_lft 300 "
-              "preferred_lft 0");
+    n.ns.must("ip addr add " + ip
+              + "/32 dev eth0 valid_lft 300 "
+                "preferred_lft 0");
     leave_dnat(n.ns, ip);
   };
   leave("10.88.0.60");
@@ -686,8 +698,9 @@ TEST_CASE("VIPs of one proc spread over its instances", "[vip][lab]") {
   // judged without them).
   REQUIRE(wait_until(
     [&] {
-      return l.nodes[0]->networkd->get("/v1/vips").body.find(
-               "\"used_by_instance\":{\"1\":2,\"2\":0}")
+      return l.nodes[0]
+               ->networkd->get("/v1/vips")
+               .body.find("\"used_by_instance\":{\"1\":2,\"2\":0}")
              != std::string::npos;
     },
     15s, 20ms));

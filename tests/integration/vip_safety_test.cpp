@@ -907,8 +907,8 @@ TEST_CASE("etcd down past the lease: the expired address stays gone and "
         != std::string::npos);
   l.etcd->start(0);
   // Back by itself once etcd answers: a new lease, the VIP served again.
-  REQUIRE(wait_until([&] { return owner.networkd->get("/readyz").status == 200; },
-                     20s, 50ms));
+  REQUIRE(wait_until(
+    [&] { return owner.networkd->get("/readyz").status == 200; }, 20s, 50ms));
   REQUIRE(wait_until([&] { return !l.fetch().empty(); }, 20s, 50ms));
   l.check_safety();
 }

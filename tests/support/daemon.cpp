@@ -26,10 +26,8 @@ daemon_process::daemon_process(const std::string& etcd_endpoints,
                                const std::string& hostname,
                                std::vector<std::string> env, const netns* ns,
                                std::vector<std::string> wrapper)
-  : dir_("networkd-daemon"),
-    api_port_(free_port()),
-    dns_port_(free_port()),
-    ns_(ns) {
+    : dir_("networkd-daemon"), api_port_(free_port()), dns_port_(free_port()),
+      ns_(ns) {
   write_file(resolv_conf(), "nameserver 127.0.0.53\n");
   write_file(hosts_file(), "127.0.0.1 localhost\n");
   argv_ = {NETWORKD_BINARY,
@@ -94,12 +92,13 @@ daemon_process::~daemon_process() {
   auto report = sanitizer_report(log_text);
   if (!report.empty())
     FAIL_CHECK("sanitizer report in networkd's log:\n" << report);
-  if (stopping && !(status != -1 && WIFEXITED(status)
-                    && WEXITSTATUS(status) == 0)) {
+  if (stopping
+      && !(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
     auto tail = log_text.size() > 3000 ? log_text.substr(log_text.size() - 3000)
                                        : log_text;
     FAIL_CHECK("networkd did not exit 0 within 20 s of SIGTERM (status "
-               << status << "):\n" << tail);
+               << status << "):\n"
+               << tail);
   }
 }
 

@@ -31,8 +31,7 @@ public:
   daemon_process(const std::string& etcd_endpoints,
                  std::vector<std::string> extra_flags = {},
                  const std::string& hostname = "test-node",
-                 std::vector<std::string> env = {},
-                 const netns* ns = nullptr,
+                 std::vector<std::string> env = {}, const netns* ns = nullptr,
                  std::vector<std::string> wrapper = {});
   ~daemon_process();
 

@@ -8,7 +8,9 @@ namespace networkd::test {
 
 namespace {
 
-bool nft() { return dataplane() == "nft"; }
+bool nft() {
+  return dataplane() == "nft";
+}
 
 /// Lines of `text` that contain `what`.
 size_t count_lines(const std::string& text, const std::string& what) {
@@ -29,7 +31,9 @@ const std::string& dataplane() {
   return which;
 }
 
-std::string dataplane_flag() { return "-dataplane=" + dataplane(); }
+std::string dataplane_flag() {
+  return "-dataplane=" + dataplane();
+}
 
 std::string dnat_text(const netns& ns) {
   std::string out;
@@ -64,9 +68,9 @@ bool has_dnat(const netns& ns, const std::string& vip, uint16_t port) {
 bool has_target(const netns& ns, const std::string& ip, uint16_t port) {
   auto p = std::to_string(port);
   auto text = dnat_text(ns);
-  return nft() ? text.find(": " + ip + " . " + p) != std::string::npos
-               : text.find("--to-destination " + ip + ":" + p)
-                   != std::string::npos;
+  return nft()
+           ? text.find(": " + ip + " . " + p) != std::string::npos
+           : text.find("--to-destination " + ip + ":" + p) != std::string::npos;
 }
 
 size_t dnat_entries(const netns& ns, const std::string& vip) {

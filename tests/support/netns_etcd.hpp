@@ -23,25 +23,36 @@ struct ns_etcd {
     auto c = "http://127.0.0.1:" + std::to_string(client);
     auto p = "http://127.0.0.1:" + std::to_string(peer);
     proc = std::make_unique<process>(
-      std::vector<std::string>{"ip", "netns", "exec", ns.name(), "etcd",
-                               "--name", "ns", "--data-dir",
-                               dir.file("data"), "--listen-client-urls", c,
-                               "--advertise-client-urls", c,
-                               "--listen-peer-urls", p,
-                               "--initial-advertise-peer-urls", p,
-                               "--initial-cluster", "ns=" + p,
-                               "--logger=zap", "--log-level=error"},
+      std::vector<std::string>{"ip",
+                               "netns",
+                               "exec",
+                               ns.name(),
+                               "etcd",
+                               "--name",
+                               "ns",
+                               "--data-dir",
+                               dir.file("data"),
+                               "--listen-client-urls",
+                               c,
+                               "--advertise-client-urls",
+                               c,
+                               "--listen-peer-urls",
+                               p,
+                               "--initial-advertise-peer-urls",
+                               p,
+                               "--initial-cluster",
+                               "ns=" + p,
+                               "--logger=zap",
+                               "--log-level=error"},
       dir.file("etcd.log"));
-    bool up = wait_until(
-      [&] { return ns.sh(ctl("endpoint status")) == 0; }, 15s, 50ms);
+    bool up = wait_until([&] { return ns.sh(ctl("endpoint status")) == 0; },
+                         15s, 50ms);
     if (!up)
       throw std::runtime_error("etcd in namespace did not start: "
                                + proc->log());
   }
 
-  std::string endpoint() const {
-    return "127.0.0.1:" + std::to_string(client);
-  }
+  std::string endpoint() const { return "127.0.0.1:" + std::to_string(client); }
   std::string ctl(const std::string& args) const {
     return "ETCDCTL_API=3 etcdctl --endpoints=" + endpoint() + " " + args;
   }

@@ -77,7 +77,7 @@ uint16_t free_port() {
 
 process::process(std::vector<std::string> argv, std::string log_file,
                  std::vector<std::string> extra_env)
-  : log_file_(std::move(log_file)) {
+    : log_file_(std::move(log_file)) {
   pid_ = ::fork();
   if (pid_ < 0)
     throw std::runtime_error("fork failed");

@@ -22,8 +22,7 @@ lainlet_container lab_container(const std::string& node,
 }
 
 lab_node::lab_node(const netns& sw, const std::string& n, int idx)
-    : name(n), ip("10.88.0." + std::to_string(10 + idx)), ns(n),
-      ct(n + "c") {
+    : name(n), ip("10.88.0." + std::to_string(10 + idx)), ns(n), ct(n + "c") {
   up = std::make_unique<veth_pair>(ns, "eth0", sw, "p-" + n);
   down = std::make_unique<veth_pair>(ns, "ct0", ct, "eth0");
   ns.must("ip addr add " + ip + "/24 dev eth0");

@@ -25,8 +25,8 @@ std::vector<uint8_t> response(const std::string& name, uint16_t qtype,
   knot_wire_set_qr(pkt->wire);
   knot_wire_set_rcode(pkt->wire, static_cast<short>(rcode));
   knot_pkt_begin(pkt.get(), KNOT_ANSWER);
-  knot_rrset_t* rr = knot_rrset_new(qn, KNOT_RRTYPE_A, KNOT_CLASS_IN, ttl,
-                                    nullptr);
+  knot_rrset_t* rr
+    = knot_rrset_new(qn, KNOT_RRTYPE_A, KNOT_CLASS_IN, ttl, nullptr);
   for (auto& a : addrs) {
     auto ip = *parse_ip(a);
     knot_rrset_add_rdata(rr, ip.bytes.data(), 4, nullptr);
@@ -38,8 +38,7 @@ std::vector<uint8_t> response(const std::string& name, uint16_t qtype,
     knot_pkt_begin(pkt.get(), KNOT_AUTHORITY);
     auto zone = wire_name("test");
     auto z = reinterpret_cast<const knot_dname_t*>(zone.data());
-    s = knot_rrset_new(z, KNOT_RRTYPE_SOA, KNOT_CLASS_IN,
-                                     soa_ttl, nullptr);
+    s = knot_rrset_new(z, KNOT_RRTYPE_SOA, KNOT_CLASS_IN, soa_ttl, nullptr);
     std::vector<uint8_t> rd(zone.begin(), zone.end());
     rd.insert(rd.end(), zone.begin(), zone.end());
     for (uint32_t v : {1u, 3600u, 600u, 86400u, soa_minimum})
@@ -77,8 +76,7 @@ message ask(cache& c, uint64_t now, const std::string& name,
 }
 
 std::string key(const std::string& name) {
-  return cache_key(wire_name(name), KNOT_RRTYPE_A, KNOT_CLASS_IN, false,
-                   false);
+  return cache_key(wire_name(name), KNOT_RRTYPE_A, KNOT_CLASS_IN, false, false);
 }
 
 void store(cache& c, const std::string& name, const std::vector<uint8_t>& w,
@@ -111,8 +109,7 @@ TEST_CASE("upstream TTLs are capped") {
   opts.min_ttl = 10;
   opts.max_ttl = 50;
   cache c{opts};
-  store(c, "long.test", response("long.test", 1, 0, {"10.0.0.1"}, 100000),
-        0);
+  store(c, "long.test", response("long.test", 1, 0, {"10.0.0.1"}, 100000), 0);
   CHECK(ask(c, 0, "long.test").answer.at(0).ttl == 50);
   query_result r;
   ask(c, 50000, "long.test", &r);
@@ -125,8 +122,8 @@ TEST_CASE("upstream TTLs are capped") {
 TEST_CASE("NXDOMAIN and NODATA are cached from the SOA (RFC 2308)") {
   cache c;
   auto nx = response("nx.test", 1, KNOT_RCODE_NXDOMAIN, {}, 0, true, 300, 30);
-  auto e = make_cache_entry(wire_name("nx.test"), 1, 1, nx.data(), nx.size(),
-                            0, c.options());
+  auto e = make_cache_entry(wire_name("nx.test"), 1, 1, nx.data(), nx.size(), 0,
+                            c.options());
   REQUIRE(e);
   CHECK(e->negative);
   CHECK(e->ttl() == 30);
@@ -137,8 +134,8 @@ TEST_CASE("NXDOMAIN and NODATA are cached from the SOA (RFC 2308)") {
   CHECK(m.authority[0].ttl == 20);
   // The smaller of SOA TTL and MINIMUM wins.
   auto nodata = response("nd.test", 1, 0, {}, 0, true, 5, 30);
-  e = make_cache_entry(wire_name("nd.test"), 1, 1, nodata.data(),
-                       nodata.size(), 0, c.options());
+  e = make_cache_entry(wire_name("nd.test"), 1, 1, nodata.data(), nodata.size(),
+                       0, c.options());
   REQUIRE(e);
   CHECK(e->negative);
   CHECK(e->ttl() == 5);
@@ -168,8 +165,7 @@ TEST_CASE("a negative answer whose SOA is cut short is not cached") {
     w.insert(w.end(), zone.begin(), zone.end());
     w.insert(w.end(), {0, 6, 0, rr_class, 0, 0, 1, 44, 0, 0});
     INFO("SOA of class " << int(rr_class) << " without rdata");
-    auto e = make_cache_entry(owner, 1, 1, w.data(), w.size(), 0,
-                              c.options());
+    auto e = make_cache_entry(owner, 1, 1, w.data(), w.size(), 0, c.options());
     REQUIRE(e);
     CHECK(e->negative);
     CHECK(e->ttl() == 0);
@@ -181,8 +177,8 @@ TEST_CASE("upstream failures are cached only for a few seconds") {
   opts.failure_ttl = 2;
   cache c{opts};
   auto sf = response("sf.test", 1, KNOT_RCODE_SERVFAIL, {}, 0);
-  auto e = make_cache_entry(wire_name("sf.test"), 1, 1, sf.data(), sf.size(),
-                            0, opts);
+  auto e = make_cache_entry(wire_name("sf.test"), 1, 1, sf.data(), sf.size(), 0,
+                            opts);
   REQUIRE(e);
   CHECK(e->failure);
   c.put(key("sf.test"), e);
@@ -312,8 +308,8 @@ TEST_CASE("serve-stale keeps expired entries for find_fallback within the "
   ask(c, 11000 + 60000, "s.test", &r);
   CHECK(c.stats().size == 0);
   // A failure entry is never a fallback.
-  auto f = make_failure_entry(wire_name("f.test"), KNOT_RRTYPE_A,
-                              KNOT_CLASS_IN, 1000, c.options());
+  auto f = make_failure_entry(wire_name("f.test"), KNOT_RRTYPE_A, KNOT_CLASS_IN,
+                              1000, c.options());
   c.put(key("f.test"), f);
   CHECK(c.find_fallback(key("f.test"), 1500) == nullptr);
   // Window 0: expired entries go at once.

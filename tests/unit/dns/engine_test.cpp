@@ -30,8 +30,8 @@ table_input sample_input() {
   in.domains.push_back(domain("*.lain", {"10.0.0.1"}));
   in.domains.push_back(domain("*.web.lain", {"10.0.0.2"}));
   in.domains.push_back(domain("exact.lain", {"10.0.0.3"}));
-  in.domains.push_back(domain("multi.lain",
-                              {"10.1.0.1", "10.1.0.2", "10.1.0.3"}));
+  in.domains.push_back(
+    domain("multi.lain", {"10.1.0.1", "10.1.0.2", "10.1.0.3"}));
   in.domains.push_back(domain("node.lain", {}, config::domain_type::node));
   in.domains.push_back(domain("wr.lain", {}, config::domain_type::webrouter));
   in.domains.push_back(domain("swarm.lain", {"10.9.9.9"}));
@@ -100,16 +100,14 @@ TEST_CASE("an exact name wins over a wildcard") {
 TEST_CASE("the longest wildcard suffix wins") {
   fixture f;
   CHECK(f.answer_data(q("a.web.lain")) == std::set<std::string>{"10.0.0.2"});
-  CHECK(f.answer_data(q("x.y.web.lain"))
-        == std::set<std::string>{"10.0.0.2"});
+  CHECK(f.answer_data(q("x.y.web.lain")) == std::set<std::string>{"10.0.0.2"});
   CHECK(f.answer_data(q("other.lain")) == std::set<std::string>{"10.0.0.1"});
 }
 
 TEST_CASE("a wildcard answers its own suffix and deep names") {
   fixture f;
   CHECK(f.answer_data(q("lain")) == std::set<std::string>{"10.0.0.1"});
-  CHECK(f.answer_data(q("a.b.c.d.lain"))
-        == std::set<std::string>{"10.0.0.1"});
+  CHECK(f.answer_data(q("a.b.c.d.lain")) == std::set<std::string>{"10.0.0.1"});
   CHECK(f.answer_data(q("web.lain")) == std::set<std::string>{"10.0.0.2"});
 }
 
@@ -142,8 +140,7 @@ TEST_CASE("sources have a fixed precedence") {
   CHECK(f.answer_data(q("host1.example", KNOT_RRTYPE_AAAA))
         == std::set<std::string>{"fd00::1"});
   // node and webrouter types
-  CHECK(f.answer_data(q("node.lain"))
-        == std::set<std::string>{"192.168.1.5"});
+  CHECK(f.answer_data(q("node.lain")) == std::set<std::string>{"192.168.1.5"});
   CHECK(f.answer_data(q("wr.lain"))
         == std::set<std::string>{"172.20.0.1", "172.20.0.2"});
 }
@@ -177,8 +174,7 @@ TEST_CASE("A and AAAA get the right family only") {
   f.tbl = table::build(in);
   CHECK(f.answer_data(q("mapped.lain")) == std::set<std::string>{"10.3.3.3"});
   CHECK(f.ask(q("mapped.lain", KNOT_RRTYPE_AAAA)).answer.empty());
-  CHECK(f.answer_data(q("host1.example"))
-        == std::set<std::string>{"10.5.0.1"});
+  CHECK(f.answer_data(q("host1.example")) == std::set<std::string>{"10.5.0.1"});
 }
 
 TEST_CASE("a local name without the type is NODATA with an SOA") {
@@ -374,8 +370,7 @@ TEST_CASE("the config text has the old format") {
 TEST_CASE("per-domain upstreams use the longest suffix") {
   auto in = sample_input();
   config::domain_servers_config a{"lain", {config::upstream{"10.8.0.1", 53}}};
-  config::domain_servers_config b{"x.lain",
-                                  {config::upstream{"10.8.0.2", 53}}};
+  config::domain_servers_config b{"x.lain", {config::upstream{"10.8.0.2", 53}}};
   in.domain_servers = {a, b};
   in.upstreams = {config::upstream{"8.8.8.8", 53}};
   auto t = table::build(in);

@@ -74,9 +74,9 @@ TEST_CASE("forwarded queries leave from distinct source ports with 50 in "
   CHECK(mixed >= 990);
   double distinct = double(ports.size()) / double(lines.size());
   WARN("source ports: " << ports.size() << " distinct of " << lines.size()
-                        << " queries (" << distinct * 100
-                        << "%), at most " << most_pending
-                        << " pending at the upstream, " << took << " ms");
+                        << " queries (" << distinct * 100 << "%), at most "
+                        << most_pending << " pending at the upstream, " << took
+                        << " ms");
   CHECK(lines.size() == 1000);
   CHECK(most_pending >= 50);
   CHECK(distinct >= 0.95);
@@ -189,11 +189,10 @@ TEST_CASE("expired answers are served with TTL 30 while the upstream is "
       return first_a(a) == "10.2.2.2" && a->answer[0].ttl <= 1;
     },
     10s, 50ms));
-  WARN("first stale answer " << first_stale_ms
-                             << " ms after the upstream went down (TTL 1 s); "
-                             << "slowest stale answer " << slowest
-                             << " ms; fresh again " << ms_since(t_up)
-                             << " ms after it came back");
+  WARN("first stale answer "
+       << first_stale_ms << " ms after the upstream went down (TTL 1 s); "
+       << "slowest stale answer " << slowest << " ms; fresh again "
+       << ms_since(t_up) << " ms after it came back");
   CHECK(slowest < 150);
 }
 
@@ -224,8 +223,8 @@ TEST_CASE("serve-stale off: SERVFAIL once the TTL is over") {
   REQUIRE(first_a(s.ask("a.nostale.test")) == "10.1.1.3");
   up.reset();
   REQUIRE(test::wait_until(
-    [&] { return s.ask("a.nostale.test")->rcode == KNOT_RCODE_SERVFAIL; },
-    5s, 50ms));
+    [&] { return s.ask("a.nostale.test")->rcode == KNOT_RCODE_SERVFAIL; }, 5s,
+    50ms));
   CHECK(s.srv->stats().stale == 0);
 }
 
@@ -250,10 +249,10 @@ TEST_CASE("after one timeout, misses go to the healthy upstream whatever "
       REQUIRE(first_a(m) == "10.3.3.3");
     }
     std::sort(times.begin(), times.end());
-    WARN("blackhole first: " << blackhole_first << ": first miss "
-                             << first_ms << " ms, then median "
-                             << times[times.size() / 2] << " ms, max "
-                             << times.back() << " ms (timeout 400 ms)");
+    WARN("blackhole first: " << blackhole_first << ": first miss " << first_ms
+                             << " ms, then median " << times[times.size() / 2]
+                             << " ms, max " << times.back()
+                             << " ms (timeout 400 ms)");
     CHECK(times.back() < 100);
     if (blackhole_first) {
       CHECK(first_ms >= 390);
@@ -262,8 +261,8 @@ TEST_CASE("after one timeout, misses go to the healthy upstream whatever "
         [&] { return s.srv->stats().upstream.probes >= 1; }, 5s));
       bool failed = false;
       for (auto& h : s.srv->upstream_health())
-        if (h.server == blackhole.at.ip + "#"
-                          + std::to_string(blackhole.at.port))
+        if (h.server
+            == blackhole.at.ip + "#" + std::to_string(blackhole.at.port))
           failed = h.failures > 0;
       CHECK(failed);
     }

@@ -191,8 +191,8 @@ TEST_CASE("a client that never reads is held at the output cap and closed") {
   // Back-pressure set in (the cap was reached) and held the buffer there.
   CHECK(st.tcp_output_peak >= opts.tcp_output_cap);
   CHECK(st.tcp_output_peak <= opts.tcp_output_cap + largest_answer);
-  REQUIRE(test::wait_until(
-    [&] { return s.srv->stats().tcp_connections == 0; }, 3s));
+  REQUIRE(
+    test::wait_until([&] { return s.srv->stats().tcp_connections == 0; }, 3s));
   CHECK(s.srv->stats().tcp_output_bytes == 0);
   ::close(fd);
 }
@@ -206,8 +206,8 @@ TEST_CASE("connections over the per-client and total caps are closed at once") {
   int b = connect_from(s.port, "127.0.0.1");
   REQUIRE(a >= 0);
   REQUIRE(b >= 0);
-  REQUIRE(test::wait_until(
-    [&] { return s.srv->stats().tcp_connections == 2; }, 3s));
+  REQUIRE(
+    test::wait_until([&] { return s.srv->stats().tcp_connections == 2; }, 3s));
   int c = connect_from(s.port, "127.0.0.1");
   REQUIRE(c >= 0);
   CHECK(test::wait_until([&] { return closed_by_server(c); }, 3s, 1ms));
@@ -223,7 +223,8 @@ TEST_CASE("connections over the per-client and total caps are closed at once") {
   CHECK(test::wait_until([&] { return closed_by_server(e); }, 3s, 1ms));
   auto st = s.srv->stats();
   INFO("open " << st.tcp_connections << ", per client "
-       << st.tcp_rejected_per_client << ", idle " << st.tcp_closed_idle);
+               << st.tcp_rejected_per_client << ", idle "
+               << st.tcp_closed_idle);
   CHECK(st.tcp_rejected == 1);
   CHECK(s.srv->stats().tcp_connections == 3);
   // The first two still work.
@@ -263,7 +264,7 @@ TEST_CASE("other clients get answers while an abuser floods every slot") {
   // the largest was cut.
   auto st = s.srv->stats();
   INFO("peak " << st.tcp_output_peak << ", queued " << st.tcp_output_bytes
-       << ", open " << st.tcp_connections);
+               << ", open " << st.tcp_connections);
   REQUIRE(test::wait_until(
     [&] { return s.srv->stats().tcp_closed_output >= 1; }, 3s));
   st = s.srv->stats();
@@ -288,9 +289,9 @@ TEST_CASE("a client that trickles bytes is closed at the idle timeout") {
   while (!closed && clock_type::now() - t0 < 5s) {
     uint8_t byte = 0;
     closed = ::send(fd, &byte, 1, MSG_NOSIGNAL) != 1;
-    closed = closed
-             || test::wait_until([&] { return closed_by_server(fd); }, 100ms,
-                                 1ms);
+    closed
+      = closed
+        || test::wait_until([&] { return closed_by_server(fd); }, 100ms, 1ms);
   }
   CHECK(closed);
   CHECK(clock_type::now() - t0 < 2s);
@@ -311,9 +312,9 @@ TEST_CASE("a busy connection is closed after its maximum lifetime") {
   // A query every 50 ms, each answered, until the server hangs up.
   while (!closed && clock_type::now() - t0 < 5s) {
     closed = !ask(fd, "exact.lain", ++id).ok();
-    closed = closed
-             || test::wait_until([&] { return closed_by_server(fd); }, 50ms,
-                                 1ms);
+    closed
+      = closed
+        || test::wait_until([&] { return closed_by_server(fd); }, 50ms, 1ms);
   }
   CHECK(closed);
   CHECK(clock_type::now() - t0 >= 450ms);

@@ -45,7 +45,7 @@ struct dig_result {
   int exit = -1;
   std::string status;
   std::string flags;
-  std::vector<std::string> answer;    ///< "name ttl class type data"
+  std::vector<std::string> answer; ///< "name ttl class type data"
   std::vector<std::string> authority;
   std::string raw;
 };
@@ -95,8 +95,7 @@ bool has_flag(const dig_result& r, const std::string& flag) {
 struct running_server {
   uint16_t port = test::free_port();
   std::unique_ptr<server> srv;
-  explicit running_server(server_options opts = {},
-                          table_input in = sample()) {
+  explicit running_server(server_options opts = {}, table_input in = sample()) {
     opts.listen = {"127.0.0.1:" + std::to_string(port)};
     opts.workers = 2;
     srv = std::make_unique<server>(opts);
@@ -337,8 +336,8 @@ TEST_CASE("TCP connections over the cap are closed at once") {
   int b = tcp_connect(s.port);
   REQUIRE(a >= 0);
   REQUIRE(b >= 0);
-  REQUIRE(test::wait_until(
-    [&] { return s.srv->stats().tcp_connections == 2; }, 3s));
+  REQUIRE(
+    test::wait_until([&] { return s.srv->stats().tcp_connections == 2; }, 3s));
   int c = tcp_connect(s.port);
   REQUIRE(c >= 0);
   CHECK(test::wait_until([&] { return closed_by_server(c); }, 3s, 1ms));
@@ -351,8 +350,8 @@ TEST_CASE("TCP connections over the cap are closed at once") {
   ::close(b);
   ::close(c);
   // Once they are gone, new connections are served again.
-  REQUIRE(test::wait_until(
-    [&] { return s.srv->stats().tcp_connections == 0; }, 3s));
+  REQUIRE(
+    test::wait_until([&] { return s.srv->stats().tcp_connections == 0; }, 3s));
   auto answers = exchange_tcp("127.0.0.1", s.port, {make_query(spec)}, 3s);
   CHECK(answers.ok());
 }

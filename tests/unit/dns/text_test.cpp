@@ -44,12 +44,13 @@ TEST_CASE("resolv.conf: our server goes first, the rest is kept") {
                              "options ndots:2\n",
                              "127.0.0.1", {"127.0.0.1"});
   CHECK(fix.rewrite_needed);
-  CHECK(fix.text == "# generated\n"
-                    "search corp.example\n"
-                    "nameserver 127.0.0.1\n"
-                    "nameserver 10.0.0.2\n"
-                    "nameserver 10.0.0.3\n"
-                    "options ndots:2\n");
+  CHECK(fix.text
+        == "# generated\n"
+           "search corp.example\n"
+           "nameserver 127.0.0.1\n"
+           "nameserver 10.0.0.2\n"
+           "nameserver 10.0.0.3\n"
+           "options ndots:2\n");
   REQUIRE(fix.upstreams.size() == 2);
   CHECK(fix.upstreams[0] == config::upstream{"10.0.0.2", 53});
   CHECK(fix.upstreams[1] == config::upstream{"10.0.0.3", 53});
@@ -74,10 +75,11 @@ TEST_CASE("resolv.conf: rotate is dropped, other options kept") {
   auto fix = fix_resolv_conf("nameserver 8.8.8.8\n"
                              "options rotate ndots:2\n",
                              "127.0.0.1", {});
-  CHECK(fix.text == "nameserver 127.0.0.1\nnameserver 8.8.8.8\n"
-                    "options ndots:2\n");
-  fix = fix_resolv_conf("nameserver 127.0.0.1\noptions rotate\n",
-                        "127.0.0.1", {});
+  CHECK(fix.text
+        == "nameserver 127.0.0.1\nnameserver 8.8.8.8\n"
+           "options ndots:2\n");
+  fix = fix_resolv_conf("nameserver 127.0.0.1\noptions rotate\n", "127.0.0.1",
+                        {});
   CHECK(fix.rewrite_needed);
   CHECK(fix.text == "nameserver 127.0.0.1\n");
 }
@@ -88,8 +90,8 @@ TEST_CASE("resolv.conf: our address already first needs no rewrite") {
   CHECK_FALSE(fix.rewrite_needed);
   CHECK(fix.text == text);
   // A missing final newline alone is no reason to rewrite.
-  fix = fix_resolv_conf("nameserver 127.0.0.1\nnameserver 1.1.1.1",
-                        "127.0.0.1", {});
+  fix = fix_resolv_conf("nameserver 127.0.0.1\nnameserver 1.1.1.1", "127.0.0.1",
+                        {});
   CHECK_FALSE(fix.rewrite_needed);
 }
 
@@ -99,9 +101,10 @@ TEST_CASE("resolv.conf: duplicates of our address are removed") {
                              "nameserver 10.0.0.2\n"
                              "nameserver 127.0.0.1\n",
                              "127.0.0.1", {"127.0.0.1", "172.17.0.1"});
-  CHECK(fix.text == "nameserver 127.0.0.1\n"
-                    "nameserver 10.0.0.2\n"
-                    "nameserver 10.0.0.2\n");
+  CHECK(fix.text
+        == "nameserver 127.0.0.1\n"
+           "nameserver 10.0.0.2\n"
+           "nameserver 10.0.0.2\n");
   REQUIRE(fix.upstreams.size() == 1);
   CHECK(fix.upstreams[0].ip == "10.0.0.2");
 }

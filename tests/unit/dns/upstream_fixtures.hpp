@@ -36,7 +36,7 @@ struct dnsmasq {
   /// `at_port` 0: a free one.
   explicit dnsmasq(const std::string& address = "/x.test/10.1.2.3",
                    int ttl = 100, uint16_t at_port = 0)
-    : port(at_port != 0 ? at_port : test::free_port()) {
+      : port(at_port != 0 ? at_port : test::free_port()) {
     proc = std::make_unique<test::process>(
       std::vector<std::string>{
         "dnsmasq", "--no-daemon", "--port=" + std::to_string(port),
@@ -47,8 +47,8 @@ struct dnsmasq {
         "--pid-file=" + dir.file("pid")},
       dir.file("out"));
     REQUIRE(test::wait_until([&] {
-      auto r = exchange_udp("127.0.0.1", port, make_query({"probe.x.test"}),
-                            200ms);
+      auto r
+        = exchange_udp("127.0.0.1", port, make_query({"probe.x.test"}), 200ms);
       return r.ok();
     }));
   }
@@ -59,9 +59,8 @@ struct dnsmasq {
     for (auto& c : log)
       c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     int count = 0;
-    for (size_t p = 0; (p = log.find("] " + name + " from", p))
-                       != std::string::npos;
-         ++p)
+    for (size_t p = 0;
+         (p = log.find("] " + name + " from", p)) != std::string::npos; ++p)
       ++count;
     return count;
   }
@@ -91,12 +90,11 @@ struct unbound {
                        + (refuse ? "refuse" : "allow") + "\n" + body;
     test::write_file(dir.file("unbound.conf"), conf);
     proc = std::make_unique<test::process>(
-      std::vector<std::string>{"unbound", "-d", "-c",
-                               dir.file("unbound.conf")},
+      std::vector<std::string>{"unbound", "-d", "-c", dir.file("unbound.conf")},
       dir.file("out"));
     REQUIRE(test::wait_until([&] {
-      auto r = exchange_udp("127.0.0.1", port, make_query({"probe.test"}),
-                            200ms);
+      auto r
+        = exchange_udp("127.0.0.1", port, make_query({"probe.test"}), 200ms);
       return r.ok();
     }));
   }
@@ -132,7 +130,7 @@ struct counting_upstream {
           continue;
         ++count;
         std::this_thread::sleep_for(delay);
-        buf[2] |= 0x80; // QR
+        buf[2] |= 0x80;                              // QR
         buf[3] = static_cast<uint8_t>(0x80 | rcode); // RA, rcode
         ::sendto(fd, buf, static_cast<size_t>(n), 0,
                  reinterpret_cast<sockaddr*>(&from), len);
@@ -199,13 +197,12 @@ struct silent_upstream {
   ~silent_upstream() { ::close(fd); }
 };
 
-
 /// A scripted UDP upstream in python3 (what dnsmasq cannot do: record the
 /// source port of every query, answer late, send forged answers). Answers
 /// every A query after `delay_ms` with 10.9.9.9 (TTL 60) and logs
-/// "q <source port> <queries pending> <name as received>" per query. Names starting
-/// with "forge" first get forged answers: from another socket (wrong source
-/// port), with the ID off by one, with another name, with another type;
+/// "q <source port> <queries pending> <name as received>" per query. Names
+/// starting with "forge" first get forged answers: from another socket (wrong
+/// source port), with the ID off by one, with another name, with another type;
 /// names "forge-only..." get nothing else. Names starting with "upper" get
 /// their question echoed in upper case.
 struct scripted_upstream {
@@ -220,8 +217,8 @@ struct scripted_upstream {
                                dir.file("log")},
       dir.file("out"));
     REQUIRE(test::wait_until([&] {
-      auto r = exchange_udp("127.0.0.1", port, make_query({"probe.py.test"}),
-                            200ms);
+      auto r
+        = exchange_udp("127.0.0.1", port, make_query({"probe.py.test"}), 200ms);
       return r.ok();
     }));
   }
@@ -320,8 +317,9 @@ while True:
 
 /// Forwarded queries for `names`, at most `window` out at once, from one
 /// client socket. Returns how many got an answer.
-inline size_t ask_many(uint16_t server_port, const std::vector<std::string>& names,
-                       size_t window, std::chrono::milliseconds deadline) {
+inline size_t ask_many(uint16_t server_port,
+                       const std::vector<std::string>& names, size_t window,
+                       std::chrono::milliseconds deadline) {
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   REQUIRE(fd >= 0);
   sockaddr_in to{};

@@ -23,7 +23,6 @@ using namespace networkd::dns;
 using namespace networkd::dns::fixtures;
 using namespace std::chrono_literals;
 
-
 TEST_CASE("forwarded answers come from dnsmasq and then from the cache") {
   dnsmasq up;
   forwarding_server s{{at(up.port)}};
@@ -170,10 +169,9 @@ TEST_CASE("we never forward to ourselves") {
   opts.workers = 1;
   server srv{opts};
   table_input in;
-  in.upstreams = {config::upstream{"127.0.0.1", port},
-                  config::upstream{"127.0.0.53", 53},
-                  config::upstream{"10.0.0.1", 53},
-                  config::upstream{"127.0.0.1", 5353}};
+  in.upstreams
+    = {config::upstream{"127.0.0.1", port}, config::upstream{"127.0.0.53", 53},
+       config::upstream{"10.0.0.1", 53}, config::upstream{"127.0.0.1", 5353}};
   srv.publish(table::build(in));
   REQUIRE(srv.start().ok());
   auto list = srv.upstreams_for("example.com");

@@ -169,9 +169,8 @@ TEST_CASE("addresses join and leave the filter one at a time", "[arp]") {
   watch->filter_add(vip);
   auto ann = l.announcer_in(l.n1);
   REQUIRE(ann->announce("e1", vip, 1).ok());
-  auto seen = collect(*watch, [&](const std::vector<sighting>& s) {
-    return !s.empty();
-  });
+  auto seen = collect(
+    *watch, [&](const std::vector<sighting>& s) { return !s.empty(); });
   REQUIRE_FALSE(seen.empty());
   CHECK(seen.front().sender_ip == vip);
   // Out again: its packets are dropped, the marker's (sent after them on

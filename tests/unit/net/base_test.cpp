@@ -31,15 +31,12 @@ TEST_CASE("host and port text that is not host:port is refused with why") {
     const char* text;
     const char* why;
   };
-  for (auto bc : {bad_case{"10.0.0.1", "no :port"},
-                  bad_case{":53", "no host"},
-                  bad_case{"[::1]53", "no :port after"},
-                  bad_case{"[::1:53", "no closing"},
-                  bad_case{"h:0", "out of range"},
-                  bad_case{"h:65536", "out of range"},
-                  bad_case{"h:-1", "out of range"},
-                  bad_case{"h:8o", "not a number"},
-                  bad_case{"h:", "port is empty"}}) {
+  for (auto bc :
+       {bad_case{"10.0.0.1", "no :port"}, bad_case{":53", "no host"},
+        bad_case{"[::1]53", "no :port after"},
+        bad_case{"[::1:53", "no closing"}, bad_case{"h:0", "out of range"},
+        bad_case{"h:65536", "out of range"}, bad_case{"h:-1", "out of range"},
+        bad_case{"h:8o", "not a number"}, bad_case{"h:", "port is empty"}}) {
     INFO(bc.text);
     auto r = split_host_port(bc.text);
     REQUIRE_FALSE(r);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Tests of the etcd key contract parsers: good values, bad ones, and garbage.
 
-#include "net/cluster/config.hpp"
 #include "net/base/json_fields.hpp"
+#include "net/cluster/config.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -62,12 +62,10 @@ TEST_CASE("classify returns unknown for other keys and empty suffixes") {
   CHECK(classify("/lain/config/vips").fam == family::unknown);
   CHECK(classify("/lain/config/streamrouter/vippool/").fam == family::unknown);
   CHECK(classify("/lain/deployd/leader2").fam == family::unknown);
-  CHECK(classify("/lain/networkd/vips/10.0.0.1.lock").fam
-        == family::vip_lock);
+  CHECK(classify("/lain/networkd/vips/10.0.0.1.lock").fam == family::vip_lock);
   CHECK(classify("/lain/networkd/vips/10.0.0.1.lock").suffix == "10.0.0.1");
   CHECK(classify("/lain/networkd/vips/nope.lock").fam == family::unknown);
-  CHECK(classify("/lain/networkd/leader/7a").fam
-        == family::leader_candidate);
+  CHECK(classify("/lain/networkd/leader/7a").fam == family::leader_candidate);
   CHECK(classify("/lain/config/tinydns_fqdns/lain").fam
         == family::tinydns_fqdns);
   CHECK(classify("/lain/config/tinydns_fqdns/").fam == family::unknown);
@@ -358,8 +356,8 @@ TEST_CASE("nesting is limited before parsing and brackets in strings do not "
   require_failure(parse_vippool("[" + at_limit + "]"), "bad_json",
                   "nested deeper than 64");
   // The crash of issue 12: 260,000 '[' (under the size limit).
-  require_failure(parse_domain("a.lain", std::string(260000, '[')),
-                  "bad_json", "nested deeper than 64");
+  require_failure(parse_domain("a.lain", std::string(260000, '[')), "bad_json",
+                  "nested deeper than 64");
   CHECK(json_depth(R"(["[[[[", "\"{{{{", {"a": "]]]"}])") == 2);
 }
 
@@ -373,8 +371,8 @@ TEST_CASE("lists longer than their limit are too_many and name the limit") {
   auto ports = [&](size_t n) {
     std::string out = "[";
     for (size_t i = 0; i < n; ++i)
-      out += (i ? "," : "") + std::string("{\"src\":")
-             + std::to_string(1 + i) + "}";
+      out += (i ? "," : "") + std::string("{\"src\":") + std::to_string(1 + i)
+             + "}";
     return out + "]";
   };
   auto vip_with = [&](size_t n) {
@@ -384,14 +382,13 @@ TEST_CASE("lists longer than their limit are too_many and name the limit") {
   require_failure(parse_vip("10.0.0.5", vip_with(10000)), "too_many",
                   "ports: 10000 entries (limit 256)");
   require_failure(
-    parse_domain("a.lain", R"({"ips":)"
-                             + list(max_domain_ips + 1, "\"10.0.0.1\"") + "}"),
+    parse_domain("a.lain",
+                 R"({"ips":)" + list(max_domain_ips + 1, "\"10.0.0.1\"") + "}"),
     "too_many", "ips: 65 entries (limit 64)");
   require_failure(
-    parse_domain_servers("lain",
-                         R"({"servers":)"
-                           + list(max_domain_servers + 1, "\"10.0.0.1\"")
-                           + "}"),
+    parse_domain_servers(
+      "lain",
+      R"({"servers":)" + list(max_domain_servers + 1, "\"10.0.0.1\"") + "}"),
     "too_many", "servers");
   require_failure(parse_vippool(list(max_vippool + 1, "\"10.0.0.1\"")),
                   "too_many", "(limit 1024)");
@@ -645,10 +642,9 @@ TEST_CASE("the knob table is complete and consistent") {
   }
   for (auto n : {"log_level", "lease_ttl", "arp_count", "arp_interval_ms",
                  "arp_refresh_s", "nat_audit_s", "acl_audit_s",
-                 "probe_interval_ms", "probe_timeout_ms",
-                 "probe_failures", "dns_ttl", "dns_cache_size",
-                 "dns_neg_ttl_max", "dns_min_ttl", "dns_max_ttl",
-                 "dns_upstream_timeout_ms", "fencing_margin_ms"})
+                 "probe_interval_ms", "probe_timeout_ms", "probe_failures",
+                 "dns_ttl", "dns_cache_size", "dns_neg_ttl_max", "dns_min_ttl",
+                 "dns_max_ttl", "dns_upstream_timeout_ms", "fencing_margin_ms"})
     CHECK(names.count(n) == 1);
   CHECK(find_knob("nope") == nullptr);
   CHECK(find_knob("lease_ttl")->default_number == 6);
@@ -750,9 +746,9 @@ void check_all(const std::string& key, const std::string& value,
   check(parse_knob("log_level", value));
   check(parse_upstream(value));
   check(parse_port(value));
-  (void) is_ipv4(value);
-  (void) classify(key);
-  (void) classify(value);
+  (void)is_ipv4(value);
+  (void)classify(key);
+  (void)classify(value);
 }
 
 std::string random_bytes(std::mt19937& rng, size_t max_len) {

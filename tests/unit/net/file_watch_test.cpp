@@ -45,8 +45,7 @@ TEST_CASE_METHOD(fixture, "a rename over the file is seen", "[file_watch]") {
   CHECK(changed_since(before));
 }
 
-TEST_CASE_METHOD(fixture, "deletion and re-creation are seen",
-                 "[file_watch]") {
+TEST_CASE_METHOD(fixture, "deletion and re-creation are seen", "[file_watch]") {
   write_file(path, "x\n");
   file_watch w{path, [this] { ++changes; }};
   int before = changes;

@@ -52,7 +52,8 @@ TEST_CASE("the lowest instance serves, an IP change is a new container",
   CHECK(h.current()->instance == 1);
   h.probe_result("172.20.0.2", 80, true, "");
   CHECK(h.healthy());
-  CHECK_FALSE(h.set_containers({{"172.20.0.2", 1, "a"}, {"172.20.0.3", 2, "b"}}));
+  CHECK_FALSE(
+    h.set_containers({{"172.20.0.2", 1, "a"}, {"172.20.0.3", 2, "b"}}));
   CHECK(h.set_containers({{"172.20.0.9", 1, "a2"}}));
   CHECK(h.current()->ip == "172.20.0.9");
   CHECK_FALSE(h.healthy());

@@ -36,12 +36,10 @@ TEST_CASE("each key family parses into its own event type") {
   const std::vector<row> rows{
     {"/lain/config/vips/10.0.0.5",
      R"({"app":"a","proc":"p","ports":[{"src":"80"}]})", family::vip},
-    {"/lain/config/domains/*.lain", R"({"ips":["10.0.0.1"]})",
-     family::domain},
+    {"/lain/config/domains/*.lain", R"({"ips":["10.0.0.1"]})", family::domain},
     {"/lain/config/domain_servers/corp", R"({"servers":["10.0.0.2#53"]})",
      family::domain_servers},
-    {"/lain/config/streamrouter/vippool", R"(["10.0.0.3"])",
-     family::vippool},
+    {"/lain/config/streamrouter/vippool", R"(["10.0.0.3"])", family::vippool},
     {"/lain/swarm/docker/swarm/leader", "10.0.0.4:2376", family::swarm_leader},
     {"/lain/deployd/leader", "10.0.0.4:9003", family::deployd_leader},
     {"/lain/networkd/config/dns_ttl", "30", family::knob},
@@ -49,8 +47,7 @@ TEST_CASE("each key family parses into its own event type") {
     {"/lain/networkd/leader/694d7a3c1b2e", "node1", family::leader_candidate},
     {"/lain/networkd/apps/a/p/10.0.0.6:80", "node1", family::app_endpoint},
     {"/lain/config/tinydns_fqdns/x.lain", "[]", family::tinydns_fqdns},
-    {"/lain/networkd/containers/a/p/1/10.0.0.5", "used",
-     family::container_vip},
+    {"/lain/networkd/containers/a/p/1/10.0.0.5", "used", family::container_vip},
     {"/lain/config/whitelist_ips/office", R"(["10.1.0.0/16"])", family::acl},
   };
   for (auto& r : rows) {
@@ -80,8 +77,8 @@ TEST_CASE("a parsed event carries the value its family's parser made") {
   REQUIRE(l != nullptr);
   CHECK(l->suffix == "10.0.0.5");
   CHECK(l->value == "n2");
-  auto acl = keys::parse(
-    put("/lain/config/whitelist_ips/office", R"(["10.1.2.3"])"));
+  auto acl
+    = keys::parse(put("/lain/config/whitelist_ips/office", R"(["10.1.2.3"])"));
   auto* a = std::get_if<keys::event<family::acl>>(&acl);
   REQUIRE(a != nullptr);
   REQUIRE(a->value.whitelists.count("office") == 1);
@@ -119,6 +116,6 @@ TEST_CASE("an exact-key watch keeps only its key and known longer keys") {
   const std::string exact{config::vippool_key};
   CHECK(keys::belongs_to_watch(exact, exact));
   CHECK_FALSE(keys::belongs_to_watch(exact, exact + "2"));
-  CHECK(keys::belongs_to_watch("/lain/config/vips/",
-                               "/lain/config/vips/whatever"));
+  CHECK(
+    keys::belongs_to_watch("/lain/config/vips/", "/lain/config/vips/whatever"));
 }

@@ -44,8 +44,7 @@ std::vector<std::string> readme_row(const std::string& readme,
       auto cell = line.substr(at, bar - at);
       auto b = cell.find_first_not_of(' ');
       auto e = cell.find_last_not_of(' ');
-      cells.push_back(b == std::string::npos ? ""
-                                             : cell.substr(b, e - b + 1));
+      cells.push_back(b == std::string::npos ? "" : cell.substr(b, e - b + 1));
       at = bar + 1;
     }
     return cells;
@@ -55,7 +54,8 @@ std::vector<std::string> readme_row(const std::string& readme,
 
 } // namespace
 
-TEST_CASE("every knob moves its slice and returns to its default when deleted") {
+TEST_CASE(
+  "every knob moves its slice and returns to its default when deleted") {
   auto& defaults = default_knobs();
   CHECK(resolve_knobs({}) == defaults);
   for (auto& spec : known_knobs()) {
@@ -67,9 +67,8 @@ TEST_CASE("every knob moves its slice and returns to its default when deleted") 
     auto v = resolve_knobs(set);
     CHECK(v != defaults);
     // A parse of the same value resolves the same way.
-    auto parsed = parse_knob(spec.name, spec.numeric
-                                          ? std::to_string(k.number)
-                                          : k.text);
+    auto parsed
+      = parse_knob(spec.name, spec.numeric ? std::to_string(k.number) : k.text);
     REQUIRE(parsed.ok());
     CHECK(resolve_knobs({{spec.name, *parsed}}) == v);
     set.erase(spec.name);
@@ -100,7 +99,8 @@ TEST_CASE("two knobs of one slice are kept apart") {
   CHECK(resolve_knobs({{"nope", knob{"nope", 1, ""}}}) == default_knobs());
 }
 
-TEST_CASE("the README lists every knob with the range and default of the table") {
+TEST_CASE(
+  "the README lists every knob with the range and default of the table") {
   std::ifstream f(std::string(NETWORKD_SOURCE_DIR) + "/README.md");
   REQUIRE(f.good());
   std::stringstream ss;
@@ -112,8 +112,9 @@ TEST_CASE("the README lists every knob with the range and default of the table")
     REQUIRE(row.size() == 4);
     if (spec.numeric) {
       std::string unit = *spec.unit ? std::string(" ") + spec.unit : "";
-      CHECK(row[1] == std::to_string(spec.min) + "–" + std::to_string(spec.max)
-                        + unit);
+      CHECK(row[1]
+            == std::to_string(spec.min) + "–" + std::to_string(spec.max)
+                 + unit);
       CHECK(row[2] == std::to_string(spec.default_number));
     } else {
       CHECK(row[1] == spec.choices);

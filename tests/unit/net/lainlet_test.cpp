@@ -548,8 +548,9 @@ TEST_CASE("reply heads give the status and the framing", "[lainlet]") {
   REQUIRE(h);
   CHECK(h->reason == "Forbidden");
   CHECK(*h->content_length == 14);
-  for (auto bad : {"", "HTTP/2 200 OK", "HTTP/1.1 20 OK", "HTTP/1.1 200 OK\nno colon",
-                   "HTTP/1.1 200 OK\nTransfer-Encoding: gzip",
-                   "HTTP/1.1 200 OK\nContent-Length: -1"})
+  for (auto bad :
+       {"", "HTTP/2 200 OK", "HTTP/1.1 20 OK", "HTTP/1.1 200 OK\nno colon",
+        "HTTP/1.1 200 OK\nTransfer-Encoding: gzip",
+        "HTTP/1.1 200 OK\nContent-Length: -1"})
     CHECK_FALSE(parse_head(bad));
 }

@@ -79,8 +79,9 @@ TEST_CASE("a renewal answered late asks for another one at once", "[lease]") {
   CHECK_FALSE(g.late(t0 + 4100ms));
 }
 
-TEST_CASE("a new fencing margin moves the next deadline and is capped at half the TTL",
-          "[lease]") {
+TEST_CASE(
+  "a new fencing margin moves the next deadline and is capped at half the TTL",
+  "[lease]") {
   lease_tracker l{1000ms};
   auto t0 = lease_tracker::time_point{} + 100s;
   l.renewed(7, 6, t0);

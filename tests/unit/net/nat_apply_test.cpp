@@ -9,10 +9,10 @@
 
 #include <algorithm>
 #include <future>
-#include <thread>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <sstream>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
 
 using namespace networkd;
 using namespace networkd::nat;
@@ -284,11 +284,12 @@ TEST_CASE("a refresh() that overlaps a batch is dropped", "[nat_apply]") {
   iptables_dnat_table table{o};
   REQUIRE(table.reconcile({to_c1(80)}).ok()); // the first read
   REQUIRE(::unlink(started.c_str()) == 0);
-  auto pending = std::async(std::launch::async, [&] { return table.refresh(); });
+  auto pending
+    = std::async(std::launch::async, [&] { return table.refresh(); });
   // The read is under way (the tool sleeps first); the batch runs
   // meanwhile, without waiting for it.
-  REQUIRE(wait_until([&] { return ::access(started.c_str(), F_OK) == 0; },
-                     10s, 5ms));
+  REQUIRE(
+    wait_until([&] { return ::access(started.c_str(), F_OK) == 0; }, 10s, 5ms));
   auto r = table.reconcile({to_c2(80)});
   REQUIRE(r.ok());
   CHECK(pending.wait_for(0s) == std::future_status::timeout);
@@ -427,11 +428,9 @@ TEST_CASE("releasing most VIPs at once is one flush-and-refill batch",
     vips.push_back("10.90." + std::to_string(v / 250) + "."
                    + std::to_string(v % 250 + 1));
     for (uint16_t port = 0; port < 4; ++port)
-      desired.push_back(dnat_rule{vips.back(), protocol::tcp,
-                                  static_cast<uint16_t>(80 + port),
-                                  "172.20.0.2",
-                                  static_cast<uint16_t>(8080 + port),
-                                  "scale.main"});
+      desired.push_back(dnat_rule{
+        vips.back(), protocol::tcp, static_cast<uint16_t>(80 + port),
+        "172.20.0.2", static_cast<uint16_t>(8080 + port), "scale.main"});
   }
   iptables_dnat_table::options o;
   o.netns = ns.name();

@@ -414,8 +414,11 @@ TEST_CASE("with 16000 rules one VIP's deletes stay a diff, a few VIPs' are "
     for (uint16_t port = 0; port < 4; ++port) {
       dnat_rule r{"10." + std::to_string(100 + v / 250) + "."
                     + std::to_string(v % 250) + ".1",
-                  protocol::tcp, static_cast<uint16_t>(80 + port),
-                  "172.20.0.2", 8080, "a.web"};
+                  protocol::tcp,
+                  static_cast<uint16_t>(80 + port),
+                  "172.20.0.2",
+                  8080,
+                  "a.web"};
       desired.push_back(r);
       for (auto c : {chain::prerouting, chain::output})
         s.entries.push_back(entry{c, render(r, c), r.vip, r});
@@ -437,13 +440,13 @@ TEST_CASE("with 16000 rules one VIP's deletes stay a diff, a few VIPs' are "
   // against ~27 ms), five VIPs' 40 a rebuild (~46 ms against ~27 ms).
   state small = s;
   small.entries.resize(1600);
-  auto small_one = diff(small, std::vector<dnat_rule>(desired.begin() + 4,
-                                                      desired.begin() + 800));
+  auto small_one = diff(
+    small, std::vector<dnat_rule>(desired.begin() + 4, desired.begin() + 800));
   REQUIRE(small_one.ok());
   CHECK(small_one->removed.size() == 8);
   CHECK_FALSE(prefer_rebuild(small, *small_one));
-  auto small_five = diff(small, std::vector<dnat_rule>(desired.begin() + 20,
-                                                       desired.begin() + 800));
+  auto small_five = diff(
+    small, std::vector<dnat_rule>(desired.begin() + 20, desired.begin() + 800));
   REQUIRE(small_five.ok());
   CHECK(small_five->removed.size() == 40);
   CHECK(prefer_rebuild(small, *small_five));

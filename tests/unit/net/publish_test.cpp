@@ -17,8 +17,8 @@ config::app_endpoint ep(std::string app, std::string ip, uint16_t port) {
 }
 
 void add_endpoint(inputs& in, const config::app_endpoint& e) {
-  in.endpoints["/lain/networkd/apps/" + e.app + "/" + e.proc + "/" + e.ip
-               + ":" + std::to_string(e.port)]
+  in.endpoints["/lain/networkd/apps/" + e.app + "/" + e.proc + "/" + e.ip + ":"
+               + std::to_string(e.port)]
     = e;
 }
 
@@ -48,10 +48,10 @@ TEST_CASE("app endpoint keys and streamrouter ports parse strictly",
   CHECK(e->proc == "worker");
   CHECK(e->ip == "10.0.0.1");
   CHECK(e->port == 8080);
-  for (auto bad : {"webrouter/worker", "webrouter/worker/10.0.0.1",
-                   "webrouter/worker/host:80", "webrouter/worker/10.0.0.1:0",
-                   "/worker/10.0.0.1:80", "a/b/c/10.0.0.1:80",
-                   "webrouter//10.0.0.1:80"}) {
+  for (auto bad :
+       {"webrouter/worker", "webrouter/worker/10.0.0.1",
+        "webrouter/worker/host:80", "webrouter/worker/10.0.0.1:0",
+        "/worker/10.0.0.1:80", "a/b/c/10.0.0.1:80", "webrouter//10.0.0.1:80"}) {
     INFO(bad);
     auto r = config::parse_app_endpoint(bad);
     REQUIRE_FALSE(r);
@@ -98,8 +98,9 @@ TEST_CASE("webrouter: tinydns lines for webrouter.lain, lain and the cluster "
   auto plan = desired(in, {});
   CHECK(plan.at("/lain/config/domains/webrouter.lain")
         == R"({"ips":["10.0.0.1","10.0.0.2"],"type":""})");
-  CHECK(plan.at("/lain/config/tinydns_fqdns/webrouter.lain")
-        == R"(["+webrouter.lain:10.0.0.1:300","+webrouter.lain:10.0.0.2:300"])");
+  CHECK(
+    plan.at("/lain/config/tinydns_fqdns/webrouter.lain")
+    == R"(["+webrouter.lain:10.0.0.1:300","+webrouter.lain:10.0.0.2:300"])");
   CHECK(plan.at("/lain/config/tinydns_fqdns/lain")
         == R"(["+*.lain:10.0.0.1:300",".lain:10.0.0.1:a:300",)"
            R"("+*.lain:10.0.0.2:300",".lain:10.0.0.2:a:300"])");
@@ -185,7 +186,8 @@ TEST_CASE("streamrouter: one VIP per pool address, removed ones deleted",
 }
 
 TEST_CASE("a deeply nested tinydns value is not an app's lines and does not "
-          "crash", "[publish]") {
+          "crash",
+          "[publish]") {
   // Issue 12: 260,000 '[' under tinydns_fqdns crashed every -tinydns node.
   CHECK_FALSE(publish::is_app_lines("x", std::string(260000, '[')));
   CHECK(publish::is_app_lines("x", R"(["+x.lain:10.0.0.1:300"])"));
@@ -236,14 +238,17 @@ TEST_CASE("a streamrouter pool move keeps the app's tinydns line whatever "
 }
 
 TEST_CASE("changes are what etcd does not hold yet", "[publish]") {
-  publish::plan wanted{{"/a", "1"}, {"/b", "2"}, {"/c", std::nullopt},
-                       {"/d", std::nullopt}, {"/e", ""}};
+  publish::plan wanted{{"/a", "1"},
+                       {"/b", "2"},
+                       {"/c", std::nullopt},
+                       {"/d", std::nullopt},
+                       {"/e", ""}};
   std::map<std::string, std::string> current{
     {"/a", "1"}, {"/b", "old"}, {"/c", "x"}, {"/z", "kept"}};
   publish::plan expected{{"/b", "2"}, {"/c", std::nullopt}, {"/e", ""}};
   CHECK(publish::changes(wanted, current) == expected);
-  CHECK(publish::changes(wanted, {{"/a", "1"}, {"/b", "2"}, {"/e", ""}})
-        .empty());
+  CHECK(
+    publish::changes(wanted, {{"/a", "1"}, {"/b", "2"}, {"/e", ""}}).empty());
 }
 
 TEST_CASE("a plan is one transaction unless it exceeds the operations limit",
@@ -263,7 +268,9 @@ TEST_CASE("a plan is one transaction unless it exceeds the operations limit",
   auto parts = publish::transactions(big, 4);
   std::vector<publish::plan> expected{
     {{"/k/a", "a"}, {"/k/c", "c"}, {"/k/e", "e"}, {"/k/g", "g"}},
-    {{"/k/i", "i"}, {"/k/b", std::nullopt}, {"/k/d", std::nullopt},
+    {{"/k/i", "i"},
+     {"/k/b", std::nullopt},
+     {"/k/d", std::nullopt},
      {"/k/f", std::nullopt}},
     {{"/k/h", std::nullopt}}};
   CHECK(parts == expected);

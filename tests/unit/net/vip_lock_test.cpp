@@ -111,8 +111,7 @@ TEST_CASE("many locks are taken in few round trips, each judged alone",
     INFO("lock " << i);
     REQUIRE(answers[i]);
     if (i == 5) {
-      CHECK(*answers[i]
-            == vip::lock_answer{false, "n2", theirs.mod_revision});
+      CHECK(*answers[i] == vip::lock_answer{false, "n2", theirs.mod_revision});
       continue;
     }
     CHECK(answers[i]->ours);
@@ -165,8 +164,8 @@ TEST_CASE("a failed round trip fails the locks it carried", "[vip_lock]") {
   cfg.call_timeout = std::chrono::milliseconds(300);
   cfg.dial_timeout = std::chrono::milliseconds(100);
   etcd::client c{cfg};
-  auto answers = vip::take_locks(c, {{lock_key(1), "n1", 1},
-                                     {lock_key(2), "n1", 1}});
+  auto answers
+    = vip::take_locks(c, {{lock_key(1), "n1", 1}, {lock_key(2), "n1", 1}});
   REQUIRE(answers.size() == 2);
   for (auto& a : answers) {
     REQUIRE_FALSE(a);
