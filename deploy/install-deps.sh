@@ -12,6 +12,7 @@ pkgs=(
   etcd-server etcd-client iptables nftables iproute2 iputils-arping iputils-ping
   dnsutils dnsperf dnsmasq-base unbound procps curl python3 netcat-openbsd
   systemd  # systemd-analyze: the unit's exposure test (setpriv: util-linux)
+  groff-base  # groff -ww: the man page test (tests/packaging)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -20,7 +20,7 @@ uint32_t u32(const knob& k) {
 const std::vector<knob_spec>& knob_table() {
   static const std::vector<knob_spec> table = {
     {"log_level", false, 0, 0, "",
-     "log level of the daemon (unset: the --log.level flag)", 0, "",
+     "log level of the daemon (unset: info, or debug with -verbose)", 0, "",
      "trace debug info warn error", "daemon",
      [](knob_values& v, const knob& k) { v.log_level = k.text; }},
     {"lease_ttl", true, 2, 300, "s",

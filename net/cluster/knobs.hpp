@@ -87,7 +87,7 @@ struct audit_knobs {
 
 /// Every knob's value in force: the ones set in etcd, defaults for the rest.
 struct knob_values {
-  std::string log_level; ///< empty: the --log.level flag's level
+  std::string log_level; ///< empty: info, or debug with -verbose
   lease_knobs lease;
   arp_knobs arp;
   probe_knobs probe;
