@@ -247,6 +247,39 @@ TEST_CASE("a bad VIP value is rejected while a good one is served",
   CHECK(l.lock_holder().empty());
 }
 
+TEST_CASE("metrics count the new connections of each VIP and port",
+          "[vip][lab]") {
+  lab l;
+  auto& n = *l.nodes[0];
+  n.start_networkd(l.endpoint());
+  put_vip(l);
+  REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
+  auto counted = [&] {
+    auto text = n.networkd->get("/metrics").body;
+    auto line = "networkd_vip_connections_total{vip=\"" + vip
+                + "\",proto=\"tcp\",port=\"80\"} ";
+    auto at = text.find(line);
+    return at == std::string::npos ? int64_t{-1}
+                                   : std::stoll(text.substr(at + line.size()));
+  };
+  if (dataplane() != "nft") {
+    // Only the nft map has counters per entry.
+    CHECK(counted() == -1);
+    return;
+  }
+  auto before = counted();
+  REQUIRE(before >= 1); // the fetch above
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(l.fetch() == "n1");
+  CHECK(wait_until([&] { return counted() >= before + 5; }, 5s, 20ms));
+  INFO(n.networkd->get("/metrics").body);
+  // No traffic went to the udp entry of the same VIP.
+  CHECK(n.networkd->get("/metrics")
+          .body.find("networkd_vip_connections_total{vip=\"" + vip
+                     + "\",proto=\"udp\",port=\"53\"} 0")
+        != std::string::npos);
+}
+
 TEST_CASE("port-only VIPs DNAT on the node address and publish the app key",
           "[vip][lab]") {
   lab l;
