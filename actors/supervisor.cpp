@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "actors/errors.hpp"
 #include "actors/json.hpp"
 #include "net/base/log.hpp"
@@ -134,7 +136,9 @@ supervisor_state::render(const std::vector<std::string>& child_states,
   j.kv("ready", why.empty());
   j.kv("not_ready", why);
   j.object("lease");
-  j.kv("id", lease.id());
+  // In hex, as etcdctl and the logs print it (and jq would round a
+  // decimal number above 2^53).
+  j.kv("id", fmt::format("{:x}", lease.id()));
   j.kv("ttl", lease.ttl());
   j.kv("state", lease_state);
   j.kv("expires_in_ms", static_cast<int64_t>(lease.remaining(now).count()));

@@ -287,7 +287,10 @@ std::pair<int64_t, std::string> lease_of(const daemon_process& d) {
   if (sup == nullptr || !sup->HasMember("lease"))
     return {0, ""};
   auto& l = (*sup)["lease"];
-  return {l.HasMember("id") && l["id"].IsInt64() ? l["id"].GetInt64() : 0,
+  // The id is hex text, as etcdctl prints it.
+  return {l.HasMember("id") && l["id"].IsString()
+            ? std::stoll(l["id"].GetString(), nullptr, 16)
+            : 0,
           l.HasMember("state") && l["state"].IsString() ? l["state"].GetString()
                                                         : ""};
 }

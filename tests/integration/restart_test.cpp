@@ -161,8 +161,8 @@ struct lab {
       if (a.IsObject() && a.HasMember("name") && a["name"].IsString()
           && std::string{a["name"].GetString()} == "supervisor"
           && a.HasMember("lease") && a["lease"].IsObject()
-          && a["lease"].HasMember("id") && a["lease"]["id"].IsInt64())
-        return a["lease"]["id"].GetInt64();
+          && a["lease"].HasMember("id") && a["lease"]["id"].IsString())
+        return std::stoll(a["lease"]["id"].GetString(), nullptr, 16);
     return 0;
   }
 

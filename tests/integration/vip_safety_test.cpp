@@ -130,7 +130,10 @@ struct node : lab_node {
         return o.HasMember(k) && o[k].IsInt64() ? o[k].GetInt64() : 0;
       };
       l.ok = true;
-      l.id = num("id");
+      // The id is hex text, as etcdctl prints it.
+      l.id = o.HasMember("id") && o["id"].IsString()
+               ? std::stoll(o["id"].GetString(), nullptr, 16)
+               : 0;
       l.ttl = num("ttl");
       l.renewals = num("renewals");
       l.keepalive_failures = num("keepalive_failures");
