@@ -582,8 +582,9 @@ void apply_change(supervisor_pointer self, keys::any_event& e,
     if (st.reject(c, revision)) {
       bool kept
         = c.fam == family::vip && st.children.count(std::string{c.key}) > 0;
-      NWD_LOG_WARN(who, "rejected key: {}{}", c.error,
-                   kept ? " (its last good value stays in force)" : "");
+      NWD_LOG_WARN(who, "rejected key: {}{} key={} code={} revision={}",
+                   c.error, kept ? " (its last good value stays in force)" : "",
+                   c.key, c.error_code, revision);
     }
     return;
   }

@@ -4,15 +4,83 @@
 // net/ use it without linking CAF.
 #pragma once
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
 namespace networkd::log {
 
-/// Sets up the global logger once: stderr, "LEVEL component: message".
+/// The syslog priority of a level (sd-daemon(3) prefixes): error 3,
+/// warning 4, info 6, debug and trace 7, critical 2.
+constexpr int syslog_priority(spdlog::level::level_enum l) {
+  switch (l) {
+    case spdlog::level::critical:
+      return 2;
+    case spdlog::level::err:
+      return 3;
+    case spdlog::level::warn:
+      return 4;
+    case spdlog::level::info:
+      return 6;
+    default:
+      return 7;
+  }
+}
+
+/// Whether stderr is the journal: systemd sets JOURNAL_STREAM to
+/// "DEVICE:INODE" of the stream it connects, and a child that redirected
+/// stderr elsewhere must not take the variable as its own.
+inline bool stderr_is_journal(const char* journal_stream, int fd = 2) {
+  if (journal_stream == nullptr)
+    return false;
+  uintmax_t dev = 0, ino = 0;
+  if (std::sscanf(journal_stream, "%" SCNuMAX ":%" SCNuMAX, &dev, &ino) != 2)
+    return false;
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && static_cast<uintmax_t>(st.st_dev) == dev
+         && static_cast<uintmax_t>(st.st_ino) == ino;
+}
+
+/// `%*` in a pattern: the line's "<N>" priority prefix.
+class priority_flag final : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    char p[4]
+      = {'<', static_cast<char>('0' + syslog_priority(msg.level)), '>', 0};
+    dest.append(p, p + 3);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<priority_flag>();
+  }
+};
+
+/// The line layout: for the journal "<N>level component: message" (the
+/// journal keeps the time itself), else the time first.
+inline std::unique_ptr<spdlog::formatter> make_formatter(bool journal) {
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  if (journal)
+    f->add_flag<priority_flag>('*').set_pattern("%*%l %v");
+  else
+    f->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  return f;
+}
+
+/// Sets up the global logger once: stderr, "LEVEL component: message",
+/// with "<N>" priority prefixes when stderr is the journal.
 inline void init(bool verbose) {
   auto logger = spdlog::stderr_logger_mt("networkd");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  logger->set_formatter(
+    make_formatter(stderr_is_journal(std::getenv("JOURNAL_STREAM"))));
   logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   spdlog::set_default_logger(logger);
   spdlog::flush_on(spdlog::level::info);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #include <signal.h>
@@ -144,6 +145,63 @@ TEST_CASE("a bad value shows as a rejected key while networkd keeps going",
     },
     5s));
   CHECK(seen == put_rev);
+}
+
+TEST_CASE("with stderr on the journal every line carries its syslog "
+          "priority so journalctl -p warning shows a rejected key",
+          "[daemon]") {
+  etcd_server etcd;
+  // systemd names the stream it connects in JOURNAL_STREAM (device:inode);
+  // here stderr is the log file, so the variable is made from that file.
+  std::vector<std::string> as_journal
+    = {"sh", "-c",
+       "JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec \"$0\" "
+       "\"$@\""};
+  daemon_process d{etcd.endpoint(), {}, "test-node", {}, nullptr, as_journal};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  REQUIRE(etcd.etcdctl("put /lain/config/vips/10.0.0.7 '{\"app\":'") == 0);
+  std::string warning;
+  REQUIRE(wait_until(
+    [&] {
+      std::istringstream lines{d.log()};
+      for (std::string l; std::getline(lines, l);)
+        if (l.find("/lain/config/vips/10.0.0.7") != std::string::npos)
+          warning = l;
+      return !warning.empty();
+    },
+    5s));
+  CHECK(warning.rfind("<4>warning ", 0) == 0);
+  // Stable fields an operator greps for.
+  CHECK(warning.find(" key=/lain/config/vips/10.0.0.7 code=bad_json revision=")
+        != std::string::npos);
+  // Every line of networkd's own has a prefix; info lines are <6>.
+  std::istringstream lines{d.log()};
+  int info = 0;
+  for (std::string l; std::getline(lines, l);) {
+    if (l.empty() || l.rfind("==", 0) == 0)
+      continue;
+    INFO(l);
+    CHECK(l.size() > 3);
+    CHECK(l[0] == '<');
+    CHECK(l[2] == '>');
+    info += l.rfind("<6>info ", 0) == 0;
+  }
+  CHECK(info > 0);
+}
+
+TEST_CASE("without JOURNAL_STREAM of its own stderr lines start with the "
+          "time",
+          "[daemon]") {
+  etcd_server etcd;
+  // A variable inherited from a parent whose stderr was the journal.
+  daemon_process d{etcd.endpoint(), {}, "test-node", {"JOURNAL_STREAM=1:2"}};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  std::istringstream lines{d.log()};
+  std::string first;
+  std::getline(lines, first);
+  INFO(first);
+  CHECK(first.rfind("20", 0) == 0);
+  CHECK(first.find('<') != 0);
 }
 
 TEST_CASE("a second instance with the same lock file refuses to start",

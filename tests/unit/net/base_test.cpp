@@ -5,7 +5,12 @@
 
 #include "net/base/file.hpp"
 #include "net/base/host_port.hpp"
+#include "net/base/log.hpp"
 #include "tests/support/util.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace networkd;
 
@@ -67,4 +72,47 @@ TEST_CASE("a file read as a result names the reason and keeps the limit") {
   auto none = read_file(dir.file("none"), 10);
   REQUIRE_FALSE(none);
   CHECK(none.error().message == "No such file or directory");
+}
+
+TEST_CASE("log levels map to the syslog priorities journald reads") {
+  CHECK(log::syslog_priority(spdlog::level::critical) == 2);
+  CHECK(log::syslog_priority(spdlog::level::err) == 3);
+  CHECK(log::syslog_priority(spdlog::level::warn) == 4);
+  CHECK(log::syslog_priority(spdlog::level::info) == 6);
+  CHECK(log::syslog_priority(spdlog::level::debug) == 7);
+  CHECK(log::syslog_priority(spdlog::level::trace) == 7);
+}
+
+TEST_CASE("JOURNAL_STREAM counts only when it names this stderr") {
+  test::temp_dir dir;
+  int fd = ::open(dir.file("err").c_str(), O_CREAT | O_WRONLY, 0600);
+  REQUIRE(fd >= 0);
+  struct stat st {};
+  REQUIRE(::fstat(fd, &st) == 0);
+  auto mine = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  CHECK(log::stderr_is_journal(mine.c_str(), fd));
+  auto other = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino + 1);
+  CHECK_FALSE(log::stderr_is_journal(other.c_str(), fd));
+  CHECK_FALSE(log::stderr_is_journal(nullptr, fd));
+  CHECK_FALSE(log::stderr_is_journal("", fd));
+  CHECK_FALSE(log::stderr_is_journal("garbage", fd));
+  ::close(fd);
+}
+
+TEST_CASE("journal lines start with the priority and carry no time") {
+  auto format = [](bool journal, spdlog::level::level_enum l) {
+    auto f = log::make_formatter(journal);
+    spdlog::details::log_msg msg{"networkd", l, "holder: x"};
+    spdlog::memory_buf_t out;
+    f->format(msg, out);
+    return std::string{out.data(), out.size()};
+  };
+  CHECK(format(true, spdlog::level::warn).rfind("<4>warning holder: x", 0)
+        == 0);
+  CHECK(format(true, spdlog::level::err).rfind("<3>error holder: x", 0) == 0);
+  CHECK(format(true, spdlog::level::info).rfind("<6>info holder: x", 0) == 0);
+  auto plain = format(false, spdlog::level::warn);
+  CHECK(plain.rfind("20", 0) == 0);
+  CHECK(plain.find("warning") != std::string::npos);
+  CHECK(plain.find('<') == std::string::npos);
 }
