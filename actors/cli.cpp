@@ -88,6 +88,47 @@ const std::vector<flag_spec>& flags() {
   return all;
 }
 
+/// Forms of the daemon before 2.3 that deployment templates still pass,
+/// accepted with one warning each: `now` is today's flag of the same
+/// meaning, or none when the flag is ignored (taken as a boolean).
+struct old_flag {
+  const char* name;
+  const char* now;
+  const char* note;
+};
+
+constexpr old_flag old_flags[] = {
+  {"dnsmasq", nullptr,
+   "ignored: networkd answers DNS itself, no dnsmasq is managed"},
+  {"resolv.conf", "resolv-conf", "is the old name of --resolv-conf"},
+};
+
+const old_flag* find_old_flag(const std::string& name) {
+  for (auto& f : old_flags)
+    if (name == f.name)
+      return &f;
+  return nullptr;
+}
+
+/// ":53" (the old "every address" form) as 0.0.0.0:53, with a note.
+std::string widen_listen_list(const std::string& list,
+                              std::vector<std::string>& notes) {
+  std::string out;
+  std::stringstream ss(list);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!out.empty())
+      out += ',';
+    if (!item.empty() && item[0] == ':') {
+      notes.push_back("-godns.addr \"" + item + "\" is read as 0.0.0.0" + item
+                      + ": every address; clients outside loopback and "
+                        "--dns-allow get REFUSED");
+      item = "0.0.0.0" + item;
+    }
+    out += item;
+  }
+  return out;
+}
+
 const flag_spec* find_flag(const std::string& name) {
   for (auto& f : flags())
     if (name == f.name)
@@ -194,6 +235,18 @@ result<options> parse_options(const std::vector<std::string>& args) {
     }
     if (name == "h")
       name = "help";
+    if (auto old = find_old_flag(name); old != nullptr) {
+      if (old->now == nullptr) {
+        if (has_value) {
+          if (auto b = parse_bool(name, value); !b)
+            return b.error();
+        }
+        opts.ignored.push_back("-" + name + " " + old->note);
+        continue;
+      }
+      opts.ignored.push_back("-" + name + " " + old->note);
+      name = old->now;
+    }
     auto spec = find_flag(name);
     if (spec == nullptr)
       return make_failure("bad_flag", "unknown flag -" + name);
@@ -208,7 +261,8 @@ result<options> parse_options(const std::vector<std::string>& args) {
       }
       opts.*(spec->toggle) = on;
       if (name == "libnetwork")
-        opts.ignored.push_back("-libnetwork");
+        opts.ignored.push_back("-libnetwork is accepted for compatibility "
+                               "and ignored");
       continue;
     }
     if (!has_value) {
@@ -220,6 +274,7 @@ result<options> parse_options(const std::vector<std::string>& args) {
   }
   if (opts.help || opts.version)
     return opts;
+  opts.godns_addr = widen_listen_list(opts.godns_addr, opts.ignored);
   if (auto r = check_addr_list("godns.addr", opts.godns_addr); !r)
     return r.error();
   auto api = split_host_port(opts.api_addr);
@@ -267,6 +322,12 @@ std::string usage() {
     }
     out << "\n";
   }
+  out << "\nOld forms, accepted with a warning:\n";
+  for (auto& f : old_flags) {
+    out << "  -" << f.name << (f.now != nullptr ? " string" : "") << "\n      "
+        << f.note << "\n";
+  }
+  out << "  -godns.addr :PORT\n      read as 0.0.0.0:PORT\n";
   return out.str();
 }
 

@@ -51,7 +51,8 @@ struct options {
   /// NETWORKD_ETCD_PASSWORD.
   std::string etcd_password;
   std::string etcd_password_file;
-  /// Flags seen that are accepted but ignored, for a warning at start.
+  /// Old forms seen (ignored flags, old names, ":53"), each with what it
+  /// now means: one warning each at start.
   std::vector<std::string> ignored;
 };
 

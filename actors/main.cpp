@@ -186,8 +186,12 @@ result<std::shared_ptr<dns::server>> start_dns(const options& opts,
                                                std::vector<std::string>& ips) {
   dns::server_options dopts;
   dopts.listen = split_list(opts.godns_addr);
-  for (auto& l : dopts.listen)
-    ips.push_back(split_host_port(l)->host);
+  for (auto& l : dopts.listen) {
+    // A listener on every address answers on loopback: resolv.conf names
+    // 127.0.0.1, and only loopback and --dns-allow clients are answered.
+    auto host = split_host_port(l)->host;
+    ips.push_back(host == "0.0.0.0" ? "127.0.0.1" : host);
+  }
   dopts.allowed_networks = split_list(opts.dns_allow);
   for (auto& n : networks_of(ips))
     dopts.allowed_networks.push_back(n);
@@ -254,7 +258,7 @@ int main(int argc, char** argv) {
   }
   log::init(opts.verbose);
   for (auto& f : opts.ignored)
-    NWD_LOG_WARN(who, "flag {} is accepted for compatibility and ignored", f);
+    NWD_LOG_WARN(who, "flag {}", f);
   int lock_fd = take_lock(opts.lock_filename);
   if (lock_fd < 0)
     return 1;

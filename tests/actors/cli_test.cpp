@@ -48,7 +48,36 @@ TEST_CASE("defaults are the original's", "[cli]") {
 TEST_CASE("the libnetwork flag is accepted and reported as ignored", "[cli]") {
   auto r = parse_options({"-libnetwork"});
   REQUIRE(r);
-  CHECK(r->ignored == std::vector<std::string>{"-libnetwork"});
+  REQUIRE(r->ignored.size() == 1);
+  CHECK(r->ignored[0].rfind("-libnetwork ", 0) == 0);
+}
+
+TEST_CASE("the old forms of deployment templates are read as today's flags "
+          "with one note each",
+          "[cli]") {
+  auto r = parse_options({"--dnsmasq", "--resolv.conf=/tmp/r.conf",
+                          "-godns.addr=:53,127.0.0.2:5353"});
+  REQUIRE(r);
+  CHECK(r->resolv_conf == "/tmp/r.conf");
+  CHECK(r->godns_addr == "0.0.0.0:53,127.0.0.2:5353");
+  REQUIRE(r->ignored.size() == 3);
+  CHECK(r->ignored[0].rfind("-dnsmasq ignored", 0) == 0);
+  CHECK(r->ignored[1].rfind("-resolv.conf is the old name of --resolv-conf", 0)
+        == 0);
+  CHECK(r->ignored[2].find("0.0.0.0:53") != std::string::npos);
+  CHECK(r->ignored[2].find("--dns-allow") != std::string::npos);
+  // The space form and the boolean values of the ignored flag.
+  auto s = parse_options({"-resolv.conf", "/x", "-dnsmasq=false"});
+  REQUIRE(s);
+  CHECK(s->resolv_conf == "/x");
+  CHECK(s->ignored.size() == 2);
+  auto bad = parse_options({"-dnsmasq=maybe"});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("-dnsmasq") != std::string::npos);
+  // Today's defaults give no note.
+  auto plain = parse_options({});
+  REQUIRE(plain);
+  CHECK(plain->ignored.empty());
 }
 
 TEST_CASE("unknown flags and bad values name the flag", "[cli]") {

@@ -298,3 +298,42 @@ TEST_CASE("a bad value for a domain keeps its last good answer",
   REQUIRE(wait_until(
     [&] { return short_answer(d, "kept.lain") == "10.5.5.6\n"; }, 5s));
 }
+
+TEST_CASE("old template flags start the daemon with their meaning of today "
+          "and one warning each",
+          "[dns][daemon]") {
+  etcd_server etcd;
+  temp_dir dir{"networkd-old-flags"};
+  auto resolv = dir.file("resolv.conf");
+  write_file(resolv, "nameserver 127.0.0.53\n");
+  auto port = free_port();
+  // The later flags win over the fixture's own -godns.addr/--resolv-conf.
+  daemon_process d{etcd.endpoint(),
+                   {"--dnsmasq", "--resolv.conf=" + resolv,
+                    "-godns.addr=:" + std::to_string(port)}};
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/old.lain "
+                       "'{\"ips\":[\"10.4.4.5\"],\"type\":\"\"}'")
+          == 0);
+  // ":PORT" listens on every address; loopback is answered.
+  std::string out;
+  REQUIRE(wait_until(
+    [&] {
+      sh("dig @127.0.0.1 -p " + std::to_string(port)
+           + " +short +tries=1 +time=1 old.lain",
+         &out);
+      return out == "10.4.4.5\n";
+    },
+    5s, 20ms));
+  CHECK(sh("ss -lnu | grep -q '0.0.0.0:" + std::to_string(port) + " '") == 0);
+  // --resolv.conf names the file the guardian keeps, with 127.0.0.1 first.
+  CHECK(wait_until(
+    [&] { return read_file(resolv).rfind("nameserver 127.0.0.1\n", 0) == 0; },
+    5s));
+  auto log = d.log();
+  CHECK(log.find("flag -dnsmasq ignored") != std::string::npos);
+  CHECK(log.find("flag -resolv.conf is the old name of --resolv-conf")
+        != std::string::npos);
+  CHECK(log.find("is read as 0.0.0.0:" + std::to_string(port))
+        != std::string::npos);
+}
