@@ -40,6 +40,19 @@ void schedule_publish(
   self->send(self, atom::publish_v);
 }
 
+/// What the responder keeps of a parsed put: the key's suffix only when it
+/// differs from the stored name.
+template <config::family F>
+auto from_etcd(keys::event<F>&& c) {
+  dns::from_etcd<typename keys::event<F>::value_type> e;
+  auto stored = stored_name(c.suffix);
+  if (stored != c.suffix)
+    e.raw_suffix = std::move(c.suffix);
+  e.revision = c.revision;
+  e.value = std::move(c.value);
+  return e;
+}
+
 /// Hosts files of blocking lists reach a few MiB; past this one is refused
 /// and the last good entries stay.
 constexpr size_t max_hosts_file = 16 * 1024 * 1024;
@@ -49,14 +62,14 @@ constexpr size_t max_hosts_file = 16 * 1024 * 1024;
 dns::table_input dns_responder_state::input() const {
   dns::table_input in;
   for (auto& [name, d] : domains)
-    in.domains.push_back(d);
+    in.domains.push_back(d.value);
   in.node_ip = cfg.node_ip;
   in.webrouter_ips = webrouter_ips;
   in.hosts = hosts;
   in.dynamic_names = dynamic_names;
   in.ttl = knobs.ttl;
   for (auto& [name, s] : servers)
-    in.domain_servers.push_back(s);
+    in.domain_servers.push_back(s.value);
   in.upstreams = upstreams;
   return in;
 }
@@ -90,6 +103,61 @@ void dns_responder_state::read_hosts() {
   hosts_error.clear();
   hosts = dns::parse_hosts(text);
   NWD_LOG_DEBUG(who, "hosts file {}: {} entries", cfg.hosts_file, hosts.size());
+}
+
+std::string dns_responder_state::lookup(const std::string& name,
+                                        const std::string& type) const {
+  json_writer j;
+  j.begin_object();
+  auto q = dns::parse_lookup_question(name, type);
+  if (!q) {
+    j.kv("error", q.error().code);
+    j.kv("message", q.error().message);
+    j.end_object();
+    return j.str();
+  }
+  auto tbl = cfg.server ? cfg.server->current() : nullptr;
+  dns::lookup_facts f;
+  f.tbl = tbl.get();
+  f.domains = &domains;
+  f.servers = &servers;
+  f.hosts = &hosts;
+  f.hosts_file = cfg.hosts_file;
+  auto fwd = cfg.server ? cfg.server->forward_view_of(q->wire, q->qtype)
+                        : dns::server::forward_view{};
+  auto a = dns::explain_lookup(*q, f, fwd);
+  j.kv("name", a.name);
+  j.kv("type", a.type);
+  j.kv("verdict", a.verdict);
+  j.kv("rule", a.rule);
+  j.kv("why", a.why);
+  if (!a.origin.key.empty()) {
+    j.kv("key", a.origin.key);
+    j.kv("revision", a.origin.revision);
+  }
+  if (!a.hosts_line.empty())
+    j.kv("hosts_line", a.hosts_line);
+  if (!a.domain_type.empty())
+    j.kv("domain_type", a.domain_type);
+  if (a.verdict == "local") {
+    j.kv("matched", a.matched);
+    j.kv("records", a.records);
+    j.kv("ttl", static_cast<uint64_t>(knobs.ttl));
+  } else {
+    j.kv("upstreams", a.upstreams);
+    j.object("cache");
+    j.kv("present", a.cache.present);
+    if (a.cache.present) {
+      j.kv("rcode", a.cache.rcode);
+      j.kv("negative", a.cache.negative);
+      j.kv("failure", a.cache.failure);
+      j.kv("ttl_left_s", a.cache.ttl_left_s);
+      j.kv("stale_servable", a.cache.stale_servable);
+    }
+    j.end_object();
+  }
+  j.end_object();
+  return j.str();
 }
 
 std::string dns_responder_state::render() const {
@@ -296,7 +364,7 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       if (c.deleted)
         st.domains.erase(stored_name(c.suffix));
       else if (c.ok)
-        st.domains[c.value.name] = std::move(c.value);
+        st.domains[c.value.name] = from_etcd(std::move(c));
       ++st.changes_since_publish;
       schedule_publish(self);
     },
@@ -305,7 +373,7 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       if (c.deleted)
         st.servers.erase(stored_name(c.suffix));
       else if (c.ok)
-        st.servers[c.value.domain] = std::move(c.value);
+        st.servers[c.value.domain] = from_etcd(std::move(c));
       ++st.changes_since_publish;
       schedule_publish(self);
     },
@@ -372,6 +440,9 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
     [self](atom::webrouter, std::vector<std::string>& ips) {
       self->state.webrouter_ips = std::move(ips);
       schedule_publish(self);
+    },
+    [self](atom::lookup, const std::string& name, const std::string& type) {
+      return self->state.lookup(name, type);
     },
   };
 }

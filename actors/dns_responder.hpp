@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
+#include "dns/explain.hpp"
 #include "dns/server.hpp"
 #include "net/kernel/file_watch.hpp"
 
@@ -30,8 +31,9 @@ struct dns_responder_state {
   dns_responder_config cfg;
   /// The dns_* knobs in force (dns_ttl here, the rest in the server).
   config::dns_knobs knobs = config::default_knobs().dns;
-  std::map<std::string, config::domain_config> domains; ///< by name
-  std::map<std::string, config::domain_servers_config> servers;
+  /// By stored name, with the revision for /v1/dns/lookup.
+  std::map<std::string, dns::from_etcd<config::domain_config>> domains;
+  std::map<std::string, dns::from_etcd<config::domain_servers_config>> servers;
   std::map<std::string, std::vector<std::string>> dynamic_names;
   std::vector<std::string> webrouter_ips;
   std::vector<config::upstream> upstreams;
@@ -50,6 +52,8 @@ struct dns_responder_state {
   void compact();
   void read_hosts();
   std::string render() const;
+  /// The JSON of /v1/dns/lookup (an "error" object for a bad question).
+  std::string lookup(const std::string& name, const std::string& type) const;
 };
 
 dns_responder_actor::behavior_type

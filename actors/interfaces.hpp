@@ -173,7 +173,9 @@ using dns_responder_actor = config_listener_actor::extend<
   // A dynamic name (swarm.lain, ...) and its addresses; empty removes it.
   caf::reacts_to<atom::dynamic, std::string, std::vector<std::string>>,
   // The webrouter VIPs, which "webrouter"-typed domains answer.
-  caf::reacts_to<atom::webrouter, std::vector<std::string>>>;
+  caf::reacts_to<atom::webrouter, std::vector<std::string>>,
+  // Why a name and type resolve as they do (JSON of /v1/dns/lookup).
+  caf::replies_to<atom::lookup, std::string, std::string>::with<std::string>>;
 
 /// Keeps resolv.conf pointing at networkd; feeds the upstreams.
 using resolv_guardian_actor = status_client_actor::extend<

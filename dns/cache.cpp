@@ -349,6 +349,13 @@ std::shared_ptr<const cache_entry> cache::find_fallback(std::string_view key,
   return e;
 }
 
+std::shared_ptr<const cache_entry> cache::peek(std::string_view key) {
+  auto& s = shard_for(key);
+  std::lock_guard<std::mutex> guard{s.mtx};
+  auto i = s.index.find(key);
+  return i == s.index.end() ? nullptr : i->second->entry;
+}
+
 void cache::set_serve_stale(uint32_t seconds) {
   {
     std::lock_guard<std::mutex> guard{opts_mtx_};

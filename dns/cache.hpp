@@ -125,6 +125,10 @@ public:
   std::shared_ptr<const cache_entry> find_fallback(std::string_view key,
                                                    uint64_t now_ms);
 
+  /// The entry kept for key in whatever state (live, expired, failure),
+  /// or nullptr. Neither a hit nor a miss, and the LRU order stays: what
+  /// the admin view shows.
+  std::shared_ptr<const cache_entry> peek(std::string_view key);
   /// Changes serve_stale_s (0: off). Thread-safe.
   void set_serve_stale(uint32_t seconds);
 

@@ -259,19 +259,27 @@ struct forwarder::impl {
 
   // -- health -----------------------------------------------------------
 
-  /// The servers in the order to try them.
-  std::vector<config::upstream> rank(std::vector<config::upstream> servers) {
+  /// The servers in the order to try them; `use` marks them as used
+  /// (their health is kept while they are).
+  std::vector<config::upstream>
+  rank(const std::vector<config::upstream>& servers, bool use) {
     std::lock_guard<std::mutex> guard{health_mtx};
     auto now = now_us();
     std::vector<std::pair<uint64_t, size_t>> score(servers.size());
     for (size_t i = 0; i < servers.size(); ++i) {
-      auto& h = infra[server_id(servers[i])];
-      h.server = servers[i];
-      h.last_used_us = now;
+      health_entry none;
+      auto* h = &none;
+      if (use) {
+        h = &infra[server_id(servers[i])];
+        h->server = servers[i];
+        h->last_used_us = now;
+      } else if (auto f = infra.find(server_id(servers[i])); f != infra.end()) {
+        h = &f->second;
+      }
       // Failed servers after every healthy one, in configured order.
-      uint64_t s = h.failures > 0   ? (uint64_t{1} << 62) + i
-                   : h.srtt_us == 0 ? unknown_rtt_us
-                                    : h.srtt_us;
+      uint64_t s = h->failures > 0   ? (uint64_t{1} << 62) + i
+                   : h->srtt_us == 0 ? unknown_rtt_us
+                                     : h->srtt_us;
       score[i] = {s, i};
     }
     std::stable_sort(score.begin(), score.end(),
@@ -668,7 +676,7 @@ struct forwarder::impl {
       return;
     }
     ex.wire = std::move(r.wire);
-    ex.order = rank(std::move(r.servers));
+    ex.order = rank(r.servers, true);
     next_try(ex);
   }
 
@@ -865,6 +873,11 @@ bool forwarder::all_failed(const std::vector<config::upstream>& servers) const {
       return false;
   }
   return !servers.empty();
+}
+
+std::vector<config::upstream>
+forwarder::order(const std::vector<config::upstream>& servers) const {
+  return impl_->rank(servers, false);
 }
 
 std::vector<forwarder::upstream_health> forwarder::health() const {

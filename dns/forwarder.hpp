@@ -102,6 +102,11 @@ public:
   /// state (known, and its last exchange or probe failed).
   bool all_failed(const std::vector<config::upstream>& servers) const;
 
+  /// The servers in the order the next exchange would try them (see
+  /// above), without counting as a use. Thread-safe.
+  std::vector<config::upstream>
+  order(const std::vector<config::upstream>& servers) const;
+
   /// One upstream's health as the forwarder sees it.
   struct upstream_health {
     std::string server;    ///< "ip#port"

@@ -29,7 +29,9 @@ std::vector<std::string_view> fields(std::string_view line) {
 
 std::vector<hosts_entry> parse_hosts(std::string_view text) {
   std::vector<hosts_entry> result;
+  uint32_t number = 0;
   while (!text.empty()) {
+    ++number;
     auto eol = text.find('\n');
     auto line = text.substr(0, eol);
     text = eol == std::string_view::npos ? std::string_view{}
@@ -44,6 +46,7 @@ std::vector<hosts_entry> parse_hosts(std::string_view text) {
       continue;
     hosts_entry entry;
     entry.address = to_string(*addr);
+    entry.line = number;
     for (size_t i = 1; i < parts.size(); ++i) {
       auto wire = wire_name(parts[i]);
       if (wire.size() <= 1)

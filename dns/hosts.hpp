@@ -3,6 +3,7 @@
 // entries out.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,7 @@ namespace networkd::dns {
 struct hosts_entry {
   std::string address;            ///< canonical text ("10.0.0.1", "fe80::1")
   std::vector<std::string> names; ///< lower-cased, no trailing dot
+  uint32_t line = 0;              ///< 1-based line in the file
 };
 
 /// Parses hosts-file text. Comments ('#' to end of line) and blank lines are

@@ -23,6 +23,7 @@
 
 #include "dns/acl.hpp"
 #include "dns/engine.hpp"
+#include "dns/query_log.hpp"
 #include "net/base/host_port.hpp"
 #include "net/base/log.hpp"
 
@@ -53,6 +54,29 @@ uint64_t steady_ms() {
     std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now().time_since_epoch())
       .count());
+}
+
+uint64_t steady_us() {
+  return static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now().time_since_epoch())
+      .count());
+}
+
+/// The query log's name of how a query was answered.
+const char* source_name(disposition d) {
+  switch (d) {
+    case disposition::local:
+      return "local";
+    case disposition::cached:
+      return "cache";
+    case disposition::refused:
+      return "refused";
+    case disposition::error:
+      return "error";
+    default:
+      return "upstream";
+  }
 }
 
 struct endpoint {
@@ -208,8 +232,36 @@ struct server::impl {
     tcp_out_peak{0};
   std::atomic<uint64_t> stale_answers{0}, prefetches{0};
 
+  query_log qlog; ///< knob dns_log_queries
+
   explicit impl(const server_options& o)
       : opts(o), answers(o.cache), fwd(o.upstream) {}
+
+  /// Logs a query answered at once (the log is on: t0_us != 0).
+  void log_answer(const sockaddr* client, const query& q, const query_result& r,
+                  uint64_t t0_us) {
+    if (t0_us == 0 || r.what == disposition::drop
+        || r.what == disposition::forward)
+      return;
+    qlog.write(client, q.qname, q.qtype, r.rcode, source_name(r.what),
+               steady_us() - t0_us, steady_ms());
+  }
+
+  /// With the query log on, `reply` logs the forwarded answer it sends.
+  std::function<void(std::vector<uint8_t>&&)>
+  logged(const query& q, const sockaddr_storage& client, uint64_t t0_us,
+         std::function<void(std::vector<uint8_t>&&)> reply) {
+    if (t0_us == 0)
+      return reply;
+    return [this, reply = std::move(reply), client, t0_us, name = q.qname,
+            qtype = q.qtype](std::vector<uint8_t>&& bytes) {
+      uint16_t rcode
+        = bytes.size() > 3 ? bytes[3] & 0x0F : uint16_t{KNOT_RCODE_SERVFAIL};
+      qlog.write(reinterpret_cast<const sockaddr*>(&client), name, qtype, rcode,
+                 "upstream", steady_us() - t0_us, steady_ms());
+      reply(std::move(bytes));
+    };
+  }
 
   thread_counters& forwarder_counters() { return counters.back(); }
   /// Rcodes of forwarded and stale answers: written by the forwarder
@@ -386,19 +438,23 @@ struct server::impl {
                       len - udp_head);
           data = joined.data();
         }
+        uint64_t t0_us = qlog.on() ? steady_us() : 0;
         auto r = handle_query(data, len, env, q, out);
         ctr.count(r);
+        log_answer(sa, q, r, t0_us);
         if (r.prefetch)
           prefetch(q, *snapshot);
         if (r.what == disposition::forward) {
           auto client = addrs[i];
           auto client_len = msgs[i].msg_hdr.msg_namelen;
-          forward(q, *snapshot,
-                  [fd, client, client_len](std::vector<uint8_t>&& bytes) {
-                    ::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT,
-                             reinterpret_cast<const sockaddr*>(&client),
-                             client_len);
-                  });
+          forward(
+            q, *snapshot,
+            logged(q, client, t0_us,
+                   [fd, client, client_len](std::vector<uint8_t>&& bytes) {
+                     ::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT,
+                              reinterpret_cast<const sockaddr*>(&client),
+                              client_len);
+                   }));
           continue;
         }
         if (out.empty())
@@ -573,20 +629,24 @@ struct server::impl {
       env.client_allowed
         = access.allows(reinterpret_cast<const sockaddr*>(&c.peer));
       env.rotation = rotation++;
+      uint64_t t0_us = qlog.on() ? steady_us() : 0;
       auto r = handle_query(data, len, env, q, out);
       ctr.count(r);
+      log_answer(reinterpret_cast<const sockaddr*>(&c.peer), q, r, t0_us);
       if (r.prefetch)
         prefetch(q, *snapshot);
       if (r.what == disposition::forward) {
         ++c.pending;
         auto id = c.id;
-        forward(q, *snapshot, [this, id](std::vector<uint8_t>&& bytes) {
-          {
-            std::lock_guard<std::mutex> guard{tcp_mtx};
-            tcp_mailbox.emplace_back(id, std::move(bytes));
-          }
-          wake(tcp_wake);
-        });
+        forward(
+          q, *snapshot,
+          logged(q, c.peer, t0_us, [this, id](std::vector<uint8_t>&& bytes) {
+            {
+              std::lock_guard<std::mutex> guard{tcp_mtx};
+              tcp_mailbox.emplace_back(id, std::move(bytes));
+            }
+            wake(tcp_wake);
+          }));
       } else if (!out.empty()) {
         queue(c, out);
       }
@@ -948,6 +1008,20 @@ server::upstreams_for(std::string_view name) const {
   return impl_->filter(t->upstreams_for(wire_name(name)));
 }
 
+server::forward_view server::forward_view_of(std::string_view lower_wire,
+                                             uint16_t qtype) const {
+  forward_view v;
+  auto t = current();
+  if (!impl_ || !t)
+    return v;
+  v.order = impl_->fwd.order(impl_->filter(t->upstreams_for(lower_wire)));
+  v.cached = impl_->answers.peek(
+    cache_key(lower_wire, qtype, KNOT_CLASS_IN, false, false));
+  v.now_ms = steady_ms();
+  v.serve_stale_s = impl_->answers.options().serve_stale_s;
+  return v;
+}
+
 void server::tune(const config::dns_knobs& k) {
   if (!impl_) { // before start(): the options it will start with
     opts_.cache.capacity = static_cast<size_t>(k.cache_size);
@@ -958,6 +1032,7 @@ void server::tune(const config::dns_knobs& k) {
     opts_.upstream.timeout_ms = static_cast<int>(k.upstream_timeout.count());
     return;
   }
+  impl_->qlog.set_rate(k.log_queries);
   impl_->answers.set_serve_stale(k.serve_stale_s);
   impl_->answers.tune(static_cast<size_t>(k.cache_size), k.min_ttl, k.max_ttl,
                       k.neg_ttl_max);

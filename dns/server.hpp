@@ -156,6 +156,18 @@ public:
   /// 127.0.0.53 (exposed for tests and the admin view).
   std::vector<config::upstream> upstreams_for(std::string_view name) const;
 
+  /// What a forwarded query for (lower wire name, type) would meet now,
+  /// without sending anything: the upstreams in the order they would be
+  /// tried, and the cache entry kept for it (live, stale or a failure).
+  struct forward_view {
+    std::vector<config::upstream> order;
+    std::shared_ptr<const cache_entry> cached;
+    uint64_t now_ms = 0; ///< the clock the cache entry's times are on
+    uint32_t serve_stale_s = 0;
+  };
+  forward_view forward_view_of(std::string_view lower_wire,
+                               uint16_t qtype) const;
+
   struct impl;
 
 private:

@@ -109,6 +109,11 @@ const std::vector<knob_spec>& knob_table() {
      "this long ago, with TTL 30 (RFC 8767; 0: off)",
      86400, "", "", "DNS responder",
      [](knob_values& v, const knob& k) { v.dns.serve_stale_s = u32(k); }},
+    {"dns_log_queries", true, 0, 100000, "/s",
+     "log one line per DNS query (client, name, type, rcode, source, "
+     "latency), at most this many lines per second (0: off)",
+     0, "", "", "DNS server",
+     [](knob_values& v, const knob& k) { v.dns.log_queries = u32(k); }},
   };
   return table;
 }

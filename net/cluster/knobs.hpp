@@ -67,11 +67,12 @@ struct dns_knobs {
   uint32_t max_ttl = 0;
   std::chrono::milliseconds upstream_timeout{0}; ///< per try
   uint32_t serve_stale_s = 0;                    ///< RFC 8767 window; 0: off
+  uint32_t log_queries = 0; ///< query log lines per second; 0: off
   bool operator==(const dns_knobs& o) const {
     return ttl == o.ttl && cache_size == o.cache_size
            && neg_ttl_max == o.neg_ttl_max && min_ttl == o.min_ttl
            && max_ttl == o.max_ttl && upstream_timeout == o.upstream_timeout
-           && serve_stale_s == o.serve_stale_s;
+           && serve_stale_s == o.serve_stale_s && log_queries == o.log_queries;
   }
   bool operator!=(const dns_knobs& o) const { return !(*this == o); }
 };
