@@ -22,8 +22,12 @@
 #include <string_view>
 #include <thread>
 
+#include <rapidjson/document.h>
+#include <rapidjson/writer.h>
+
 #include "actors/json.hpp"
 #include "net/base/log.hpp"
+#include "net/cluster/config.hpp"
 #include "net/peers/http_request.hpp"
 
 namespace networkd {
@@ -89,13 +93,7 @@ const char* reason_phrase(int status) {
   }
 }
 
-struct http_reply {
-  int status = 200;
-  std::string type;
-  std::string body;
-};
-
-std::string render(const http_reply& r, bool head, bool close,
+std::string render(const admin_reply& r, bool head, bool close,
                    std::chrono::milliseconds keep_alive) {
   std::string s = "HTTP/1.1 " + std::to_string(r.status) + " "
                   + reason_phrase(r.status) + "\r\n";
@@ -120,11 +118,29 @@ std::string render(const http_reply& r, bool head, bool close,
 /// a slow /v1/state never delays them.
 enum class lane { loop, probes, others };
 
+/// GET `path` exactly, or with `prefix` every path below it.
 struct http_route {
   std::string path;
   lane where;
-  std::function<http_reply()> answer;
+  std::function<admin_reply(const admin_request&)> answer;
+  bool prefix = false;
 };
+
+/// The route for `path`: the exact one, else the longest prefix route
+/// with something after its prefix; nullptr when none.
+const http_route* find_route(const std::vector<http_route>& routes,
+                             const std::string& path) {
+  const http_route* best = nullptr;
+  for (auto& r : routes) {
+    if (!r.prefix && r.path == path)
+      return &r;
+    bool below = r.prefix && path.size() > r.path.size()
+                 && path.compare(0, r.path.size(), r.path) == 0;
+    if (below && (best == nullptr || r.path.size() > best->path.size()))
+      best = &r;
+  }
+  return best;
+}
 
 class admin_http {
 public:
@@ -236,6 +252,7 @@ private:
   struct job {
     uint64_t conn = 0;
     const http_route* route = nullptr;
+    admin_request req;
   };
 
   void wake() {
@@ -383,27 +400,37 @@ private:
       refuse(c, c.parser.why(), now);
       return;
     }
-    auto& req = c.parser.head();
+    auto& head = c.parser.head();
     const http_route* route = nullptr;
-    if (req.method == "GET" || req.method == "HEAD")
-      for (auto& r : routes_)
-        if (route == nullptr && r.path == req.path)
-          route = &r;
+    if (head.method == "GET" || head.method == "HEAD")
+      route = find_route(routes_, head.path);
     if (route == nullptr) {
       answer(c, {404, "", ""}, now);
+      return;
+    }
+    admin_request req;
+    req.path = head.path;
+    if (route->prefix)
+      req.rest = head.path.substr(route->path.size());
+    if (!http::parse_query(head.query, req.params)) {
+      answer(c,
+             json_error(400, "more than "
+                               + std::to_string(http::max_query_params)
+                               + " query parameters"),
+             now);
     } else if (route->where == lane::loop) {
-      answer(c, route->answer(), now);
+      answer(c, route->answer(req), now);
     } else {
       c.at = phase::answering;
       c.since = now;
       std::lock_guard<std::mutex> guard{mtx_};
       (route->where == lane::probes ? probe_jobs_ : other_jobs_)
-        .push_back({c.id, route});
+        .push_back({c.id, route, std::move(req)});
       cv_.notify_all();
     }
   }
 
-  void answer(connection& c, const http_reply& r, clock_type::time_point now) {
+  void answer(connection& c, const admin_reply& r, clock_type::time_point now) {
     auto& req = c.parser.head();
     c.close_after = req.close;
     c.out = render(r, req.head, c.close_after, lim_.request_timeout);
@@ -469,7 +496,7 @@ private:
   }
 
   void collect_replies(clock_type::time_point now) {
-    std::vector<std::pair<uint64_t, http_reply>> replies;
+    std::vector<std::pair<uint64_t, admin_reply>> replies;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       replies.swap(replies_);
@@ -490,12 +517,12 @@ private:
         cv_.wait(guard, [&] { return stopping_ || !jobs.empty(); });
         if (stopping_)
           return;
-        j = jobs.front();
+        j = std::move(jobs.front());
         jobs.pop_front();
       }
-      http_reply r;
+      admin_reply r;
       try {
-        r = j.route->answer();
+        r = j.route->answer(j.req);
       } catch (const std::exception& e) {
         r = {500, "text/plain", std::string{e.what()} + "\n"};
       }
@@ -524,11 +551,71 @@ private:
   bool stopping_ = false;
   std::deque<job> probe_jobs_;
   std::deque<job> other_jobs_;
-  std::vector<std::pair<uint64_t, http_reply>> replies_;
+  std::vector<std::pair<uint64_t, admin_reply>> replies_;
   // Read by /metrics from a worker.
   std::array<std::atomic<uint64_t>, refusal_names.size()> refused_{};
   std::atomic<size_t> open_{0};
 };
+
+std::string admin_request::param(const std::string& name,
+                                 const std::string& fallback) const {
+  for (auto& [n, v] : params)
+    if (n == name)
+      return v;
+  return fallback;
+}
+
+bool admin_request::has(const std::string& name) const {
+  for (auto& p : params)
+    if (p.first == name)
+      return true;
+  return false;
+}
+
+admin_reply json_error(int status, const std::string& message) {
+  json_writer j;
+  j.begin_object().kv("error", message).end_object();
+  return {status, "application/json", j.str() + "\n"};
+}
+
+admin_reply vip_reply(const std::string& vips_json, const std::string& name) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(vips_json.c_str(),
+                                            vips_json.size());
+  if (doc.HasParseError() || !doc.IsObject())
+    return json_error(500, "the VIP list is not JSON");
+  if (doc.HasMember("error") && doc["error"].IsString())
+    return json_error(503, doc["error"].GetString());
+  auto key = std::string{config::vips_prefix} + name;
+  auto named = [&](const rapidjson::Value& v) {
+    return v.IsObject() && v.HasMember("key") && v["key"].IsString()
+           && key == v["key"].GetString();
+  };
+  if (doc.HasMember("vips") && doc["vips"].IsArray())
+    for (auto& v : doc["vips"].GetArray()) {
+      if (!named(v))
+        continue;
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w{buf};
+      v.Accept(w);
+      return {200, "application/json", std::string{buf.GetString()} + "\n"};
+    }
+  json_writer j;
+  j.begin_object().kv("key", key);
+  if (doc.HasMember("rejected") && doc["rejected"].IsArray())
+    for (auto& r : doc["rejected"].GetArray()) {
+      if (!named(r))
+        continue;
+      j.kv("error", "the VIP key was rejected");
+      for (auto field : {"code", "reason"})
+        if (r.HasMember(field) && r[field].IsString())
+          j.kv(field, std::string{r[field].GetString()});
+      j.end_object();
+      return {404, "application/json", j.str() + "\n"};
+    }
+  j.kv("error", "this node knows no VIP " + name).end_object();
+  return {404, "application/json", j.str() + "\n"};
+}
 
 admin_server::admin_server(caf::actor_system& sys, supervisor_actor sup,
                            admin_limits limits)
@@ -554,6 +641,27 @@ void admin_server::add_actor_route(std::string path, status_client_actor a) {
   actor_routes_.emplace_back(std::move(path), std::move(a));
 }
 
+void admin_server::add_handler(std::string path, handler h, bool prefix) {
+  handlers_.push_back({std::move(path), std::move(h), prefix});
+}
+
+void admin_server::set_identity(node_identity id) {
+  identity_ = std::move(id);
+}
+
+std::string admin_server::vips_json() {
+  caf::scoped_actor self{sys_};
+  std::string body = "{}";
+  self->request(sup_, ask_timeout, atom::vips_v)
+    .receive([&](std::string& s) { body = std::move(s); },
+             [&](caf::error& err) {
+               json_writer j;
+               j.begin_object().kv("error", sys_.render(err)).end_object();
+               body = j.str();
+             });
+  return body;
+}
+
 std::string admin_server::state_json() {
   json_writer j;
   j.begin_object();
@@ -562,6 +670,11 @@ std::string admin_server::state_json() {
   for (auto& a : actors_)
     j.raw(ask_status(sys_, a));
   j.end_array();
+  j.object("node");
+  j.kv("hostname", identity_.hostname);
+  j.kv("address", identity_.address);
+  j.kv("version", identity_.version);
+  j.end_object();
   j.end_object();
   return j.str();
 }
@@ -570,38 +683,39 @@ result<unit> admin_server::start(const std::string& host, uint16_t port) {
   const std::string text = "text/plain";
   const std::string json = "application/json";
   std::vector<http_route> routes;
-  routes.push_back({"/healthz", lane::loop, [=] {
-                      return http_reply{200, text, "ok\n"};
+  routes.push_back(
+    {"/", lane::loop, [](const admin_request&) {
+       return admin_reply{200, "text/html; charset=utf-8", status_page_html};
+     }});
+  routes.push_back({"/healthz", lane::loop, [=](const admin_request&) {
+                      return admin_reply{200, text, "ok\n"};
                     }});
   routes.push_back(
-    {"/readyz", lane::probes, [this, text] {
+    {"/readyz", lane::probes, [this, text](const admin_request&) {
        caf::scoped_actor self{sys_};
        std::string why = "supervisor does not answer";
        self->request(sup_, ask_timeout, atom::ready_v, atom::status_v)
          .receive([&](std::string& r) { why = std::move(r); },
                   [&](caf::error&) {});
        if (why.empty())
-         return http_reply{200, text, "ready\n"};
-       return http_reply{503, text, "not ready: " + why + "\n"};
-     }});
-  routes.push_back({"/v1/state", lane::others, [this, json] {
-                      return http_reply{200, json, state_json() + "\n"};
-                    }});
-  routes.push_back(
-    {"/v1/vips", lane::others, [this, json] {
-       caf::scoped_actor self{sys_};
-       std::string body = "{}";
-       self->request(sup_, ask_timeout, atom::vips_v)
-         .receive([&](std::string& s) { body = std::move(s); },
-                  [&](caf::error& err) {
-                    json_writer j;
-                    j.begin_object().kv("error", sys_.render(err)).end_object();
-                    body = j.str();
-                  });
-       return http_reply{200, json, body + "\n"};
+         return admin_reply{200, text, "ready\n"};
+       return admin_reply{503, text, "not ready: " + why + "\n"};
      }});
   routes.push_back(
-    {"/metrics", lane::probes, [this] {
+    {"/v1/state", lane::others, [this, json](const admin_request&) {
+       return admin_reply{200, json, state_json() + "\n"};
+     }});
+  routes.push_back(
+    {"/v1/vips", lane::others, [this, json](const admin_request&) {
+       return admin_reply{200, json, vips_json() + "\n"};
+     }});
+  routes.push_back({"/v1/vips/", lane::others,
+                    [this](const admin_request& req) {
+                      return vip_reply(vips_json(), req.rest);
+                    },
+                    true});
+  routes.push_back(
+    {"/metrics", lane::probes, [this](const admin_request&) {
        caf::scoped_actor self{sys_};
        std::string out = "# HELP networkd_up 1 while the daemon runs\n"
                          "# TYPE networkd_up gauge\nnetworkd_up 1\n";
@@ -610,21 +724,23 @@ result<unit> admin_server::start(const std::string& host, uint16_t port) {
        for (auto& m : metrics_)
          out += m();
        out += http_->metrics();
-       return http_reply{200, "text/plain; version=0.0.4", out};
+       return admin_reply{200, "text/plain; version=0.0.4", out};
      }});
   for (auto& r : routes_) {
     auto body = r.body;
-    routes.push_back({r.path, lane::others, [body, text] {
-                        return http_reply{200, text, body()};
+    routes.push_back({r.path, lane::others, [body, text](const admin_request&) {
+                        return admin_reply{200, text, body()};
                       }});
   }
   for (auto& [path, a] : actor_routes_) {
     auto who = a;
     routes.push_back(
-      {path, lane::others, [this, who, json] {
-         return http_reply{200, json, ask_status(sys_, who) + "\n"};
+      {path, lane::others, [this, who, json](const admin_request&) {
+         return admin_reply{200, json, ask_status(sys_, who) + "\n"};
        }});
   }
+  for (auto& h : handlers_)
+    routes.push_back({h.path, lane::others, h.answer, h.prefix});
   http_ = std::make_unique<admin_http>(limits_, std::move(routes));
   if (auto r = http_->bind(host, port); !r) {
     http_.reset();

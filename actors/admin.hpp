@@ -41,6 +41,46 @@ struct admin_limits {
   std::chrono::milliseconds response_timeout{5000};
 };
 
+/// A request as a route sees it.
+struct admin_request {
+  /// The decoded path ("/v1/vips/10.0.0.5").
+  std::string path;
+  /// For a prefix route: what follows its prefix ("10.0.0.5").
+  std::string rest;
+  /// The decoded query parameters (at most http::max_query_params).
+  http::query_params params;
+  /// The first value of parameter `name`, or `fallback`.
+  std::string param(const std::string& name,
+                    const std::string& fallback = {}) const;
+  bool has(const std::string& name) const;
+};
+
+/// What a route answers.
+struct admin_reply {
+  int status = 200;
+  std::string type;
+  std::string body;
+};
+
+/// A JSON error reply: {"error": message} with `status`.
+admin_reply json_error(int status, const std::string& message);
+
+/// The one VIP of a /v1/vips body whose key is the VIP key named `name`
+/// (the part after /lain/config/vips/, e.g. "10.0.0.5" or "10.0.0.5:8080"):
+/// 200 with the holder's JSON, or 404 with a JSON error (which says when
+/// the key was rejected). Parsed iteratively (no recursion).
+admin_reply vip_reply(const std::string& vips_json, const std::string& name);
+
+/// The status page served at "/" (actors/status_page.html, embedded).
+extern const char* const status_page_html;
+
+/// What /v1/state says about this node besides its actors.
+struct node_identity {
+  std::string hostname;
+  std::string address;
+  std::string version = NETWORKD_VERSION;
+};
+
 class admin_server {
 public:
   /// Extra text for /metrics (e.g. the DNS counters), called per scrape.
@@ -61,6 +101,14 @@ public:
   void add_route(text_route r);
   /// A JSON route answered by one actor's status (e.g. /v1/procs).
   void add_actor_route(std::string path, status_client_actor a);
+  /// A route that reads the request (query parameters, the rest of the
+  /// path), answered on a worker thread: GET `path` exactly, or with
+  /// `prefix` (a path ending in '/') every path below it, most specific
+  /// prefix first; an exact route wins over a prefix.
+  using handler = std::function<admin_reply(const admin_request&)>;
+  void add_handler(std::string path, handler h, bool prefix = false);
+  /// Shown in /v1/state under "node" (and on the status page).
+  void set_identity(node_identity id);
 
   /// Binds and starts serving; fails when the address cannot be bound.
   result<unit> start(const std::string& host, uint16_t port);
@@ -71,6 +119,9 @@ public:
   std::string state_json();
 
 private:
+  /// What /v1/vips answers (asks the supervisor; blocks up to 3 s).
+  std::string vips_json();
+
   caf::actor_system& sys_;
   supervisor_actor sup_;
   admin_limits limits_;
@@ -78,6 +129,13 @@ private:
   std::vector<metrics_source> metrics_;
   std::vector<text_route> routes_;
   std::vector<std::pair<std::string, status_client_actor>> actor_routes_;
+  struct handler_route {
+    std::string path;
+    handler answer;
+    bool prefix = false;
+  };
+  std::vector<handler_route> handlers_;
+  node_identity identity_;
   std::unique_ptr<admin_http> http_;
 };
 

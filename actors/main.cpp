@@ -2,7 +2,8 @@
 // networkd: parses flags, takes the lock file, binds DNS, starts the actor
 // system and the node (actors/node.hpp), and turns signals into messages:
 // SIGTERM, SIGINT and SIGQUIT release and stop, SIGHUP reads everything
-// again, SIGUSR1 logs the state.
+// again, SIGUSR1 logs the state. `networkd ctl ...` is the admin API's
+// client instead (actors/ctl.hpp).
 #include <caf/all.hpp>
 
 #include <arpa/inet.h>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "actors/cli.hpp"
+#include "actors/ctl.hpp"
 #include "actors/errors.hpp"
 #include "actors/memory.hpp"
 #include "actors/node.hpp"
@@ -238,6 +240,10 @@ void serve_signals(const sigset_t& sigs, const node_actor& node,
 } // namespace
 
 int main(int argc, char** argv) {
+  // `networkd ctl ...`: a client of a running daemon's admin API.
+  if (argc > 1 && std::string{argv[1]} == "ctl")
+    return ctl::run(std::vector<std::string>(argv + 2, argv + argc),
+                    options{}.api_addr, std::cout, std::cerr);
   tune_malloc();
   auto parsed = parse_options(std::vector<std::string>(argv + 1, argv + argc));
   if (!parsed) {

@@ -258,6 +258,7 @@ void start_components(caf::actor_system& sys, parts& p,
   p.sup = p.add("supervisor", sys.spawn(supervisor, scfg));
 
   p.admin = std::make_unique<admin_server>(sys, p.sup);
+  p.admin->set_identity({cfg.opts.hostname, cfg.opts.net_address});
   for (auto& c : p.table)
     if (c.handle != p.sup && c.awaited)
       p.admin->add_actor(caf::actor_cast<status_client_actor>(c.handle));

@@ -13,6 +13,7 @@ pkgs=(
   dnsutils dnsperf dnsmasq-base unbound procps curl python3 netcat-openbsd
   systemd  # systemd-analyze: the unit's exposure test (setpriv: util-linux)
   groff-base  # groff -ww: the man page test (tests/packaging)
+  chromium  # headless: the status page test (tests/integration/status_page_test)
 )
 missing=()
 for p in "${pkgs[@]}"; do

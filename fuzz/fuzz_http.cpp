@@ -47,6 +47,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto& h = parser.head();
     if (h.method.empty() || (h.head != (h.method == "HEAD")))
       broken("a request head without a method");
+    // The query as the admin routes read it: bounded, never longer decoded.
+    http::query_params params;
+    bool fits = http::parse_query(h.query, params);
+    if (params.size() > http::max_query_params
+        || (!fits && params.size() != http::max_query_params))
+      broken("query parameters past the limit");
+    for (auto& [name, value] : params)
+      if (name.size() + value.size() > h.query.size())
+        broken("a decoded parameter longer than the query");
     parser = http::head_parser{}; // the next pipelined request
   }
   return 0;

@@ -45,24 +45,55 @@ int hex_digit(char c) {
   return -1;
 }
 
-} // namespace
-
-std::string target_path(std::string_view target) {
-  target = target.substr(0, target.find('?'));
+/// %XX decoded (a malformed escape stays as sent); with `plus`, '+' is a
+/// space (query strings).
+std::string percent_decode(std::string_view text, bool plus) {
   std::string out;
-  for (size_t i = 0; i < target.size(); ++i) {
-    bool escape = target[i] == '%' && i + 2 < target.size()
-                  && hex_digit(target[i + 1]) >= 0
-                  && hex_digit(target[i + 2]) >= 0;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    bool escape = text[i] == '%' && i + 2 < text.size()
+                  && hex_digit(text[i + 1]) >= 0 && hex_digit(text[i + 2]) >= 0;
     if (escape) {
-      out += static_cast<char>(hex_digit(target[i + 1]) * 16
-                               + hex_digit(target[i + 2]));
+      out += static_cast<char>(hex_digit(text[i + 1]) * 16
+                               + hex_digit(text[i + 2]));
       i += 2;
     } else {
-      out += target[i];
+      out += plus && text[i] == '+' ? ' ' : text[i];
     }
   }
   return out;
+}
+
+} // namespace
+
+std::string target_path(std::string_view target) {
+  return percent_decode(target.substr(0, target.find('?')), false);
+}
+
+std::string_view target_query(std::string_view target) {
+  auto q = target.find('?');
+  return q == std::string_view::npos ? std::string_view{}
+                                     : target.substr(q + 1);
+}
+
+bool parse_query(std::string_view query, query_params& out, size_t max_params) {
+  out.clear();
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto piece = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{}
+                                          : query.substr(amp + 1);
+    if (piece.empty())
+      continue;
+    if (out.size() == max_params)
+      return false;
+    auto eq = piece.find('=');
+    auto name = piece.substr(0, eq);
+    auto value = eq == std::string_view::npos ? std::string_view{}
+                                              : piece.substr(eq + 1);
+    out.emplace_back(percent_decode(name, true), percent_decode(value, true));
+  }
+  return true;
 }
 
 int refusal_status(refusal r) {
@@ -134,6 +165,7 @@ head_parser::verdict head_parser::request_line(std::string_view line,
   head_.method = std::string{method};
   head_.head = method == "HEAD";
   head_.path = target_path(target);
+  head_.query = std::string{target_query(target)};
   first_ = false;
   return verdict::more;
 }

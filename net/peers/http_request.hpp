@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace networkd::http {
 
@@ -42,9 +44,27 @@ int refusal_status(refusal r);
 /// The path of a request target: query dropped, %XX decoded.
 std::string target_path(std::string_view target);
 
+/// The query of a request target (after the first '?'), as sent.
+std::string_view target_query(std::string_view target);
+
+/// Query parameters in their order; a name may come more than once.
+using query_params = std::vector<std::pair<std::string, std::string>>;
+
+/// Parameters past this many refuse the request (400). The request line
+/// limit bounds their bytes.
+inline constexpr size_t max_query_params = 32;
+
+/// Splits "a=1&b=x%20y" into decoded pairs ('+' is a space, %XX a byte,
+/// a malformed escape stays as sent, "a" alone has an empty value, empty
+/// pieces are skipped). False past `max_params` parameters.
+bool parse_query(std::string_view query, query_params& out,
+                 size_t max_params = max_query_params);
+
 struct request_head {
   std::string method;
   std::string path;
+  /// The query as sent (not decoded), "" without one.
+  std::string query;
   bool head = false;
   bool close = false;
 };

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -302,6 +303,124 @@ TEST_CASE("the admin routes answer as before") {
     CHECK(read_reply(fd, 3s).body == "x=1\n");
     ::close(fd);
   }
+}
+
+TEST_CASE("routes read query parameters and the rest of a prefix path") {
+  admin_fixture f;
+  std::mutex seen_mtx;
+  std::vector<admin_request> seen;
+  auto keep = [&](const admin_request& req) {
+    std::lock_guard<std::mutex> guard{seen_mtx};
+    seen.push_back(req);
+    return admin_reply{200, "text/plain",
+                       req.param("name", "none") + "|" + req.param("type") + "|"
+                         + req.rest + "\n"};
+  };
+  f.admin->add_handler("/v1/lookup", keep);
+  f.admin->add_handler("/v1/things/", keep, true);
+  f.admin->add_handler("/v1/things/special/", keep, true);
+  f.admin->add_handler("/v1/things/exact", keep);
+  f.start();
+
+  auto r = get(f.port, "/v1/lookup?name=www.example.com.&type=AAAA");
+  CHECK(r.status == 200);
+  CHECK(r.body == "www.example.com.|AAAA|\n");
+  CHECK(get(f.port, "/v1/lookup?name=a%20b+c%2B&x").body == "a b c+||\n");
+  CHECK(get(f.port, "/v1/lookup").body == "none||\n");
+  CHECK(get(f.port, "/v1/lookup?type=A&name=x&name=y").body == "x|A|\n");
+  CHECK(get(f.port, "/v1/things/10.0.0.5%3A8080?type=T").body
+        == "none|T|10.0.0.5:8080\n");
+  CHECK(get(f.port, "/v1/things/special/x").body == "none||x\n");
+  CHECK(get(f.port, "/v1/things/exact").body == "none||\n");
+  // The prefix itself (nothing after it) is not a prefix route's path.
+  CHECK(get(f.port, "/v1/things/").status == 404);
+  CHECK(get(f.port, "/v1/thingsx").status == 404);
+  {
+    std::lock_guard<std::mutex> guard{seen_mtx};
+    REQUIRE(seen.size() == 7);
+    CHECK(seen[0].path == "/v1/lookup");
+    CHECK(seen[0].params.size() == 2);
+    CHECK(seen[1].has("x"));
+    CHECK_FALSE(seen[1].has("type"));
+    CHECK(seen[4].path == "/v1/things/10.0.0.5:8080");
+  }
+
+  // Past the parameter limit: 400 with a JSON error; nothing is called.
+  std::string many = "/v1/lookup?";
+  for (size_t i = 0; i <= http::max_query_params; ++i)
+    many += "p" + std::to_string(i) + "=1&";
+  r = get(f.port, many);
+  CHECK(r.status == 400);
+  CHECK(strict_json(r.body));
+  CHECK(r.body.find("query parameters") != std::string::npos);
+  // The request line limit still holds for long queries.
+  CHECK(get(f.port, "/v1/lookup?name=" + std::string(3000, 'a')).status == 414);
+  std::lock_guard<std::mutex> guard{seen_mtx};
+  CHECK(seen.size() == 7);
+}
+
+TEST_CASE("one VIP answers by its key and an unknown one is a JSON 404") {
+  admin_fixture f;
+  f.answers->vips
+    = R"({"vips":[{"name":"vip-holder","key":"/lain/config/vips/10.0.0.5",)"
+      R"("state":"serving","owner":"n1"},{"name":"vip-holder","key":)"
+      R"("/lain/config/vips/10.0.0.5:8080","state":"standby"}],)"
+      R"("rejected":[{"key":"/lain/config/vips/10.0.0.9","code":"bad_json",)"
+      R"("reason":"not JSON","revision":4}]})";
+  f.start();
+  auto r = get(f.port, "/v1/vips/10.0.0.5");
+  CHECK(r.status == 200);
+  CHECK(r.headers.find("Content-Type: application/json\r\n")
+        != std::string::npos);
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  REQUIRE(doc.IsObject());
+  CHECK(std::string{doc["state"].GetString()} == "serving");
+  CHECK(std::string{doc["owner"].GetString()} == "n1");
+  r = get(f.port, "/v1/vips/10.0.0.5%3A8080");
+  CHECK(r.status == 200);
+  CHECK(r.body.find(R"("state":"standby")") != std::string::npos);
+  r = get(f.port, "/v1/vips/10.0.0.6");
+  CHECK(r.status == 404);
+  CHECK(strict_json(r.body));
+  CHECK(r.body.find("no VIP 10.0.0.6") != std::string::npos);
+  r = get(f.port, "/v1/vips/10.0.0.9");
+  CHECK(r.status == 404);
+  CHECK(r.body.find(R"("code":"bad_json")") != std::string::npos);
+  CHECK(get(f.port, "/v1/vips").status == 200);
+
+  // The pure part: a reply for every shape of input, never a crash.
+  CHECK(vip_reply("not json", "x").status == 500);
+  CHECK(vip_reply(R"({"error":"timeout"})", "x").status == 503);
+  CHECK(vip_reply(R"({"vips":[1,"a",{"key":2}]})", "x").status == 404);
+  CHECK(vip_reply(std::string(100000, '['), "x").status == 500);
+}
+
+TEST_CASE("the status page is served at the root as self-contained HTML") {
+  admin_fixture f;
+  f.start();
+  auto r = get(f.port, "/");
+  CHECK(r.status == 200);
+  CHECK(r.headers.find("Content-Type: text/html; charset=utf-8\r\n")
+        != std::string::npos);
+  CHECK(r.body.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(r.body.find("name=\"viewport\"") != std::string::npos);
+  CHECK(r.body.find("</html>") != std::string::npos);
+  // No external assets and no markup built from data.
+  CHECK(r.body.find("src=\"http") == std::string::npos);
+  CHECK(r.body.find("href=\"http") == std::string::npos);
+  CHECK(r.body.find("innerHTML") == std::string::npos);
+  CHECK(r.body == status_page_html);
+  // /v1/state says which node this is.
+  f.admin->stop();
+  admin_fixture g;
+  g.admin->set_identity({"node-7", "10.1.2.3"});
+  g.start();
+  auto st = get(g.port, "/v1/state").body;
+  CHECK(st.find(R"("node":{"hostname":"node-7","address":"10.1.2.3",)"
+                R"("version":")" NETWORKD_VERSION "\"}")
+        != std::string::npos);
+  CHECK(st.rfind(R"({"actors":[)", 0) == 0);
 }
 
 TEST_CASE("requests past a limit are refused and counted") {
