@@ -111,8 +111,8 @@ std::string dns_responder_state::lookup(const std::string& name,
   j.begin_object();
   auto q = dns::parse_lookup_question(name, type);
   if (!q) {
-    j.kv("error", q.error().code);
-    j.kv("message", q.error().message);
+    j.kv("error", q.error().message);
+    j.kv("code", q.error().code);
     j.end_object();
     return j.str();
   }

@@ -269,6 +269,25 @@ void start_components(caf::actor_system& sys, parts& p,
     p.admin->add_metrics([nft] { return vip_counter_metrics(*nft); });
   p.admin->add_route(
     {"/v1/dns/config", [dns = cfg.dns] { return dns->config_text(); }});
+  p.admin->add_handler(
+    "/v1/dns/lookup", [&sys, dns = p.responder](const admin_request& r) {
+      if (!r.has("name"))
+        return json_error(400, "name: missing (/v1/dns/lookup?name=N&type=T)");
+      admin_reply out = json_error(503, "dns-responder: no answer");
+      caf::scoped_actor self{sys};
+      self
+        ->request(dns, std::chrono::seconds(3), atom::lookup_v, r.param("name"),
+                  r.param("type"))
+        .receive(
+          [&](std::string& body) {
+            bool bad = body.rfind("{\"error\"", 0) == 0;
+            out = {bad ? 400 : 200, "application/json", std::move(body) + "\n"};
+          },
+          [&](caf::error& e) {
+            out = json_error(503, "dns-responder: " + caf::to_string(e));
+          });
+      return out;
+    });
 }
 
 struct node_state {

@@ -5,6 +5,8 @@
 // loopback address), per-domain servers from etcd, the admin views.
 #include <catch2/catch.hpp>
 
+#include <rapidjson/document.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +26,20 @@ std::string dig(const daemon_process& d, const std::string& args) {
        + args,
      &out);
   return out;
+}
+
+rapidjson::Document json_of(const http_reply& r) {
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  INFO(r.body);
+  CHECK(r.status == 200);
+  return doc;
+}
+
+std::string text(const rapidjson::Value& v, const char* key) {
+  if (!v.IsObject() || !v.HasMember(key) || !v[key].IsString())
+    return "(no " + std::string{key} + ")";
+  return v[key].GetString();
 }
 
 std::string short_answer(const daemon_process& d, const std::string& name,
@@ -169,6 +185,108 @@ TEST_CASE("resolv.conf servers and etcd domain servers are the upstreams",
   CHECK(metrics.body.find("networkd_dns_queries_total{type=\"A\"}")
         != std::string::npos);
   CHECK(metrics.body.find("networkd_dns_answers_total{source=\"forward\"}")
+        != std::string::npos);
+  // The why of forwarded names: which servers, and what the cache holds.
+  auto corp_why = json_of(d.get("/v1/dns/lookup?name=host.corp"));
+  REQUIRE(corp_why.IsObject());
+  CHECK(text(corp_why, "verdict") == "forward");
+  CHECK(text(corp_why, "rule") == "domain servers");
+  CHECK(text(corp_why, "key") == "/lain/config/domain_servers/corp");
+  CHECK(corp_why["revision"].GetInt64() > 0);
+  REQUIRE(corp_why["upstreams"].Size() == 1);
+  CHECK(std::string{corp_why["upstreams"][0].GetString()}
+        == "127.0.0.78#" + std::to_string(corp.port));
+  CHECK(corp_why["cache"]["present"].GetBool());
+  CHECK(text(corp_why["cache"], "rcode") == "NOERROR");
+  auto ttl_left = corp_why["cache"]["ttl_left_s"].GetInt64();
+  CHECK(ttl_left > 0);
+  CHECK(ttl_left <= 300);
+  auto ext_why = json_of(d.get("/v1/dns/lookup?name=www.ext.test&type=a"));
+  CHECK(text(ext_why, "rule") == "default upstreams");
+  CHECK(text(ext_why, "type") == "A");
+  REQUIRE(ext_why["upstreams"].Size() == 1);
+  CHECK(std::string{ext_why["upstreams"][0].GetString()} == "127.0.0.77#53");
+  auto never = json_of(d.get("/v1/dns/lookup?name=never.asked.test"));
+  CHECK_FALSE(never["cache"]["present"].GetBool());
+}
+
+TEST_CASE("the why of local names names the etcd key and revision the "
+          "wildcard and the hosts line and ctl prints it",
+          "[dns][daemon]") {
+  etcd_server etcd;
+  daemon_process d{etcd.endpoint()};
+  write_file(d.hosts_file(), "127.0.0.1 localhost
+#build hosts
+"
+                             "10.5.0.1 build.example b1
+");
+  REQUIRE(wait_until([&] {
+    return d.get("/readyz").status == 200; }, 10s));
+  std::string out;
+  REQUIRE(etcd.etcdctl("put -w json /lain/config/domains/why.lain "
+                       "'{\"ips\":[\"10.4.4.6\"],\"type\":\"\"}'",
+                       &out)
+          == 0);
+  rapidjson::Document put;
+  put.Parse(out.c_str());
+  REQUIRE(put.IsObject());
+  auto rev = put["header"]["revision"].GetInt64();
+  REQUIRE(etcd.etcdctl("put /lain/config/domains/*.svc.lain "
+                       "'{\"ips\":[],\"type\":\"node\"}'")
+          == 0);
+  REQUIRE(wait_until(
+    [&] {
+    return short_answer(d, "a.b.svc.lain") == "127.0.0.1\n"; }, 5s));
+  REQUIRE(wait_until(
+    [&] {
+    return short_answer(d, "b1") == "10.5.0.1\n"; }, 5s));
+  auto exact = json_of(d.get("/v1/dns/lookup?name=WHY.lain."));
+  CHECK(text(exact, "verdict") == "local");
+  CHECK(text(exact, "rule") == "etcd domain");
+  CHECK(text(exact, "key") == "/lain/config/domains/why.lain");
+  CHECK(exact["revision"].GetInt64() == rev);
+  REQUIRE(exact["records"].Size() == 1);
+  CHECK(std::string{exact["records"][0].GetString()} == "10.4.4.6");
+  auto wild = json_of(d.get("/v1/dns/lookup?name=a.b.svc.lain"));
+  CHECK(text(wild, "rule") == "etcd wildcard");
+  CHECK(text(wild, "key") == "/lain/config/domains/*.svc.lain");
+  CHECK(text(wild, "domain_type") == "node");
+  auto hosts = json_of(d.get("/v1/dns/lookup?name=b1"));
+  CHECK(text(hosts, "rule") == "hosts file");
+  CHECK(text(hosts, "hosts_line")
+        == d.hosts_file() + ":3: 10.5.0.1 build.example b1");
+  auto nodata = json_of(d.get("/v1/dns/lookup?name=why.lain&type=TXT"));
+  CHECK(nodata["records"].Size() == 0);
+  CHECK(text(nodata, "why").find("NODATA") != std::string::npos);
+  auto bad = d.get("/v1/dns/lookup?name=a..b");
+  CHECK(bad.status == 400);
+  CHECK(bad.body.find("bad_name") != std::string::npos);
+  CHECK(d.get("/v1/dns/lookup").status == 400);
+  // networkd ctl dns lookup prints the same as key value lines.
+  std::string ctl;
+  REQUIRE(sh(std::string{NETWORKD_BINARY} + " ctl --api 127.0.0.1:"
+               + std::to_string(d.api_port()) + " dns lookup why.lain A",
+             &ctl)
+          == 0);
+  INFO(ctl);
+  CHECK(ctl.find("/lain/config/domains/why.lain") != std::string::npos);
+  CHECK(ctl.find("etcd domain") != std::string::npos);
+  // The query log: off by default, one line per query once the knob is set.
+  CHECK(d.log().find("dns-query ") == std::string::npos);
+  REQUIRE(etcd.etcdctl("put /lain/networkd/config/dns_log_queries 100") == 0);
+  std::string line;
+  REQUIRE(wait_until(
+    [&] {
+    short_answer(d, "why.lain");
+    std::istringstream lines{d.log()};
+    for (std::string l; std::getline(lines, l);)
+      if (l.find("dns-query ") != std::string::npos)
+        line = l;
+    return !line.empty();
+    },
+    5s, 50ms));
+  CHECK(line.find("client=127.0.0.1 name=why.lain type=A rcode=NOERROR "
+                  "source=local latency_us=")
         != std::string::npos);
 }
 
