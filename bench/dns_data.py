@@ -6,10 +6,13 @@
   etcd.txn          etcdctl txn input: /lain/config/domains/* for networkd
   dnsmasq.conf      the same names for the dnsmasq under test
   unbound-local.conf  the same names as unbound local-zone/local-data lines
+  bench.zone        the same names as a zone file for Knot DNS (zone "bench."):
+                    each wildcard name as "*.NAME" plus NAME itself
   upstream.conf     the forwarded names, for the upstream dnsmasq
   local.queries     dnsperf input: wildcard-matched and exact local names
   forward.queries   dnsperf input: names only the upstream knows
   check.txt         "name ip" pairs every server must answer (sanity check)
+  check-local.txt   the local ones of those (for Knot, which does not forward)
 """
 
 import argparse
@@ -64,6 +67,14 @@ def main():
       f.write('  local-data: "%s. 60 IN A %s"\n' % (name, addr))
     for name, addr in exact:
       f.write('  local-data: "%s. 60 IN A %s"\n' % (name, addr))
+  with out("bench.zone") as f:
+    f.write("$ORIGIN bench.\n$TTL 60\n")
+    f.write("@ SOA ns.bench. hostmaster.bench. 1 3600 600 86400 60\n")
+    f.write("@ NS ns.bench.\nns A 127.0.0.1\n")
+    for name, addr in wild:
+      f.write("%s. A %s\n*.%s. A %s\n" % (name, addr, name, addr))
+    for name, addr in exact:
+      f.write("%s. A %s\n" % (name, addr))
   with out("upstream.conf") as f:
     for name, addr in fwd:
       f.write("host-record=%s,%s\n" % (name, addr))
@@ -79,10 +90,13 @@ def main():
     rnd.shuffle(names)
     for name in names:
       f.write("%s A\n" % name)
+  local_checks = [("x." + wild[0][0], wild[0][1]),
+                  ("a.b." + wild[-1][0], wild[-1][1]), exact[0], exact[-1]]
   with out("check.txt") as f:
-    for name, addr in [("x." + wild[0][0], wild[0][1]),
-                       ("a.b." + wild[-1][0], wild[-1][1]),
-                       exact[0], exact[-1], fwd[0], fwd[-1]]:
+    for name, addr in local_checks + [fwd[0], fwd[-1]]:
+      f.write("%s %s\n" % (name, addr))
+  with out("check-local.txt") as f:
+    for name, addr in local_checks:
       f.write("%s %s\n" % (name, addr))
 
 

@@ -11,6 +11,7 @@ pkgs=(
   libssl-dev zlib1g-dev
   etcd-server etcd-client iptables nftables iproute2 iputils-arping iputils-ping
   dnsutils dnsperf dnsmasq-base unbound procps curl python3 netcat-openbsd
+  knot  # Knot DNS: bench/dns.sh's authoritative peer
   systemd  # systemd-analyze: the unit's exposure test (setpriv: util-linux)
   groff-base  # groff -ww: the man page test (tests/packaging)
   chromium  # headless: the status page test (tests/integration/status_page_test)
@@ -27,8 +28,10 @@ fi
 echo "install-deps: installing ${missing[*]}"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# The unbound package enables a system service; networkd's tests start their
-# own instances, so keep the packaged one from holding port 53.
+# The unbound and knot packages enable system services; networkd's tests and
+# benchmarks start their own instances, so keep the packaged ones from
+# holding port 53.
 if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now unbound 2>/dev/null || true
+  systemctl disable --now knot 2>/dev/null || true
 fi
