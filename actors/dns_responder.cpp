@@ -53,6 +53,9 @@ auto from_etcd(keys::event<F>&& c) {
   return e;
 }
 
+/// How long after a publish the cache is swept and memory trimmed.
+constexpr auto tidy_delay = std::chrono::seconds(1);
+
 /// Hosts files of blocking lists reach a few MiB; past this one is refused
 /// and the last good entries stay.
 constexpr size_t max_hosts_file = 16 * 1024 * 1024;
@@ -205,6 +208,7 @@ std::string dns_responder_state::render() const {
   j.kv("errors", st.errors);
   j.kv("dropped", st.dropped);
   j.kv("publishes", publishes);
+  j.kv("tidies", tidies);
   j.kv("hosts_reloads", hosts_reloads);
   j.object("by_type");
   for (auto& [t, n] : st.by_type)
@@ -420,14 +424,30 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       auto tbl = dns::table::build(st.input(), &st.warnings);
       for (auto& w : st.warnings)
         NWD_LOG_DEBUG(who, "table: {}", w);
-      // The old table is freed once the server's threads let go of it:
-      // its memory goes back then; what compact() and the build freed, now.
+      // Nothing else on the way from a key to its answer: sweeping the
+      // cache of names that became local (the table is asked first, so
+      // this only frees memory) and giving freed memory back to the kernel
+      // cost more than the build itself and wait for the tidy-up.
       if (st.cfg.server)
-        st.cfg.server->publish(tbl, release_free_memory);
+        st.cfg.server->publish(tbl, nullptr, false);
       ++st.publishes;
-      release_free_memory();
       NWD_LOG_DEBUG(who, "published table serial {} ({} names)", tbl->serial(),
                     tbl->size());
+      if (!st.tidy_pending) {
+        st.tidy_pending = true;
+        self->delayed_send(self, tidy_delay, atom::tidy_v);
+      }
+    },
+    [self](atom::tidy) {
+      // A second after a publish (coalesced over bursts): the workers have
+      // let go of the old table by now (they look at every batch and at
+      // least every second).
+      auto& st = self->state;
+      st.tidy_pending = false;
+      if (st.cfg.server)
+        st.cfg.server->sweep_cache();
+      release_free_memory();
+      ++st.tidies;
     },
     [self](atom::dynamic, std::string& name, std::vector<std::string>& ips) {
       auto& st = self->state;

@@ -44,6 +44,8 @@ struct dns_responder_state {
   bool publish_pending = false;
   size_t changes_since_publish = 0; ///< domain and domain server keys
   bool compact_next = false;        ///< set a while after the first read
+  bool tidy_pending = false;        ///< a tidy-up is scheduled
+  uint64_t tidies = 0;
   uint64_t publishes = 0;
   uint64_t hosts_reloads = 0;
 

@@ -118,5 +118,6 @@ CAF_ADD_ATOM(networkd, networkd::atom, prune, "prune")
 CAF_ADD_ATOM(networkd, networkd::atom, refresh, "refresh")
 CAF_ADD_ATOM(networkd, networkd::atom, audit, "audit")
 CAF_ADD_ATOM(networkd, networkd::atom, lookup, "lookup")
+CAF_ADD_ATOM(networkd, networkd::atom, tidy, "tidy")
 
 CAF_END_TYPE_ID_BLOCK(networkd)

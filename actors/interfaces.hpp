@@ -170,6 +170,8 @@ using dns_responder_actor = config_listener_actor::extend<
   caf::reacts_to<atom::reload>,
   // Build and publish a table now (coalesces bursts of changes).
   caf::reacts_to<atom::publish>,
+  // After publishes: sweep the cache, give freed memory back.
+  caf::reacts_to<atom::tidy>,
   // A dynamic name (swarm.lain, ...) and its addresses; empty removes it.
   caf::reacts_to<atom::dynamic, std::string, std::vector<std::string>>,
   // The webrouter VIPs, which "webrouter"-typed domains answer.

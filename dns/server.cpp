@@ -962,7 +962,7 @@ void server::stop() {
 }
 
 void server::publish(std::shared_ptr<const table> t,
-                     std::function<void()> after_free) {
+                     std::function<void()> after_free, bool sweep) {
   if (!t)
     return;
   if (after_free) {
@@ -982,11 +982,20 @@ void server::publish(std::shared_ptr<const table> t,
   }
   std::atomic_store(&impl_->tbl, t);
   impl_->generation.fetch_add(1, std::memory_order_acq_rel);
+  if (sweep)
+    sweep_cache();
+}
+
+size_t server::sweep_cache() {
+  auto t = current();
+  if (!t)
+    return 0;
   auto dropped = impl_->answers.drop_if(
     [&t](std::string_view name) { return t->is_local(name); });
   if (dropped > 0)
     NWD_LOG_DEBUG(component, "dropped {} cached answers for local names",
                   dropped);
+  return dropped;
 }
 
 std::shared_ptr<const table> server::current() const {

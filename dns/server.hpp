@@ -127,15 +127,18 @@ public:
   /// Stops and joins all threads, closes the sockets. Idempotent.
   void stop();
 
-  /// Makes `t` the table every thread answers from, and drops cached
-  /// answers for names that are local in it. Thread-safe with the query
-  /// threads; call it from one thread (the dns responder). A table
-  /// published before start() is used from the start. `after_free`, when
-  /// given, runs once `t` has been replaced and every thread has let go of
-  /// it (within a second), on that last thread: the daemon gives the freed
-  /// memory back to the kernel there.
+  /// Makes `t` the table every thread answers from and, with `sweep`,
+  /// drops cached answers for names that are local in it (sweep_cache).
+  /// Thread-safe with the query threads; call it from one thread (the dns
+  /// responder). A table published before start() is used from the start.
+  /// `after_free`, when given, runs once `t` has been replaced and every
+  /// thread has let go of it (within a second), on that last thread.
   void publish(std::shared_ptr<const table> t,
-               std::function<void()> after_free = {});
+               std::function<void()> after_free = {}, bool sweep = true);
+  /// Drops cached answers for names local in the current table. Queries
+  /// ask the table first, so such entries are never served: this only
+  /// frees their memory. Returns how many went.
+  size_t sweep_cache();
   std::shared_ptr<const table> current() const;
 
   /// Applies the dns_* knobs: the cache's size, TTL limits and serve-stale
