@@ -19,6 +19,7 @@ bool apply(acl_keeper_state& st) {
   if (auto v = acl::validate(rules); !v) {
     // Never install a set that could lock the node out: keep the last.
     st.last_error = v.error().to_string();
+    ++st.failures;
     NWD_LOG_ERROR(who, "refusing rules: {} (last good rules stay)",
                   st.last_error);
     return false;
@@ -26,6 +27,7 @@ bool apply(acl_keeper_state& st) {
   auto r = st.table->apply(rules);
   if (!r) {
     st.last_error = r.error().to_string();
+    ++st.failures;
     NWD_LOG_ERROR(who, "apply failed: {}", st.last_error);
     return false;
   }
@@ -64,6 +66,7 @@ std::string acl_keeper_state::render() const {
   j.object("counters")
     .kv("changes", changes)
     .kv("applies", applies)
+    .kv("failures", failures)
     .kv("audits", audits)
     .kv("repairs", repairs);
   j.end_object();

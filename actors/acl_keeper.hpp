@@ -25,6 +25,7 @@ struct acl_keeper_state {
   bool pending = false;
   bool active = false; ///< our chains are installed
   uint64_t applies = 0;
+  uint64_t failures = 0; ///< rule sets refused or not applied (/metrics)
   uint64_t changes = 0;
   std::string last_error;
   /// The audit: every acl_audit_s the chains are read again and put back

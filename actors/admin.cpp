@@ -633,6 +633,13 @@ void admin_server::add_metrics(metrics_source src) {
   metrics_.push_back(std::move(src));
 }
 
+void admin_server::add_status_metrics(status_client_actor a,
+                                      const std::vector<status_metric>& table) {
+  add_metrics([this, a = std::move(a), &table] {
+    return metrics_from_status(ask_status(sys_, a), table);
+  });
+}
+
 void admin_server::add_route(text_route r) {
   routes_.push_back(std::move(r));
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
+#include "actors/metrics.hpp"
 #include "net/base/result.hpp"
 #include "net/peers/http_request.hpp"
 
@@ -98,6 +99,9 @@ public:
   /// Adds an actor whose status appears in /v1/state.
   void add_actor(status_client_actor a);
   void add_metrics(metrics_source src);
+  /// Samples read from an actor's status on each scrape (metrics.hpp).
+  void add_status_metrics(status_client_actor a,
+                          const std::vector<status_metric>& table);
   void add_route(text_route r);
   /// A JSON route answered by one actor's status (e.g. /v1/procs).
   void add_actor_route(std::string path, status_client_actor a);

@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -10,8 +11,10 @@
 #include "actors/json.hpp"
 #include "actors/memory.hpp"
 #include "dns/hosts.hpp"
+#include "dns/wire.hpp"
 #include "net/base/file.hpp"
 #include "net/base/log.hpp"
+#include "net/base/prom.hpp"
 #include "net/base/text.hpp"
 
 namespace networkd {
@@ -250,8 +253,45 @@ std::string dns_responder_state::render() const {
   return j.str();
 }
 
-std::string dns_metrics(const dns::server_stats& s) {
+namespace {
+
+/// The request-duration histogram and the per-upstream answers.
+std::string dns_request_metrics(
+  const dns::server_stats& s,
+  const std::vector<dns::forwarder::upstream_health>& upstreams) {
+  prom::writer w;
+  w.family("networkd_dns_request_duration_seconds", "histogram",
+           "Time from a query's arrival to its answer, by where the answer "
+           "came from");
+  static constexpr std::array<const char*, 3> sources{"local", "cache",
+                                                      "upstream"};
+  for (size_t i = 0; i < sources.size(); ++i)
+    prom::write_histogram(w, "networkd_dns_request_duration_seconds",
+                          {{"source", sources[i]}}, s.durations[i]);
+  w.family("networkd_dns_upstream_answers_total", "counter",
+           "Answers received from each upstream, by rcode");
+  for (auto& u : upstreams)
+    for (size_t r = 0; r < u.rcodes.size(); ++r)
+      if (u.rcodes[r] > 0)
+        w.sample("networkd_dns_upstream_answers_total",
+                 {{"to", u.server},
+                  {"rcode", dns::rcode_name(static_cast<uint16_t>(r))}},
+                 u.rcodes[r]);
+  w.family("networkd_dns_upstream_timeouts_total", "counter",
+           "Tries that each upstream left unanswered");
+  for (auto& u : upstreams)
+    w.sample("networkd_dns_upstream_timeouts_total", {{"to", u.server}},
+             u.timeouts);
+  return w.take();
+}
+
+} // namespace
+
+std::string
+dns_metrics(const dns::server_stats& s,
+            const std::vector<dns::forwarder::upstream_health>& upstreams) {
   std::ostringstream out;
+  out << dns_request_metrics(s, upstreams);
   auto counter = [&](const char* name, const char* help, uint64_t v) {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name
         << " counter\n"

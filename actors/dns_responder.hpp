@@ -62,7 +62,10 @@ dns_responder_actor::behavior_type
 dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
               dns_responder_config cfg);
 
-/// Prometheus text of the DNS server's counters.
-std::string dns_metrics(const dns::server_stats& s);
+/// Prometheus text of the DNS server's counters and of its upstreams'
+/// answers (dns::server::upstream_health()).
+std::string
+dns_metrics(const dns::server_stats& s,
+            const std::vector<dns::forwarder::upstream_health>& upstreams = {});
 
 } // namespace networkd

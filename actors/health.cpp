@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "actors/json.hpp"
+#include "actors/metrics.hpp"
 #include "net/base/log.hpp"
 #include "net/peers/docker.hpp"
 #include "net/peers/lainlet.hpp"
@@ -141,7 +142,9 @@ void notify(tracker_pointer self, bool force = false) {
     auto line = std::string{now.healthy ? "healthy" : "unhealthy"}
                 + (now.ip.empty() ? "" : " " + now.ip) + ": " + now.reason;
     NWD_LOG_INFO("proc-tracker", "{}.{} {}", st.app, st.proc, line);
-    st.history.push_back(line);
+    // Each entry starts with its time (RFC 3339 UTC).
+    st.history.push_back(rfc3339(std::chrono::system_clock::now()) + " "
+                         + line);
     if (st.history.size() > 10)
       st.history.erase(st.history.begin());
   }

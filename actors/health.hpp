@@ -55,7 +55,8 @@ struct proc_tracker_state {
   probe_done last_probe;
   uint64_t probes_sent = 0;
   uint64_t transitions = 0;
-  std::vector<std::string> history; ///< last transitions, newest last
+  /// Last transitions, newest last, each "TIME what" (RFC 3339 UTC).
+  std::vector<std::string> history;
 
   proc_health snapshot() const;
   std::string render() const;

@@ -208,6 +208,7 @@ vip_env start_vip_engine(caf::actor_system& sys, parts& p,
                              config::default_knobs().audit.nat),
     false);
   venv.monitor = link_monitor::start(opts.net_interface);
+  venv.board = std::make_shared<vip_board>();
   return venv;
 }
 
@@ -264,7 +265,18 @@ void start_components(caf::actor_system& sys, parts& p,
       p.admin->add_actor(caf::actor_cast<status_client_actor>(c.handle));
   p.admin->add_actor(venv.nat);
   p.admin->add_actor_route("/v1/procs", hub);
-  p.admin->add_metrics([dns = cfg.dns] { return dns_metrics(dns->stats()); });
+  p.admin->add_metrics(process_metrics);
+  p.admin->add_status_metrics(venv.nat, nat_status_metrics());
+  p.admin->add_status_metrics(caf::actor_cast<status_client_actor>(scfg.leader),
+                              leader_status_metrics());
+  if (scfg.acl)
+    p.admin->add_status_metrics(caf::actor_cast<status_client_actor>(scfg.acl),
+                                acl_status_metrics());
+  p.admin->add_metrics(
+    [board = venv.board] { return vip_metrics(board->snapshot()); });
+  p.admin->add_metrics([dns = cfg.dns] {
+    return dns_metrics(dns->stats(), dns->upstream_health());
+  });
   if (auto nft = std::dynamic_pointer_cast<nft::nft_dnat_table>(p.dnat))
     p.admin->add_metrics([nft] { return vip_counter_metrics(*nft); });
   p.admin->add_route(

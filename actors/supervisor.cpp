@@ -228,6 +228,11 @@ supervisor_state::metrics(std::chrono::steady_clock::time_point now) const {
       << "# TYPE networkd_lease_remaining_seconds gauge\n"
       << "networkd_lease_remaining_seconds "
       << static_cast<double>(lease.remaining(now).count()) / 1000.0 << "\n"
+      << "# HELP networkd_lease_alive 1 while the session lease is granted "
+         "and its local deadline is ahead\n"
+      << "# TYPE networkd_lease_alive gauge\n"
+      << "networkd_lease_alive "
+      << (lease_state == "alive" && lease.alive(now) ? 1 : 0) << "\n"
       << "# HELP networkd_lease_keepalive_failures_total Failed keep-alives\n"
       << "# TYPE networkd_lease_keepalive_failures_total counter\n"
       << "networkd_lease_keepalive_failures_total " << keepalive_failures
@@ -245,6 +250,18 @@ supervisor_state::metrics(std::chrono::steady_clock::time_point now) const {
   for (auto& [prefix, w] : watches)
     out << "networkd_watch_revision{prefix=\"" << prefix << "\"} " << w.revision
         << "\n";
+  out << "# HELP networkd_etcd_watch_up 1 while the watch of a prefix is "
+         "watching (0: connecting, retrying or resyncing)\n"
+      << "# TYPE networkd_etcd_watch_up gauge\n";
+  for (auto& [prefix, w] : watches)
+    out << "networkd_etcd_watch_up{prefix=\"" << prefix << "\"} "
+        << (w.phase == "watching" ? 1 : 0) << "\n";
+  out << "# HELP networkd_etcd_watch_reconnects_total Reconnects of the "
+         "watch of a prefix\n"
+      << "# TYPE networkd_etcd_watch_reconnects_total counter\n";
+  for (auto& [prefix, w] : watches)
+    out << "networkd_etcd_watch_reconnects_total{prefix=\"" << prefix << "\"} "
+        << w.reconnects << "\n";
   return out.str();
 }
 

@@ -16,6 +16,7 @@
 #include "actors/audit_timer.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/link_monitor.hpp"
+#include "actors/metrics.hpp"
 #include "net/etcd/etcd.hpp"
 #include "net/etcd/vip_lock.hpp"
 #include "net/kernel/arp.hpp"
@@ -128,6 +129,8 @@ struct vip_env {
   int64_t arp_count = 4;
   std::chrono::milliseconds arp_interval{1100};
   std::chrono::seconds arp_refresh{0};
+  /// Where the holders show their phase to /metrics (null: nowhere).
+  std::shared_ptr<vip_board> board;
 };
 
 } // namespace networkd

@@ -22,22 +22,24 @@ vip::seq_time now() {
   return vip::seq_clock::now();
 }
 
-std::string now_text() {
-  auto t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 void set_phase(vip_holder_pointer self, const std::string& phase,
-               const std::string& why) {
+               const std::string& why, vip::seq_time t) {
   auto& st = self->state;
   if (phase.empty() || st.phase == phase)
     return;
-  NWD_LOG_INFO(who, "{}: {} -> {} ({})", st.key, st.phase, phase, why);
-  st.phase = phase;
-  st.last_change = now_text() + " " + why;
-  ++st.transitions;
+  // Fields an operator greps for: vip= (the key's name), from=, to=.
+  std::string_view vip = st.key;
+  if (vip.rfind(config::vips_prefix, 0) == 0)
+    vip.remove_prefix(config::vips_prefix.size());
+  NWD_LOG_INFO(who, "{}: {} -> {} ({}) vip={} from={} to={}", st.key, st.phase,
+               phase, why, vip, st.phase, phase);
+  st.record_transition(phase, why, t);
+}
+
+/// Monotonic age in ms (the wall clock may step; this does not).
+int64_t ms_between(vip::seq_time from, vip::seq_time to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from)
+    .count();
 }
 
 std::vector<nat_rule> to_messages(const std::vector<nat::dnat_rule>& rules) {
@@ -267,7 +269,7 @@ void advance(vip_holder_pointer self, vip::seq_time t) {
   // two spreading writes); more would be a sequencer that loops.
   for (int round = 0; round < 16; ++round) {
     auto a = vip::next(st.facts, t);
-    set_phase(self, a.phase, a.why);
+    set_phase(self, a.phase, a.why, t);
     if (perform(self, a)) {
       arm_wake_up(self, t);
       return;
@@ -279,7 +281,33 @@ void advance(vip_holder_pointer self, vip::seq_time t) {
 
 } // namespace
 
-std::string vip_holder_state::render() const {
+vip_holder_state::~vip_holder_state() {
+  if (env.board)
+    env.board->forget(vip_label());
+}
+
+std::string vip_holder_state::vip_label() const {
+  std::string_view k = key;
+  if (k.substr(0, config::vips_prefix.size()) == config::vips_prefix)
+    k.remove_prefix(config::vips_prefix.size());
+  return std::string{k};
+}
+
+void vip_holder_state::record_transition(const std::string& to,
+                                         const std::string& why,
+                                         vip::seq_time t) {
+  vip_transition tr{std::chrono::system_clock::now(), t, phase, to, why};
+  last_change = rfc3339(tr.at) + " " + why;
+  phase = to;
+  ++transitions;
+  history.push_back(std::move(tr));
+  if (history.size() > history_size)
+    history.pop_front();
+  if (env.board)
+    env.board->set(vip_label(), phase, true);
+}
+
+std::string vip_holder_state::render(vip::seq_time now) const {
   auto& cfg = facts.config;
   json_writer j;
   j.begin_object();
@@ -329,6 +357,23 @@ std::string vip_holder_state::render() const {
   }
   j.kv("excluded_nodes", cfg.excluded_nodes);
   j.kv("last_change", last_change);
+  if (!history.empty()) {
+    auto& h = history.back();
+    j.kv("last_change_at", rfc3339(h.at));
+    j.kv("last_change_age_ms", ms_between(h.mono, now));
+    j.kv("last_change_reason", h.reason);
+  }
+  j.begin_array("transitions");
+  for (auto& h : history) {
+    j.begin_object();
+    j.kv("at", rfc3339(h.at));
+    j.kv("age_ms", ms_between(h.mono, now));
+    j.kv("from", h.from);
+    j.kv("to", h.to);
+    j.kv("reason", h.reason);
+    j.end_object();
+  }
+  j.end_array();
   j.kv("last_error", last_error);
   j.object("counters")
     .kv("updates", updates)
@@ -350,10 +395,12 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
   st.facts.hostname = st.env.hostname;
   st.facts.node_ip = st.env.node_ip;
   st.facts.spreading = static_cast<bool>(st.env.spread);
+  if (st.env.board)
+    st.env.board->set(st.vip_label(), st.phase, false);
   // Leftovers of a previous run are looked at again when the grace ends.
   st.facts.leftover_until = now() + st.env.leftover_grace;
   return {
-    [self](atom::status) { return self->state.render(); },
+    [self](atom::status) { return self->state.render(now()); },
     [self](config::vip_config& cfg) {
       auto& st = self->state;
       st.facts.config = std::move(cfg);

@@ -9,6 +9,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <string>
 
@@ -18,8 +19,25 @@
 
 namespace networkd {
 
+/// One change of a holder's phase, as /v1/vips shows it.
+struct vip_transition {
+  std::chrono::system_clock::time_point at; ///< wall clock (shown RFC 3339)
+  vip::seq_time mono;                       ///< for the age shown
+  std::string from;
+  std::string to;
+  std::string reason;
+};
+
 struct vip_holder_state {
   static inline const char* name = "vip-holder";
+  /// Transitions kept for /v1/vips, newest last.
+  static constexpr size_t history_size = 10;
+
+  vip_holder_state() = default;
+  vip_holder_state(const vip_holder_state&) = delete;
+  vip_holder_state& operator=(const vip_holder_state&) = delete;
+  /// Takes this VIP's series off /metrics.
+  ~vip_holder_state();
 
   std::string key;
   vip_env env;
@@ -47,14 +65,20 @@ struct vip_holder_state {
   uint64_t arp_rounds = 0; ///< gratuitous ARP rounds sent
 
   std::string phase = "created";
-  std::string last_change;
+  std::string last_change; ///< "TIME reason" (kept for old readers)
+  std::deque<vip_transition> history;
   std::string last_error;
   uint64_t transitions = 0;
   uint64_t readds = 0;    ///< our address put back after a removal
   uint64_t conflicts = 0; ///< ARP conflicts seen
   uint64_t stepped_down = 0;
 
-  std::string render() const;
+  /// The key's suffix: the VIP as /metrics labels it.
+  std::string vip_label() const;
+  /// Records a change of phase at t (and on the board).
+  void record_transition(const std::string& to, const std::string& why,
+                         vip::seq_time t);
+  std::string render(vip::seq_time now) const;
 };
 
 using vip_holder_pointer = vip_holder_actor::stateful_pointer<vip_holder_state>;

@@ -14,7 +14,8 @@ pkgs=(
   knot  # Knot DNS: bench/dns.sh's authoritative peer
   systemd  # systemd-analyze: the unit's exposure test (setpriv: util-linux)
   groff-base  # groff -ww: the man page test (tests/packaging)
-  chromium  # headless: the status page test (tests/integration/status_page_test)
+  chromium  # headless: the status page test (tests/integration/operator_test)
+  prometheus  # promtool check metrics: the /metrics tests
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -34,4 +35,6 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now unbound 2>/dev/null || true
   systemctl disable --now knot 2>/dev/null || true
+  # The prometheus package is here for promtool only: its server stays off.
+  systemctl disable --now prometheus 2>/dev/null || true
 fi

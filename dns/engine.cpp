@@ -2,6 +2,7 @@
 // The query path: parse, ACL verdict, local answers, cache hits, errors.
 #include "dns/engine.hpp"
 
+#include <chrono>
 #include <cstring>
 #include <optional>
 
@@ -188,7 +189,16 @@ void answer_local(knot_pkt_t* qpkt, const query& q, const local_name& n,
 
 } // namespace
 
-query_result handle_query(const uint8_t* data, size_t len, const query_env& env,
+uint64_t steady_ns() {
+  return static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now().time_since_epoch())
+      .count());
+}
+
+namespace {
+
+query_result answer_query(const uint8_t* data, size_t len, const query_env& env,
                           query& q, std::vector<uint8_t>& out) {
   query_result r;
   out.clear();
@@ -275,6 +285,17 @@ query_result handle_query(const uint8_t* data, size_t len, const query_env& env,
     }
   }
   r.what = disposition::forward;
+  return r;
+}
+
+} // namespace
+
+query_result handle_query(const uint8_t* data, size_t len, const query_env& env,
+                          query& q, std::vector<uint8_t>& out) {
+  auto start = steady_ns();
+  auto r = answer_query(data, len, env, q, out);
+  q.received_ns = start; // after answer_query's q.reset()
+  r.duration_ns = steady_ns() - start;
   return r;
 }
 

@@ -40,6 +40,9 @@ struct query {
   bool dnssec_ok = false; ///< the client set DO
   uint16_t limit = 512;   ///< largest response size allowed to this client
   transport via = transport::udp;
+  /// When handle_query began (steady clock, ns): the start of the
+  /// request's duration (networkd_dns_request_duration_seconds).
+  uint64_t received_ns = 0;
   bool checking_disabled() const { return (flags2 & 0x10) != 0; }
   /// Back to a default query, keeping the strings' buffers (the query path
   /// reuses one query per thread and must not allocate per packet).
@@ -76,7 +79,12 @@ struct query_result {
   /// A cache hit in the last 10% of the entry's lifetime, the first such
   /// hit: the caller refreshes the entry in the background.
   bool prefetch = false;
+  /// Time spent in handle_query, ns (a local or cached answer's duration).
+  uint64_t duration_ns = 0;
 };
+
+/// The steady clock in ns (what received_ns and duration_ns count).
+uint64_t steady_ns();
 
 /// Handles one client packet. Unless the result is `forward` or `drop`,
 /// `out` holds the response. For `forward`, `q` describes the query.

@@ -203,6 +203,8 @@ struct forwarder::impl {
     bool probing = false;
     uint64_t last_used_us = 0;
     uint64_t answers = 0, timeouts = 0;
+    /// Answers by rcode (the header's 4 bits), for /metrics.
+    std::array<uint64_t, 16> rcodes{};
     /// 0x20: whether its answers keep the question's case. Unknown until
     /// an answer shows it; a probe answer makes it unknown again.
     enum class caps_state : uint8_t { unknown, keeps, lowers } caps =
@@ -300,6 +302,15 @@ struct forwarder::impl {
     h.failures = 0;
     h.backoff_us = 0;
     ++h.answers;
+  }
+
+  /// Counts an answer of s by its rcode (the low 4 bits of header byte 3).
+  void count_rcode(const config::upstream& s, const uint8_t* answer,
+                   size_t len) {
+    if (len < 4)
+      return;
+    std::lock_guard<std::mutex> guard{health_mtx};
+    ++infra[server_id(s)].rcodes[answer[3] & 0x0f];
   }
 
   void record_failure(const config::upstream& s, bool timeout) {
@@ -542,6 +553,7 @@ struct forwarder::impl {
         finish(ex, buf, len);
         return;
       }
+      count_rcode(s, buf, len);
       uint16_t rcode = buf[3] & 0x0f;
       if (rcode == rcode_servfail || rcode == rcode_refused
           || rcode == rcode_notimp) {
@@ -618,6 +630,7 @@ struct forwarder::impl {
     auto& ex = i->second;
     ex.tcp = false;
     if (status == ARES_SUCCESS && abuf != nullptr && alen > 0) {
+      self->count_rcode(ex.order[ex.server], abuf, static_cast<size_t>(alen));
       self->finish(ex, abuf, static_cast<size_t>(alen));
       return;
     }
@@ -884,8 +897,8 @@ std::vector<forwarder::upstream_health> forwarder::health() const {
   std::lock_guard<std::mutex> guard{impl_->health_mtx};
   std::vector<upstream_health> out;
   for (auto& [id, h] : impl_->infra)
-    out.push_back(
-      upstream_health{id, h.srtt_us, h.failures, h.answers, h.timeouts});
+    out.push_back(upstream_health{id, h.srtt_us, h.failures, h.answers,
+                                  h.timeouts, h.rcodes});
   std::sort(out.begin(), out.end(),
             [](auto& a, auto& b) { return a.server < b.server; });
   return out;

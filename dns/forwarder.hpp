@@ -35,6 +35,7 @@
 // last by real queries, so forwarding never stops while all are down.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -114,6 +115,7 @@ public:
     uint32_t failures = 0; ///< consecutive
     uint64_t answers = 0;
     uint64_t timeouts = 0;
+    std::array<uint64_t, 16> rcodes{}; ///< its answers by rcode
   };
   std::vector<upstream_health> health() const;
 

@@ -56,13 +56,6 @@ uint64_t steady_ms() {
       .count());
 }
 
-uint64_t steady_us() {
-  return static_cast<uint64_t>(
-    std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now().time_since_epoch())
-      .count());
-}
-
 /// The query log's name of how a query was answered.
 const char* source_name(disposition d) {
   switch (d) {
@@ -122,6 +115,8 @@ struct alignas(64) thread_counters {
   std::array<std::atomic<uint64_t>, 25> rcodes{}; // [24] = other
   std::atomic<uint64_t> queries{0}, local{0}, cached{0}, forwarded{0},
     refused{0}, errors{0}, dropped{0};
+  /// Request durations by source: local, cache, upstream (server_stats).
+  std::array<prom::duration_histogram, 3> durations;
   static void bump(std::atomic<uint64_t>& c) {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
@@ -135,9 +130,11 @@ struct alignas(64) thread_counters {
     switch (r.what) {
       case disposition::local:
         bump(local);
+        durations[0].observe_single_writer(r.duration_ns);
         break;
       case disposition::cached:
         bump(cached);
+        durations[1].observe_single_writer(r.duration_ns);
         break;
       case disposition::error:
         bump(errors);
@@ -237,28 +234,29 @@ struct server::impl {
   explicit impl(const server_options& o)
       : opts(o), answers(o.cache), fwd(o.upstream) {}
 
-  /// Logs a query answered at once (the log is on: t0_us != 0).
-  void log_answer(const sockaddr* client, const query& q, const query_result& r,
-                  uint64_t t0_us) {
-    if (t0_us == 0 || r.what == disposition::drop
+  /// Logs a query answered at once, with the time handle_query took.
+  void log_answer(const sockaddr* client, const query& q,
+                  const query_result& r) {
+    if (!qlog.on() || r.what == disposition::drop
         || r.what == disposition::forward)
       return;
     qlog.write(client, q.qname, q.qtype, r.rcode, source_name(r.what),
-               steady_us() - t0_us, steady_ms());
+               r.duration_ns / 1000, steady_ms());
   }
 
-  /// With the query log on, `reply` logs the forwarded answer it sends.
+  /// With the query log on, `reply` logs the forwarded answer it sends,
+  /// with the time since the query was read.
   std::function<void(std::vector<uint8_t>&&)>
-  logged(const query& q, const sockaddr_storage& client, uint64_t t0_us,
+  logged(const query& q, const sockaddr_storage& client,
          std::function<void(std::vector<uint8_t>&&)> reply) {
-    if (t0_us == 0)
+    if (!qlog.on())
       return reply;
-    return [this, reply = std::move(reply), client, t0_us, name = q.qname,
-            qtype = q.qtype](std::vector<uint8_t>&& bytes) {
+    return [this, reply = std::move(reply), client, t0 = q.received_ns,
+            name = q.qname, qtype = q.qtype](std::vector<uint8_t>&& bytes) {
       uint16_t rcode
         = bytes.size() > 3 ? bytes[3] & 0x0F : uint16_t{KNOT_RCODE_SERVFAIL};
       qlog.write(reinterpret_cast<const sockaddr*>(&client), name, qtype, rcode,
-                 "upstream", steady_us() - t0_us, steady_ms());
+                 "upstream", (steady_ns() - t0) / 1000, steady_ms());
       reply(std::move(bytes));
     };
   }
@@ -266,9 +264,10 @@ struct server::impl {
   thread_counters& forwarder_counters() { return counters.back(); }
   /// Rcodes of forwarded and stale answers: written by the forwarder
   /// thread and (stale answers) by workers, hence fetch_add.
-  void count_forwarded_rcode(uint16_t rcode) {
+  void count_forwarded_rcode(const query& q, uint16_t rcode) {
     forwarder_counters().rcodes[rcode < 24 ? rcode : 24].fetch_add(
       1, std::memory_order_relaxed);
+    forwarder_counters().durations[2].observe(steady_ns() - q.received_ns);
   }
   thread_counters& tcp_counters() { return counters[counters.size() - 2]; }
 
@@ -339,7 +338,7 @@ struct server::impl {
           return;
         std::vector<uint8_t> out;
         respond_from_entry(q, *e, now, opts.max_udp_payload, out);
-        count_forwarded_rcode(e->rcode);
+        count_forwarded_rcode(q, e->rcode);
         reply(std::move(out));
       });
   }
@@ -354,7 +353,7 @@ struct server::impl {
     respond_from_entry(q, e, now, opts.max_udp_payload, out, stale ? 30 : 0);
     if (stale)
       stale_answers.fetch_add(1, std::memory_order_relaxed);
-    count_forwarded_rcode(e.rcode);
+    count_forwarded_rcode(q, e.rcode);
     reply(std::move(out));
   }
 
@@ -438,10 +437,9 @@ struct server::impl {
                       len - udp_head);
           data = joined.data();
         }
-        uint64_t t0_us = qlog.on() ? steady_us() : 0;
         auto r = handle_query(data, len, env, q, out);
         ctr.count(r);
-        log_answer(sa, q, r, t0_us);
+        log_answer(sa, q, r);
         if (r.prefetch)
           prefetch(q, *snapshot);
         if (r.what == disposition::forward) {
@@ -449,7 +447,7 @@ struct server::impl {
           auto client_len = msgs[i].msg_hdr.msg_namelen;
           forward(
             q, *snapshot,
-            logged(q, client, t0_us,
+            logged(q, client,
                    [fd, client, client_len](std::vector<uint8_t>&& bytes) {
                      ::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT,
                               reinterpret_cast<const sockaddr*>(&client),
@@ -629,24 +627,22 @@ struct server::impl {
       env.client_allowed
         = access.allows(reinterpret_cast<const sockaddr*>(&c.peer));
       env.rotation = rotation++;
-      uint64_t t0_us = qlog.on() ? steady_us() : 0;
       auto r = handle_query(data, len, env, q, out);
       ctr.count(r);
-      log_answer(reinterpret_cast<const sockaddr*>(&c.peer), q, r, t0_us);
+      log_answer(reinterpret_cast<const sockaddr*>(&c.peer), q, r);
       if (r.prefetch)
         prefetch(q, *snapshot);
       if (r.what == disposition::forward) {
         ++c.pending;
         auto id = c.id;
-        forward(
-          q, *snapshot,
-          logged(q, c.peer, t0_us, [this, id](std::vector<uint8_t>&& bytes) {
-            {
-              std::lock_guard<std::mutex> guard{tcp_mtx};
-              tcp_mailbox.emplace_back(id, std::move(bytes));
-            }
-            wake(tcp_wake);
-          }));
+        forward(q, *snapshot,
+                logged(q, c.peer, [this, id](std::vector<uint8_t>&& bytes) {
+                  {
+                    std::lock_guard<std::mutex> guard{tcp_mtx};
+                    tcp_mailbox.emplace_back(id, std::move(bytes));
+                  }
+                  wake(tcp_wake);
+                }));
       } else if (!out.empty()) {
         queue(c, out);
       }
@@ -1079,6 +1075,8 @@ server_stats server::stats() const {
       types[i] += c.types[i].load(std::memory_order_relaxed);
     for (size_t i = 0; i < rcodes.size(); ++i)
       rcodes[i] += c.rcodes[i].load(std::memory_order_relaxed);
+    for (size_t i = 0; i < s.durations.size(); ++i)
+      s.durations[i] += c.durations[i].counts();
   }
   for (size_t i = 0; i < types.size(); ++i)
     if (types[i] > 0)

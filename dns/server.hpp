@@ -28,6 +28,7 @@
 // hands it back to the TCP thread, so slow upstreams never block anything.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -39,6 +40,7 @@
 #include "dns/cache.hpp"
 #include "dns/forwarder.hpp"
 #include "dns/table.hpp"
+#include "net/base/prom.hpp"
 #include "net/base/result.hpp"
 #include "net/cluster/knobs.hpp"
 
@@ -112,6 +114,9 @@ struct server_stats {
   uint64_t tcp_closed_lifetime = 0;      ///< reached tcp_max_lifetime
   uint64_t tcp_output_bytes = 0;         ///< answers queued now, all
   uint64_t tcp_output_peak = 0; ///< most ever queued for one connection
+  /// Request durations by how they were answered: local, cache, upstream
+  /// (received to answered; stale answers count as upstream).
+  std::array<prom::histogram_counts, 3> durations;
 };
 
 class server {

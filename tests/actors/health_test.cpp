@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <regex>
 #include <thread>
 
 #include <mutex>
@@ -190,6 +191,17 @@ TEST_CASE_METHOD(fixture, "a container IP change is a transition", "[health]") {
   // Gone from the node: unhealthy at once.
   lainlet.set_containers({});
   REQUIRE(wait_until([&] { return h->last_is(false, ""); }, 5s));
+  // Every transition in the status starts with its time (RFC 3339 UTC).
+  caf::scoped_actor self{sys};
+  std::string status;
+  self->request(hub, std::chrono::seconds(2), atom::status_v)
+    .receive([&](std::string& s) { status = s; }, [](caf::error&) {});
+  INFO(status);
+  const std::regex timed(
+    R"re("\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (healthy|unhealthy)[^"]*")re");
+  CHECK(std::distance(std::sregex_iterator(status.begin(), status.end(), timed),
+                      std::sregex_iterator())
+        >= 4);
 }
 
 TEST_CASE_METHOD(fixture, "a UDP-only proc is healthy by presence",

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <regex>
 #include <thread>
 
 #include "net/kernel/arp.hpp"
@@ -19,6 +20,7 @@
 #include "tests/support/dataplane.hpp"
 #include "tests/support/lainlet_server.hpp"
 #include "tests/support/netns.hpp"
+#include "tests/support/promtool.hpp"
 #include "tests/support/util.hpp"
 #include "tests/support/vip_lab_node.hpp"
 
@@ -278,6 +280,90 @@ TEST_CASE("metrics count the new connections of each VIP and port",
           .body.find("networkd_vip_connections_total{vip=\"" + vip
                      + "\",proto=\"udp\",port=\"53\"} 0")
         != std::string::npos);
+}
+
+namespace {
+
+/// The value of one series in a node's /metrics, or -1.
+double metric(node& n, const std::string& series) {
+  auto text = n.networkd->get("/metrics").body;
+  auto at = text.find("\n" + series + " ");
+  return at == std::string::npos
+           ? -1
+           : std::stod(text.substr(at + series.size() + 2));
+}
+
+/// The VIP's transitions on a node, summed over the target phases.
+double transitions(node& n) {
+  double sum = 0;
+  for (auto to :
+       {"created", "idle", "standby", "acquiring", "serving", "releasing"})
+    sum += std::max(0.0, metric(n, "networkd_vip_transitions_total{vip=\"" + vip
+                                     + "\",to=\"" + to + "\"}"));
+  return sum;
+}
+
+double serving(node& n) {
+  return metric(n, "networkd_vip_state{vip=\"" + vip + "\",state=\"serving\"}");
+}
+
+} // namespace
+
+TEST_CASE("a failover shows in both nodes' metrics and in v1/vips",
+          "[vip][lab][metrics]") {
+  lab l;
+  auto owner = serve_everywhere(l);
+  auto& first = l.by_name(owner);
+  auto& second = l.by_name(owner == "n1" ? "n2" : "n1");
+  REQUIRE(wait_until([&] { return serving(first) == 1; }, 5s, 20ms));
+  CHECK(serving(second) == 0);
+  for (auto* n : {&first, &second}) {
+    auto text = n->networkd->get("/metrics").body;
+    auto v = promtool_check(text);
+    INFO(n->name << ": " << v.output);
+    CHECK(v.exit_code == 0);
+  }
+  auto before_first = transitions(first);
+  auto before_second = transitions(second);
+  CHECK(metric(first, "networkd_vip_transitions_total{vip=\"" + vip
+                        + "\",to=\"serving\"}")
+        == 1);
+
+  first.tcp.reset(); // the container's server dies: the VIP moves
+  bool two = false;
+  served_by(l, second.name, std::chrono::steady_clock::now(), two);
+  CHECK(wait_until([&] { return serving(second) == 1; }, 5s, 20ms));
+  CHECK(wait_until([&] { return serving(first) == 0; }, 5s, 20ms));
+  CHECK(transitions(first) > before_first);
+  CHECK(transitions(second) > before_second);
+  CHECK(metric(second, "networkd_vip_transitions_total{vip=\"" + vip
+                         + "\",to=\"serving\"}")
+        == 1);
+  CHECK(metric(first, "networkd_vip_transitions_total{vip=\"" + vip
+                        + "\",to=\"releasing\"}")
+        >= 1);
+
+  // /v1/vips: the last change with its reason, RFC 3339 time and age;
+  // every transition entry has its time.
+  auto vips = second.networkd->get("/v1/vips").body;
+  INFO(vips);
+  std::smatch m;
+  CHECK(std::regex_search(
+    vips, m,
+    std::regex(
+      R"re("last_change_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")re")));
+  CHECK(
+    std::regex_search(vips, m, std::regex(R"re("last_change_age_ms":\d+)re")));
+  CHECK(vips.find("\"last_change_reason\":\"lock, rules and address in place\"")
+        != std::string::npos);
+  const std::regex entry(
+    R"re(\{"at":"\d{4}-[^"]+Z","age_ms":\d+,"from":"[a-z]+","to":"[a-z]+","reason":)re");
+  auto entries
+    = std::distance(std::sregex_iterator(vips.begin(), vips.end(), entry),
+                    std::sregex_iterator());
+  CHECK(entries >= 2);
+  CHECK(std::regex_search(
+    vips, m, std::regex(R"re("from":"acquiring","to":"serving")re")));
 }
 
 TEST_CASE("port-only VIPs DNAT on the node address and publish the app key",
