@@ -735,8 +735,9 @@ result<unit> admin_server::start(const std::string& host, uint16_t port) {
      }});
   for (auto& r : routes_) {
     auto body = r.body;
-    routes.push_back({r.path, lane::others, [body, text](const admin_request&) {
-                        return admin_reply{200, text, body()};
+    auto type = r.content_type;
+    routes.push_back({r.path, lane::others, [body, type](const admin_request&) {
+                        return admin_reply{200, type, body()};
                       }});
   }
   for (auto& [path, a] : actor_routes_) {

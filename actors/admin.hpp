@@ -86,10 +86,11 @@ class admin_server {
 public:
   /// Extra text for /metrics (e.g. the DNS counters), called per scrape.
   using metrics_source = std::function<std::string()>;
-  /// A plain-text route (e.g. /v1/dns/config).
+  /// A plain-text route (e.g. /v1/dns/config), or of another type.
   struct text_route {
     std::string path;
     std::function<std::string()> body;
+    std::string content_type = "text/plain";
   };
 
   admin_server(caf::actor_system& sys, supervisor_actor sup,

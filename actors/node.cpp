@@ -53,6 +53,9 @@ struct parts {
   std::shared_ptr<dns::server> dns;
   /// The DNAT backend (its counters feed /metrics with nft).
   std::shared_ptr<nat::dnat_table> dnat;
+  /// With -acl: the ACL backend and what its keeper last did (/v1/acl).
+  std::shared_ptr<acl::filter_table> acl_table;
+  std::shared_ptr<acl_board> acl_status;
   std::unique_ptr<admin_server> admin;
 
   template <class Handle>
@@ -248,11 +251,11 @@ void start_components(caf::actor_system& sys, parts& p,
     = p.add("leader", sys.spawn(leader_duties, leader_cfg(opts, venv.etcd)));
   scfg.listeners.push_back(scfg.leader);
   if (opts.acl) {
+    p.acl_table = make_acl_table(opts.dataplane);
+    p.acl_status = std::make_shared<acl_board>();
     auto acl
       = p.add("acl-keeper",
-              sys.spawn<caf::detached>(
-                acl_keeper, std::shared_ptr<acl::filter_table>(
-                              std::make_shared<acl::iptables_filter_table>())));
+              sys.spawn<caf::detached>(acl_keeper, p.acl_table, p.acl_status));
     scfg.listeners.push_back(acl);
     scfg.acl = acl;
   }
@@ -300,6 +303,11 @@ void start_components(caf::actor_system& sys, parts& p,
           });
       return out;
     });
+  if (p.acl_table)
+    p.admin->add_route(
+      {"/v1/acl",
+       [t = p.acl_table, b = p.acl_status] { return acl_json(*t, *b) + "\n"; },
+       "application/json"});
 }
 
 struct node_state {

@@ -2,7 +2,9 @@
 // libFuzzer target for the kernel's answer to a dump of our nftables map
 // (net/kernel/nft.hpp detail::parse_counters: NEWSETELEM messages of map
 // vip_dnat in table ip networkd, anything else skipped), the bytes every
-// counters() read goes through.
+// counters() read goes through; and the same bytes as a dump of each of the
+// ACL's sets (net/kernel/nft_acl.hpp detail::parse_acl_elems, then
+// render_elements as GET /v1/acl shows them).
 //
 // Input: the netlink messages as they are, no escapes (lengths, types and
 // counters are binary; every byte value is meaningful). The seeds are real
@@ -17,6 +19,7 @@
 
 #include "fuzz_util.hpp"
 #include "net/kernel/nft.hpp"
+#include "net/kernel/nft_acl.hpp"
 
 using namespace networkd;
 using networkd::fuzz::broken;
@@ -56,5 +59,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::memcpy(shifted.data() + 1, data, size);
   if (!same(counters, nft::detail::parse_counters(shifted.data() + 1, size)))
     broken("parse_counters depends on the buffer's alignment");
+  using kind = nft::acl_set_kind;
+  for (auto [k, set] :
+       {std::pair{kind::sources, nft::acl_sources_set},
+        std::pair{kind::tcp, nft::acl_tcp_set},
+        std::pair{kind::udp, nft::acl_udp_set},
+        std::pair{kind::source_ports, nft::acl_source_ports_set}}) {
+    auto elems = nft::detail::parse_acl_elems(data, size, set);
+    // A list element nest, a key nest, a value of at least one byte.
+    if (elems.size() > size / 13)
+      broken("parse_acl_elems found more elements than the bytes can hold");
+    for (auto& e : elems)
+      if (e.key.empty() || e.key.size() > 16 || e.key_end.size() > 16)
+        broken("parse_acl_elems returned a key of a size it must refuse");
+    auto text = nft::render_elements(k, elems);
+    if (text.size() > elems.size())
+      broken("render_elements made more entries than there are elements");
+  }
   return 0;
 }

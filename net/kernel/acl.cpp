@@ -735,6 +735,26 @@ result<report> iptables_filter_table::apply(const ruleset& desired) {
   return rep;
 }
 
+result<report> iptables_filter_table::apply(const inputs& in) {
+  return apply(build(in));
+}
+
+result<applied> iptables_filter_table::show() {
+  auto s = read();
+  if (!s)
+    return s.error();
+  applied a;
+  a.backend = backend();
+  a.present = s->has_input_chain && s->hooks > 0;
+  a.policy = s->input_policy;
+  auto n = std::min(base_rules().size(), s->input.size());
+  a.base.assign(s->input.begin(), s->input.begin() + static_cast<long>(n));
+  a.rules.assign(s->input.begin() + static_cast<long>(n), s->input.end());
+  for (auto& e : s->entry)
+    a.rules.push_back(std::string("(") + entry_chain + ") " + e);
+  return a;
+}
+
 result<unit> iptables_filter_table::remove_all() {
   std::lock_guard<std::mutex> guard{mtx_};
   auto actual = read_locked();

@@ -247,30 +247,60 @@ std::string batch(const plan& p);
 
 /// What an apply() did.
 struct report {
-  bool changed = false; ///< a batch ran
-  bool rewrote_chains = false;
+  bool changed = false;        ///< a batch ran
+  bool rewrote_chains = false; ///< chains (and with nft, sets) made anew
   bool hooked = false;
   size_t foreign_removed = 0;
   bool set_policy = false;
+  size_t elements_added = 0;   ///< nft: set elements added
+  size_t elements_removed = 0; ///< nft: set elements deleted
   std::chrono::microseconds read_time{0};
   std::chrono::microseconds apply_time{0};
 };
 
-/// The node ACL in the kernel; one real implementation
-/// (iptables_filter_table).
+/// Our ACL as a read of the kernel found it, for GET /v1/acl: never our
+/// desired state.
+struct applied {
+  std::string backend;  ///< "nft" or "iptables"
+  bool present = false; ///< our chain is there
+  /// nft: our chain's policy ("drop"/"accept"); iptables: INPUT's.
+  std::string policy;
+  /// In chain order: the base rules, then the others. nft: each rule's
+  /// comment (what it does, in nft syntax); iptables: the rule spec.
+  std::vector<std::string> base;
+  std::vector<std::string> rules;
+  struct set {
+    std::string name;
+    std::string type;                  ///< in nft's words
+    std::vector<std::string> elements; ///< as ranges/CIDRs, sorted
+  };
+  std::vector<set> sets; ///< nft only
+};
+
+/// The node ACL in the kernel: iptables_filter_table or
+/// nft::nft_filter_table (net/kernel/nft_acl.hpp).
 class filter_table {
 public:
   virtual ~filter_table() = default;
 
-  /// Validates `desired`, reads the chains, and when they differ installs
-  /// `desired` with the hook and INPUT policy DROP in one batch.
-  virtual result<report> apply(const ruleset& desired) = 0;
+  /// "nft" or "iptables".
+  virtual const char* backend() const = 0;
 
-  /// Reads our part of the filter table now.
-  virtual result<state> read() = 0;
+  /// Reads our rules, and when they differ from what `in` asks for makes
+  /// them so, active (dropping what no rule accepts), in one transaction.
+  /// On a failure the rules in the kernel stay as they were.
+  virtual result<report> apply(const inputs& in) = 0;
 
-  /// Sets the INPUT policy to ACCEPT (one batch), then unhooks, flushes and
-  /// deletes our chains (a second batch).
+  /// apply() after reading what is in the kernel now (apply() may trust
+  /// what it knows from its last read or transaction): what the periodic
+  /// audit calls, to put back what someone else changed.
+  virtual result<report> audit(const inputs& in) { return apply(in); }
+
+  /// Reads our rules now.
+  virtual result<applied> show() = 0;
+
+  /// Removes everything of ours; the node accepts again. No error when
+  /// nothing is there.
   virtual result<unit> remove_all() = 0;
 };
 
@@ -288,9 +318,19 @@ public:
   iptables_filter_table();
   explicit iptables_filter_table(options opts);
 
-  result<report> apply(const ruleset& desired) override;
-  result<state> read() override;
+  const char* backend() const override { return "iptables"; }
+  /// build(in), then apply() of that rule set.
+  result<report> apply(const inputs& in) override;
+  result<applied> show() override;
+  /// Sets the INPUT policy to ACCEPT (one batch), then unhooks, flushes and
+  /// deletes our chains (a second batch).
   result<unit> remove_all() override;
+
+  /// Validates `desired`, reads the chains, and when they differ installs
+  /// `desired` with the hook and INPUT policy DROP in one batch.
+  result<report> apply(const ruleset& desired);
+  /// Reads our part of the filter table now.
+  result<state> read();
 
 private:
   result<state> read_locked();

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "tests/support/dataplane.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
+#include <stdexcept>
 
 namespace networkd::test {
 
@@ -112,6 +114,145 @@ void leave_dnat(const netns& ns, const std::string& ip) {
             + "/32 --dport 80 -m comment --comment web.main -j DNAT "
               "--to-destination 172.20.1.2:80");
   }
+}
+
+std::string acl_text(const netns& ns) {
+  std::string out;
+  if (nft()) {
+    ns.sh("nft list table ip networkd 2>/dev/null", &out);
+    return out.find("chain acl_input") == std::string::npos ? "" : out;
+  }
+  std::string save;
+  ns.sh("iptables-save -t filter", &save);
+  std::istringstream in(save);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("lain-") != std::string::npos
+        || line.rfind(":INPUT ", 0) == 0)
+      out += line + "\n";
+  return out.find("lain-") == std::string::npos ? "" : out;
+}
+
+bool acl_active(const netns& ns) {
+  auto text = acl_text(ns);
+  if (nft())
+    return text.find("hook input priority filter; policy drop;")
+           != std::string::npos;
+  return text.find(":INPUT DROP") != std::string::npos
+         && text.find("-A INPUT -j lain-INPUT") != std::string::npos;
+}
+
+bool acl_gone(const netns& ns) {
+  if (nft()) {
+    std::string out;
+    ns.sh("nft list ruleset", &out);
+    return out.find("acl_") == std::string::npos;
+  }
+  std::string save;
+  ns.sh("iptables-save -t filter", &save);
+  return save.find("lain-") == std::string::npos
+         && save.find(":INPUT DROP") == std::string::npos;
+}
+
+std::vector<std::string> acl_sources(const netns& ns) {
+  std::vector<std::string> out;
+  std::string text;
+  if (nft()) {
+    ns.sh("nft list set ip networkd acl_sources 2>/dev/null", &text);
+    auto at = text.find("elements = {");
+    if (at == std::string::npos)
+      return out;
+    auto end = text.find('}', at);
+    std::string list = text.substr(at + 12, end - at - 12);
+    std::string tok;
+    for (char c : list + ",") {
+      if (c == ',') {
+        if (!tok.empty())
+          out.push_back(tok);
+        tok.clear();
+      } else if (c != ' ' && c != '\n' && c != '\t') {
+        tok += c;
+      }
+    }
+  } else {
+    ns.sh("iptables-save -t filter", &text);
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("-A lain-INPUT ", 0) != 0
+          || line.find("-j lain-ENTRY") == std::string::npos
+          || line.find(" -p ") != std::string::npos)
+        continue;
+      std::istringstream w(line);
+      std::vector<std::string> t;
+      for (std::string x; w >> x;)
+        t.push_back(x);
+      for (size_t i = 0; i + 1 < t.size(); ++i)
+        if (t[i] == "-s" || t[i] == "--src-range") {
+          auto v = t[i + 1];
+          if (v.size() > 3 && v.compare(v.size() - 3, 3, "/32") == 0)
+            v.resize(v.size() - 3);
+          out.push_back(v);
+        }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void acl_delete_source(const netns& ns, const std::string& source) {
+  if (nft()) {
+    ns.must("nft delete element ip networkd acl_sources '{ " + source + " }'");
+    return;
+  }
+  auto spec
+    = source.find('-') != std::string::npos
+        ? "-m iprange --src-range " + source
+        : "-s "
+            + (source.find('/') != std::string::npos ? source : source + "/32");
+  ns.must("iptables -D lain-INPUT " + spec + " -j lain-ENTRY");
+}
+
+void acl_delete_base_rule(const netns& ns) {
+  if (nft()) {
+    std::string out;
+    ns.sh("nft -a list chain ip networkd acl_input", &out);
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("ct state established,related accept") == std::string::npos)
+        continue;
+      auto h = line.find("# handle ");
+      if (h != std::string::npos) {
+        ns.must("nft delete rule ip networkd acl_input handle "
+                + line.substr(h + 9));
+        return;
+      }
+    }
+    throw std::runtime_error("no established,related rule in:\n" + out);
+  }
+  ns.must("iptables -D lain-INPUT -m state --state RELATED,ESTABLISHED -j "
+          "ACCEPT");
+}
+
+void leave_other_acl(const netns& ns) {
+  if (nft()) {
+    ns.must("iptables -N lain-INPUT && iptables -A lain-INPUT -i lo -j ACCEPT"
+            " && iptables -A INPUT -j lain-INPUT && iptables -P INPUT DROP");
+  } else {
+    ns.must("nft 'add table ip networkd'");
+    ns.must("nft 'add chain ip networkd acl_input { type filter hook input "
+            "priority filter; policy drop; }'");
+    ns.must("nft 'add rule ip networkd acl_input iifname \"lo\" accept'");
+  }
+}
+
+bool other_acl_gone(const netns& ns) {
+  std::string out;
+  if (nft()) {
+    ns.sh("iptables-save -t filter", &out);
+    return out.find("lain-") == std::string::npos
+           && out.find(":INPUT DROP") == std::string::npos;
+  }
+  ns.sh("nft list ruleset", &out);
+  return out.find("acl_input") == std::string::npos;
 }
 
 } // namespace networkd::test
