@@ -58,8 +58,10 @@ dns_responder_actor::behavior_type fake_responder(dns_responder_actor::pointer,
     },
     [](atom::reload) {},
     [](atom::publish) {},
+    [](atom::tidy) {},
     [](atom::dynamic, std::string&, std::vector<std::string>&) {},
     [](atom::webrouter, std::vector<std::string>&) {},
+    [](atom::lookup, std::string&, std::string&) { return std::string{}; },
   };
 }
 

@@ -134,8 +134,10 @@ fake_dns(dns_responder_actor::pointer, heard_log log,
     [](atom::upstream, std::vector<config::upstream>&) {},
     [](atom::reload) {},
     [](atom::publish) {},
+    [](atom::tidy) {},
     [](atom::dynamic, std::string&, std::vector<std::string>&) {},
     [](atom::webrouter, std::vector<std::string>&) {},
+    [](atom::lookup, std::string&, std::string&) { return std::string{}; },
   };
 }
 
