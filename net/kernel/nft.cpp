@@ -339,23 +339,8 @@ result<table_view> read_once(nl_socket& s, bool& intr, bool elems = true) {
 
 /// Our table, read consistently: again when the ruleset changed meanwhile.
 result<table_view> read_view(nl_socket& s, bool elems = true) {
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto g0 = generation(s);
-    if (!g0)
-      return g0.error();
-    bool intr = false;
-    auto v = read_once(s, intr, elems);
-    if (!v)
-      return v.error();
-    auto g1 = generation(s);
-    if (!g1)
-      return g1.error();
-    if (*g0 == *g1 && !intr) {
-      v->gen = *g0;
-      return v;
-    }
-  }
-  return make_failure("busy", "the ruleset kept changing while reading it");
+  return read_consistent<table_view>(
+    s, [&](bool& intr) { return read_once(s, intr, elems); });
 }
 
 void add_delete_table(batch& b) {

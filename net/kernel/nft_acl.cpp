@@ -599,23 +599,8 @@ result<acl_view> read_once(nl_socket& s, bool& intr, bool elems = true) {
 }
 
 result<acl_view> read_view(nl_socket& s, bool elems = true) {
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto g0 = generation(s);
-    if (!g0)
-      return g0.error();
-    bool intr = false;
-    auto v = read_once(s, intr, elems);
-    if (!v)
-      return v.error();
-    auto g1 = generation(s);
-    if (!g1)
-      return g1.error();
-    if (*g0 == *g1 && !intr) {
-      v->gen = *g0;
-      return v;
-    }
-  }
-  return make_failure("busy", "the ruleset kept changing while reading it");
+  return read_consistent<acl_view>(
+    s, [&](bool& intr) { return read_once(s, intr, elems); });
 }
 
 /// What the kernel holds after a transaction of ours made it so.

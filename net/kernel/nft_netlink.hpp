@@ -555,4 +555,28 @@ inline std::string comment_udata(const std::string& text) {
   return u;
 }
 
+/// A view of our part of the table read consistently: `read_once(intr)`
+/// again while the ruleset's generation moved during the read or a dump
+/// was interrupted (at most 5 times).
+template <class View, class ReadOnce>
+result<View> read_consistent(nl_socket& s, ReadOnce&& read_once) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto g0 = generation(s);
+    if (!g0)
+      return g0.error();
+    bool intr = false;
+    result<View> v = read_once(intr);
+    if (!v)
+      return v.error();
+    auto g1 = generation(s);
+    if (!g1)
+      return g1.error();
+    if (*g0 == *g1 && !intr) {
+      v->gen = *g0;
+      return v;
+    }
+  }
+  return make_failure("busy", "the ruleset kept changing while reading it");
+}
+
 } // namespace networkd::nft::detail

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/support/daemon.hpp"
+#include "tests/support/dnsmasq.hpp"
 #include "tests/support/etcd_fixture.hpp"
 
 using namespace networkd::test;
@@ -46,36 +47,6 @@ std::string short_answer(const daemon_process& d, const std::string& name,
                          const std::string& type = "A") {
   return dig(d, "+short " + name + " " + type);
 }
-
-/// A dnsmasq upstream on ip:port answering *.name with addr; killed at the
-/// end of the test.
-struct dnsmasq_upstream {
-  temp_dir dir{"networkd-dnsmasq"};
-  std::unique_ptr<process> proc;
-  uint16_t port;
-  dnsmasq_upstream(const std::string& ip, uint16_t port_,
-                   const std::string& domain, const std::string& addr)
-      : port(port_) {
-    proc = std::make_unique<process>(
-      std::vector<std::string>{
-        "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
-        "--conf-file=/dev/null", "--bind-interfaces", "--listen-address=" + ip,
-        "--port=" + std::to_string(port), "--user=root",
-        "--pid-file=", "--address=/" + domain + "/" + addr, "--local-ttl=300"},
-      dir.file("dnsmasq.log"));
-    std::string out;
-    bool up = wait_until(
-      [&] {
-        sh("dig @" + ip + " -p " + std::to_string(port)
-             + " +short +tries=1 +time=1 probe." + domain,
-           &out);
-        return out.find(addr) != std::string::npos;
-      },
-      10s, 50ms);
-    if (!up)
-      throw std::runtime_error("dnsmasq did not start: " + proc->log());
-  }
-};
 
 /// Lets the guardian's first rewrite of resolv.conf happen before a test
 /// writes it: a writer that opened the file before a rename writes into the

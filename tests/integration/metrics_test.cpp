@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "tests/support/daemon.hpp"
+#include "tests/support/dnsmasq.hpp"
 #include "tests/support/etcd_fixture.hpp"
 #include "tests/support/promtool.hpp"
 
@@ -25,35 +26,6 @@ double sample(const std::string& text, const std::string& series) {
     return -1;
   return std::stod(text.substr(at + series.size() + 2));
 }
-
-/// A dnsmasq on ip:port answering every name under `domain` with addr.
-struct dnsmasq_upstream {
-  temp_dir dir{"networkd-dnsmasq"};
-  std::unique_ptr<process> proc;
-  uint16_t port;
-  dnsmasq_upstream(const std::string& ip, uint16_t port_,
-                   const std::string& domain, const std::string& addr)
-      : port(port_) {
-    proc = std::make_unique<process>(
-      std::vector<std::string>{
-        "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
-        "--conf-file=/dev/null", "--bind-interfaces", "--listen-address=" + ip,
-        "--port=" + std::to_string(port), "--user=root",
-        "--pid-file=", "--address=/" + domain + "/" + addr, "--local-ttl=300"},
-      dir.file("dnsmasq.log"));
-    std::string out;
-    bool up = wait_until(
-      [&] {
-        sh("dig @" + ip + " -p " + std::to_string(port)
-             + " +short +tries=1 +time=1 probe." + domain,
-           &out);
-        return out.find(addr) != std::string::npos;
-      },
-      10s, 50ms);
-    if (!up)
-      throw std::runtime_error("dnsmasq did not start: " + proc->log());
-  }
-};
 
 size_t count_matches(const std::string& text, const std::string& re) {
   std::regex r(re);

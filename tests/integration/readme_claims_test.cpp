@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "tests/support/daemon.hpp"
+#include "tests/support/dnsmasq.hpp"
 #include "tests/support/etcd_fixture.hpp"
 
 using namespace networkd::test;
@@ -27,33 +28,6 @@ std::string short_answer(const daemon_process& d, const std::string& name) {
      &out);
   return out;
 }
-
-/// A dnsmasq on ip:port answering every name under `domain` with `addr`.
-struct dnsmasq_server {
-  temp_dir dir{"networkd-dnsmasq"};
-  std::unique_ptr<process> proc;
-  dnsmasq_server(const std::string& ip, uint16_t port,
-                 const std::string& domain, const std::string& addr) {
-    proc = std::make_unique<process>(
-      std::vector<std::string>{
-        "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
-        "--conf-file=/dev/null", "--bind-interfaces", "--listen-address=" + ip,
-        "--port=" + std::to_string(port), "--user=root",
-        "--pid-file=", "--address=/" + domain + "/" + addr},
-      dir.file("dnsmasq.log"));
-    std::string out;
-    bool up = wait_until(
-      [&] {
-        sh("dig @" + ip + " -p " + std::to_string(port)
-             + " +short +tries=1 +time=1 probe." + domain,
-           &out);
-        return contains(out, addr);
-      },
-      10s, 50ms);
-    if (!up)
-      throw std::runtime_error("dnsmasq did not start: " + proc->log());
-  }
-};
 
 /// The value of `"name":` in a JSON text after `from` (the first match),
 /// as raw text up to the next ',' or '}'; "" when absent.
@@ -87,7 +61,7 @@ TEST_CASE("a bad domain_servers or knob value keeps the last good one in "
   // Answers every name under corp; reached only through the etcd domain
   // server (resolv.conf names 127.0.0.53 only, which is never used).
   auto corp_port = free_port();
-  dnsmasq_server corp{"127.0.0.81", corp_port, "corp", "10.8.1.1"};
+  dnsmasq_upstream corp{"127.0.0.81", corp_port, "corp", "10.8.1.1", 0};
   etcd_server etcd;
   REQUIRE(etcd.etcdctl("put /lain/networkd/config/nat_audit_s 7") == 0);
   REQUIRE(etcd.etcdctl("put /lain/networkd/config/lease_ttl 4") == 0);
