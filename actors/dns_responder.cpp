@@ -407,8 +407,11 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       auto& st = self->state;
       if (c.deleted)
         st.domains.erase(stored_name(c.suffix));
-      else if (c.ok)
-        st.domains[c.value.name] = from_etcd(std::move(c));
+      else if (c.ok) {
+        // The name first: the right side of = runs before the left.
+        auto name = c.value.name;
+        st.domains[name] = from_etcd(std::move(c));
+      }
       ++st.changes_since_publish;
       schedule_publish(self);
     },
@@ -416,8 +419,10 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       auto& st = self->state;
       if (c.deleted)
         st.servers.erase(stored_name(c.suffix));
-      else if (c.ok)
-        st.servers[c.value.domain] = from_etcd(std::move(c));
+      else if (c.ok) {
+        auto domain = c.value.domain;
+        st.servers[domain] = from_etcd(std::move(c));
+      }
       ++st.changes_since_publish;
       schedule_publish(self);
     },

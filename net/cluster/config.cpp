@@ -708,18 +708,6 @@ result<vip_config> parse_vip(std::string_view key_suffix,
   return r;
 }
 
-const char* to_string(domain_type t) {
-  switch (t) {
-    case domain_type::fixed:
-      return "fixed";
-    case domain_type::node:
-      return "node";
-    case domain_type::webrouter:
-      return "webrouter";
-  }
-  return "unknown";
-}
-
 result<domain_config> parse_domain(std::string_view name,
                                    std::string_view value) {
   auto r = parse_domain_impl(name, value);

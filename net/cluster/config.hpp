@@ -132,7 +132,18 @@ result<vip_config> parse_vip(std::string_view key_suffix,
                              std::string_view value);
 
 enum class domain_type : uint8_t { fixed, node, webrouter };
-const char* to_string(domain_type t);
+/// Inline: dns/ (which does not link the cluster library) names them too.
+inline const char* to_string(domain_type t) {
+  switch (t) {
+    case domain_type::fixed:
+      return "fixed";
+    case domain_type::node:
+      return "node";
+    case domain_type::webrouter:
+      return "webrouter";
+  }
+  return "unknown";
+}
 
 /// /lain/config/domains/{name}.
 struct domain_config {
