@@ -186,13 +186,9 @@ TEST_CASE("the why of local names names the etcd key and revision the "
           "[dns][daemon]") {
   etcd_server etcd;
   daemon_process d{etcd.endpoint()};
-  write_file(d.hosts_file(), "127.0.0.1 localhost
-#build hosts
-"
-                             "10.5.0.1 build.example b1
-");
-  REQUIRE(wait_until([&] {
-    return d.get("/readyz").status == 200; }, 10s));
+  write_file(d.hosts_file(), "127.0.0.1 localhost\n# build hosts\n"
+                             "10.5.0.1 build.example b1\n");
+  REQUIRE(wait_until([&] { return d.get("/readyz").status == 200; }, 10s));
   std::string out;
   REQUIRE(etcd.etcdctl("put -w json /lain/config/domains/why.lain "
                        "'{\"ips\":[\"10.4.4.6\"],\"type\":\"\"}'",
@@ -206,11 +202,9 @@ TEST_CASE("the why of local names names the etcd key and revision the "
                        "'{\"ips\":[],\"type\":\"node\"}'")
           == 0);
   REQUIRE(wait_until(
-    [&] {
-    return short_answer(d, "a.b.svc.lain") == "127.0.0.1\n"; }, 5s));
-  REQUIRE(wait_until(
-    [&] {
-    return short_answer(d, "b1") == "10.5.0.1\n"; }, 5s));
+    [&] { return short_answer(d, "a.b.svc.lain") == "127.0.0.1\n"; }, 5s));
+  REQUIRE(
+    wait_until([&] { return short_answer(d, "b1") == "10.5.0.1\n"; }, 5s));
   auto exact = json_of(d.get("/v1/dns/lookup?name=WHY.lain."));
   CHECK(text(exact, "verdict") == "local");
   CHECK(text(exact, "rule") == "etcd domain");
@@ -248,12 +242,12 @@ TEST_CASE("the why of local names names the etcd key and revision the "
   std::string line;
   REQUIRE(wait_until(
     [&] {
-    short_answer(d, "why.lain");
-    std::istringstream lines{d.log()};
-    for (std::string l; std::getline(lines, l);)
-      if (l.find("dns-query ") != std::string::npos)
-        line = l;
-    return !line.empty();
+      short_answer(d, "why.lain");
+      std::istringstream lines{d.log()};
+      for (std::string l; std::getline(lines, l);)
+        if (l.find("dns-query ") != std::string::npos)
+          line = l;
+      return !line.empty();
     },
     5s, 50ms));
   CHECK(line.find("client=127.0.0.1 name=why.lain type=A rcode=NOERROR "
