@@ -355,6 +355,11 @@ void lock_answered(holder_facts& f, bool ours, const std::string& holder) {
 
 bool lease_changed(holder_facts& f, int64_t id, seq_time deadline) {
   if (id == 0) {
+    // The lease our lock was bound to is gone: so is the lock (or it will
+    // be, when etcd expires it). A new lease must take it again, even when
+    // it comes before the way down has finished.
+    if (f.lease_id != 0 && f.lock == lock_state::ours)
+      f.lock = lock_state::none;
     f.lease_id = 0;
     return false;
   }

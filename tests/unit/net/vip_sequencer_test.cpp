@@ -492,6 +492,33 @@ TEST_CASE("sequencer: observations of the lock key", "[vip_sequencer]") {
   CHECK(f.lock == lock_state::theirs);
 }
 
+TEST_CASE("sequencer: a lease lost and a new one granted before the way "
+          "down ends takes the lock again",
+          "[vip_sequencer]") {
+  // The revoke deleted our lock with the old lease; a new lease came while
+  // the address was still being removed. Serving again without a lock
+  // would leave the VIP open to a second owner.
+  auto f = serving();
+  REQUIRE(f.lease_id != 0);
+  vip::lease_changed(f, 0, {});
+  CHECK(f.lock == lock_state::none);
+  vip::lease_changed(f, f.lease_id + 100, t0 + 20s);
+  CHECK(f.lock == lock_state::none);
+  auto a = vip::next(f, t0 + 1s);
+  CHECK(a.what != act::rest);
+  CHECK(a.what != act::install_rules);
+  // Address and rules go first, then the lock is taken under the new lease.
+  for (int i = 0; i < 10 && a.what != act::take_lock; ++i) {
+    if (a.what == act::remove_address)
+      f.address_on = false;
+    else if (a.what == act::remove_rules)
+      f.rules.clear();
+    a = vip::next(f, t0 + 1s);
+  }
+  CHECK(a.what == act::take_lock);
+  CHECK(a.lease == f.lease_id);
+}
+
 TEST_CASE("sequencer: observations of the lease and the address",
           "[vip_sequencer]") {
   auto f = serving();
