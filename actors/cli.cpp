@@ -306,6 +306,9 @@ result<options> parse_options(const std::vector<std::string>& args) {
 std::string usage() {
   std::ostringstream out;
   out << "usage: networkd [flags]\n"
+      << "       networkd ctl COMMAND [--json] [--api HOST:PORT]\n"
+      << "                          (a running daemon's state: networkd ctl "
+         "help)\n"
       << "Flags take one or two dashes, as -flag=value or -flag value;\n"
       << "booleans as -flag or -flag=false.\n\n";
   options defaults;

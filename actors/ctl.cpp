@@ -449,7 +449,7 @@ result<std::string> format_vip(const std::string& vip_json) {
   if (auto c = member(doc, "container"))
     container += " (instance " + text_of(*c, "instance") + ")";
   auto state = text_of(doc, "state");
-  return pairs({
+  auto out = pairs({
     {"vip", vip_name(doc)},
     {"key", text_of(doc, "key")},
     {"state", state},
@@ -466,6 +466,14 @@ result<std::string> format_vip(const std::string& vip_json) {
     {"last change", text_of(doc, "last_change")},
     {"last error", text_of(doc, "last_error")},
   });
+  // The recent transitions, oldest first, as /v1/vips/{ip} lists them.
+  std::vector<std::vector<std::string>> t{{"AT", "FROM", "TO", "REASON"}};
+  for (auto x : items(doc, "transitions"))
+    t.push_back({text_of(*x, "at"), text_of(*x, "from"), text_of(*x, "to"),
+                 dash(text_of(*x, "reason"))});
+  if (t.size() > 1)
+    out += "\n" + table(t);
+  return out;
 }
 
 result<std::string> format_procs(const std::string& procs_json) {

@@ -64,6 +64,17 @@ install(FILES ${PROJECT_BINARY_DIR}/deploy/networkd.service
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/networkd.env
         DESTINATION ${networkd_envdir_install} RENAME networkd)
 install(FILES ${man_gz} DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+# Debian wants every package to carry its licence as doc/copyright and, a
+# native package, its history as doc/changelog.gz (deploy/debian/).
+set(changelog_gz ${PROJECT_BINARY_DIR}/deb/changelog.gz)
+add_custom_command(OUTPUT ${changelog_gz}
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/deb
+  COMMAND gzip -9n -c ${PROJECT_SOURCE_DIR}/deploy/debian/changelog
+          > ${changelog_gz}
+  DEPENDS ${PROJECT_SOURCE_DIR}/deploy/debian/changelog VERBATIM)
+add_custom_target(networkd_changelog ALL DEPENDS ${changelog_gz})
+install(FILES ${PROJECT_SOURCE_DIR}/deploy/debian/copyright ${changelog_gz}
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/LICENSE
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
@@ -82,7 +93,8 @@ run on the node, a DNS server for the cluster's names that forwards the
 rest, and /etc/resolv.conf pointing at itself. The service is installed
 but neither enabled nor started: set the flags in /etc/default/networkd,
 then run systemctl enable --now networkd.")
-set(NETWORKD_DEB_MAINTAINER "The networkd authors <root@localhost>"
+set(NETWORKD_DEB_MAINTAINER
+    "The networkd authors <networkd-maintainers@example.org>"
     CACHE STRING "Maintainer field of the Debian package")
 set(CPACK_PACKAGE_CONTACT "${NETWORKD_DEB_MAINTAINER}")
 # The package's paths are the ones configured (see the unit above);

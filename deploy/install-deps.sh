@@ -14,6 +14,7 @@ pkgs=(
   knot  # Knot DNS: bench/dns.sh's authoritative peer
   systemd  # systemd-analyze: the unit's exposure test (setpriv: util-linux)
   groff-base  # groff -ww: the man page test (tests/packaging)
+  lintian man-db  # the package test (deploy/package-test.sh)
   chromium  # headless: the status page test (tests/integration/operator_test)
   prometheus  # promtool check metrics: the /metrics tests
 )

@@ -16,6 +16,9 @@ esac
 # try-it.sh and the benchmarks configure build-release without tests; a
 # suite that found no test must not pass.
 flags+=(-DNETWORKD_TESTS=ON)
+# Install paths of the package, so that packaging_deb_test can build the
+# .deb of this tree.
+flags+=(-DCMAKE_INSTALL_PREFIX=/usr)
 cmake -S "$top" -B "$dir" "${flags[@]}"
 cmake --build "$dir" -j"$(nproc)"
 # Leak detection on, in the tests and in every networkd they start; the

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Builds the libFuzzer targets (clang, ASan + UBSan) in build-fuzz/, runs
 # every reproducer under fuzz/regressions/<target>/ (each must run clean),
-# then fuzzes each target in turn, one process at a time:
+# then fuzzes each target (two at a time, FUZZ_JOBS):
 #
 #   fuzz/run.sh [seconds-per-target] [target...]   default 600 s, all targets
 #   fuzz/run.sh --ci                               all targets, CI budget
@@ -12,7 +12,8 @@
 # build-fuzz/artifacts/<target>/. Prints the executions per target; exits
 # non-zero when a reproducer or a target crashes, hangs, leaks or trips
 # UBSan. FUZZ_BUILD_DIR overrides the build directory; FUZZ_CI_SECONDS the
-# time per target of --ci (default 12).
+# time per target of --ci (default 12); FUZZ_JOBS how many targets run at
+# once (default 2).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
@@ -89,28 +90,37 @@ for t in "${targets[@]}"; do
   fi
 done
 
-for t in "${targets[@]}"; do
-  corpus=$build/corpus/$t
-  artifacts=$build/artifacts/$t/
-  log=$build/fuzz-$t.log
+# Each target for $seconds, two at a time (one per core of the CI machine);
+# the lines are printed in target order once all are done.
+fuzz_one() {
+  local t=$1 corpus=$build/corpus/$1 artifacts=$build/artifacts/$1/
+  local log=$build/fuzz-$1.log status=0 execs dict=()
   mkdir -p "$corpus" "$artifacts"
-  dict=()
   [[ -f $src/fuzz/dict/$t.dict ]] && dict=(-dict="$src/fuzz/dict/$t.dict")
-  status=0
   "$build/fuzz/$t" -max_total_time="$seconds" -max_len="$(max_len "$t")" \
     -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 \
     -artifact_prefix="$artifacts" "${dict[@]}" \
     "$corpus" "$src/fuzz/corpus/$t" >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   if [[ $status -ne 0 ]]; then
-    grep -E 'ERROR|SUMMARY|invariant|runtime error|Test unit written' "$log" \
-      | head -10 || true
-    echo "fuzz: $t: FAILED after ${execs:-?} executions (log: $log)"
-    failed=1
-  else
-    echo "fuzz: $t: no crash in ${seconds} s;" \
-         "stat::number_of_executed_units: ${execs:-?}"
+    { grep -E 'ERROR|SUMMARY|invariant|runtime error|Test unit written' "$log" \
+        | head -10 || true
+      echo "fuzz: $t: FAILED after ${execs:-?} executions (log: $log)"
+    } >"$build/result-$t"
+    return 1
   fi
+  echo "fuzz: $t: no crash in ${seconds} s;" \
+       "stat::number_of_executed_units: ${execs:-?}" >"$build/result-$t"
+}
+pids=()
+for t in "${targets[@]}"; do
+  while [[ $(jobs -rp | wc -l) -ge ${FUZZ_JOBS:-2} ]]; do wait -n || true; done
+  fuzz_one "$t" &
+  pids+=($!)
+done
+for i in "${!targets[@]}"; do
+  wait "${pids[$i]}" || failed=1
+  cat "$build/result-${targets[$i]}"
 done
 echo "fuzz: total $(($(date +%s) - start)) s"
 exit $failed

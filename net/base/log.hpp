@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace networkd::log {
 
@@ -34,6 +35,29 @@ constexpr int syslog_priority(spdlog::level::level_enum l) {
     default:
       return 7;
   }
+}
+
+/// " name=value": a field an operator greps for (vip=, key=, reason=). A
+/// value that is empty or holds a space, a quote, a backslash or '=' is
+/// quoted, with quotes and backslashes escaped; control bytes become '?'
+/// so one event stays one line.
+inline std::string field(std::string_view name, std::string_view value) {
+  bool quote = value.empty();
+  for (unsigned char c : value)
+    quote = quote || c == ' ' || c == '"' || c == '\\' || c == '=';
+  std::string out;
+  out.reserve(name.size() + value.size() + 4);
+  out.append(" ").append(name).append("=");
+  if (quote)
+    out += '"';
+  for (unsigned char c : value) {
+    if (quote && (c == '"' || c == '\\'))
+      out += '\\';
+    out += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+  }
+  if (quote)
+    out += '"';
+  return out;
 }
 
 /// Whether stderr is the journal: systemd sets JOURNAL_STREAM to

@@ -132,6 +132,8 @@ TEST_CASE("the help text lists every flag", "[cli]") {
                  "-etcd-password",
                  "-etcd-password-file"})
     CHECK(text.find(f) != std::string::npos);
+  // The admin client is named beside the flags.
+  CHECK(text.find("networkd ctl COMMAND") != std::string::npos);
 }
 
 TEST_CASE("a missing or unreadable etcd TLS file is named at start", "[cli]") {

@@ -198,6 +198,20 @@ TEST_CASE("leader rejected and one VIP print key and value lines") {
   CHECK(vip->find("container      172.20.0.2 (instance 1)\n")
         != std::string::npos);
   CHECK(vip->rfind("vip            10.0.0.5\n", 0) == 0);
+  CHECK(vip->find("\nAT") == std::string::npos); // no transitions, no table
+  auto moved = format_vip(
+    R"({"key":"/lain/config/vips/10.0.0.5","state":"serving",)"
+    R"("transitions":[{"at":"2026-12-07T20:00:00.100Z","age_ms":900,)"
+    R"("from":"standby","to":"acquiring","reason":"lock free"},)"
+    R"({"at":"2026-12-07T20:00:00.140Z","age_ms":860,"from":"acquiring",)"
+    R"("to":"serving","reason":"lock, rules and address in place"}]})");
+  REQUIRE(moved);
+  CHECK(
+    moved->find("\nAT                        FROM       TO         REASON\n"
+                "2026-12-07T20:00:00.100Z  standby    acquiring  lock free\n"
+                "2026-12-07T20:00:00.140Z  acquiring  serving    lock, "
+                "rules and address in place\n")
+    != std::string::npos);
 }
 
 TEST_CASE("procs print the source and one row per proc") {

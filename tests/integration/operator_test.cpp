@@ -3,7 +3,7 @@
 // page at / in headless Chromium. A one-node namespace lab (a bridge, one
 // etcd member, node n1 with a "container" and its lainlet) serves VIP
 // 10.88.0.50; VIP 10.88.0.51's proc has no container, so n1 does not serve
-// it.
+// it. The failover test uses the two-node lab of tests/support/vip_lab.hpp.
 #include <catch2/catch.hpp>
 
 #include <regex>
@@ -19,6 +19,7 @@
 #include "tests/support/netns.hpp"
 #include "tests/support/netns_etcd_cluster.hpp"
 #include "tests/support/util.hpp"
+#include "tests/support/vip_lab.hpp"
 #include "tests/support/vip_lab_node.hpp"
 
 using namespace networkd::test;
@@ -225,4 +226,133 @@ TEST_CASE("the status page renders the node the VIPs and the watches in "
   CHECK(dom.find(">/lain/config/vips/&lt;b&gt;bold&lt;/b&gt;</td>")
         != std::string::npos);
   CHECK(dom.find("<b>bold</b>") == std::string::npos);
+}
+
+namespace {
+
+/// `networkd ctl ARGS` against node `n`'s daemon, run inside its namespace.
+int ctl_on(const lab_node& n, const std::string& args, std::string* out) {
+  return n.ns.sh(std::string{NETWORKD_BINARY} + " ctl --api 127.0.0.1:"
+                   + std::to_string(n.networkd->api_port()) + " " + args
+                   + " 2>&1",
+                 out);
+}
+
+/// The status page of node `n` as headless Chromium renders it.
+std::string rendered_page(const lab_node& n, const temp_dir& profile) {
+  std::string dom;
+  int rc = n.ns.sh("timeout 20 chromium --headless --disable-gpu "
+                   "--no-sandbox --no-first-run --user-data-dir="
+                     + profile.path()
+                     + " --virtual-time-budget=3000 --dump-dom "
+                       "http://127.0.0.1:"
+                     + std::to_string(n.networkd->api_port()) + "/ 2>/dev/null",
+                   &dom);
+  return rc == 0 ? dom : std::string{};
+}
+
+/// True when the page's VIP table has a row of `vip` in `state` owned by
+/// `owner` (the state cell's colour class is the page's business).
+bool has_vip_row(const std::string& dom, const std::string& vip,
+                 const std::string& state, const std::string& owner) {
+  auto quoted = std::regex_replace(vip, std::regex{"\\."}, "\\.");
+  return std::regex_search(
+    dom,
+    std::regex{"<td data-label=\"vip\">" + quoted
+               + "</td><td( class=\"[a-z]*\")? data-label=\"state\">" + state
+               + "</td><td data-label=\"owner\">" + owner + "</td>"});
+}
+
+} // namespace
+
+TEST_CASE("networkd ctl and the status page show a VIP failover as it "
+          "happens",
+          "[operator][lab]") {
+  vip_lab l{2};
+  for (size_t i = 0; i < 2; ++i)
+    l.node(i).start_networkd(l.endpoint());
+  const std::string vip = "10.88.0.60";
+  REQUIRE(l.ctl("put /lain/config/vips/" + vip
+                + " '{\"app\":\"web\",\"proc\":\"main\",\"ports\":"
+                  "[{\"src\":\"80\"}]}'")
+          == 0);
+  std::string owner_name;
+  REQUIRE(wait_until(
+    [&] {
+      owner_name = l.fetch(vip, 80);
+      return owner_name == "n1" || owner_name == "n2";
+    },
+    15s, 20ms));
+  auto& owner = l.node(owner_name == "n1" ? 0 : 1);
+  auto& other = l.node(owner_name == "n1" ? 1 : 0);
+  std::string out;
+  // The other node stands by: its ctl says who serves, and exits 1.
+  REQUIRE(wait_until(
+    [&] {
+      return ctl_on(other, "vip " + vip, &out) == 1
+             && has_line(out, {"state", "standby"});
+    },
+    10s, 50ms));
+  INFO(out);
+  CHECK(has_line(out, {"owner", owner.name}));
+  CHECK(has_line(out, {"serving here", "no"}));
+  temp_dir profile{"networkd-chromium"};
+  auto before = rendered_page(other, profile);
+  INFO(before);
+  CHECK(has_vip_row(before, vip, "standby", owner.name));
+
+  // The owner's container dies. ctl on the other node, asked again and
+  // again while the VIP moves, sees it go standby -> serving and then
+  // exits 0; nothing else may be said about the VIP in between.
+  auto started = std::chrono::steady_clock::now();
+  owner.tcp.reset();
+  std::vector<std::string> seen;
+  bool moved = wait_until(
+    [&] {
+      std::string o;
+      int rc = ctl_on(other, "vip " + vip, &o);
+      std::smatch m;
+      static const std::regex state_line{"(^|\n)state +([a-z]+)\n"};
+      if (std::regex_search(o, m, state_line)
+          && (seen.empty() || seen.back() != m[2].str()))
+        seen.push_back(m[2].str());
+      out = o;
+      return rc == 0;
+    },
+    10s, 20ms);
+  auto took = std::chrono::steady_clock::now() - started;
+  INFO(out);
+  REQUIRE(moved);
+  std::string states;
+  for (auto& x : seen)
+    states += x + " ";
+  INFO("states seen by ctl: "
+       << states << "in "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+       << " ms");
+  REQUIRE_FALSE(seen.empty());
+  CHECK(seen.front() == "standby");
+  CHECK(seen.back() == "serving");
+  for (auto& x : seen)
+    CHECK((x == "standby" || x == "acquiring" || x == "serving"));
+  CHECK(has_line(out, {"owner", other.name}));
+  CHECK(has_line(out, {"serving here", "yes"}));
+  CHECK(has_line(out, {"last change", "lock, rules and address in place"}));
+  // The transitions table has the move, with its time.
+  CHECK(std::regex_search(
+    out,
+    std::regex{"\n\\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z +acquiring +serving +lock, "
+               "rules and address in place\n"}));
+  // And the table of every VIP says the same.
+  CHECK(ctl_on(other, "vips", &out) == 0);
+  CHECK(has_line(out, {vip, "serving", other.name}));
+  // The old owner no longer serves it: its ctl exits 1.
+  CHECK(wait_until([&] { return ctl_on(owner, "vip " + vip, &out) == 1; }, 10s,
+                   50ms));
+
+  // The page of the new owner shows it serving, with the reason.
+  auto after = rendered_page(other, profile);
+  INFO(after);
+  CHECK(has_vip_row(after, vip, "serving", other.name));
+  CHECK(after.find("lock, rules and address in place") != std::string::npos);
 }

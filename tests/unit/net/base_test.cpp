@@ -83,6 +83,14 @@ TEST_CASE("log levels map to the syslog priorities journald reads") {
   CHECK(log::syslog_priority(spdlog::level::trace) == 7);
 }
 
+TEST_CASE("grep fields are name=value and quote what would split them") {
+  CHECK(log::field("vip", "10.0.0.5") == " vip=10.0.0.5");
+  CHECK(log::field("reason", "lock free") == " reason=\"lock free\"");
+  CHECK(log::field("key", "") == " key=\"\"");
+  CHECK(log::field("reason", "a=\"b\" \\") == " reason=\"a=\\\"b\\\" \\\\\"");
+  CHECK(log::field("key", "/x\n/y") == " key=/x?/y");
+}
+
 TEST_CASE("JOURNAL_STREAM counts only when it names this stderr") {
   test::temp_dir dir;
   int fd = ::open(dir.file("err").c_str(), O_CREAT | O_WRONLY, 0600);
