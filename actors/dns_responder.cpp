@@ -56,6 +56,10 @@ auto from_etcd(keys::event<F>&& c) {
   return e;
 }
 
+/// Domains changed between two publishes that are applied one by one to
+/// the last table; more make a whole new build.
+constexpr size_t max_updates = 64;
+
 /// How long after a publish the cache is swept and memory trimmed.
 constexpr auto tidy_delay = std::chrono::seconds(1);
 
@@ -78,6 +82,43 @@ dns::table_input dns_responder_state::input() const {
     in.domain_servers.push_back(s.value);
   in.upstreams = upstreams;
   return in;
+}
+
+void dns_responder_state::domain_changing(const std::string& key) {
+  if (rebuild || changed.count(key) > 0)
+    return;
+  if (changed.size() >= max_updates) {
+    rebuild = true;
+    changed.clear();
+    return;
+  }
+  auto i = domains.find(key);
+  changed.emplace(key, i == domains.end() ? std::nullopt
+                                          : std::optional{i->second.value});
+}
+
+std::shared_ptr<const dns::table> dns_responder_state::next_table() {
+  std::shared_ptr<const dns::table> t = rebuild ? nullptr : table;
+  for (auto& [key, before] : changed) {
+    if (!t)
+      break;
+    auto i = domains.find(key);
+    t = dns::table::update(*t, before ? &*before : nullptr,
+                           i == domains.end() ? nullptr : &i->second.value,
+                           cfg.node_ip, webrouter_ips);
+  }
+  bool updated = t && !changed.empty();
+  changed.clear();
+  rebuild = false;
+  if (updated)
+    ++table_updates;
+  if (t)
+    return t;
+  warnings.clear();
+  t = dns::table::build(input(), &warnings);
+  for (auto& w : warnings)
+    NWD_LOG_DEBUG(who, "table: {}", w);
+  return t;
 }
 
 void dns_responder_state::compact() {
@@ -211,6 +252,7 @@ std::string dns_responder_state::render() const {
   j.kv("errors", st.errors);
   j.kv("dropped", st.dropped);
   j.kv("publishes", publishes);
+  j.kv("table_updates", table_updates);
   j.kv("tidies", tidies);
   j.kv("hosts_reloads", hosts_reloads);
   j.object("by_type");
@@ -405,11 +447,14 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
     [self](atom::status) { return self->state.render(); },
     [self](keys::event<config::family::domain>& c) {
       auto& st = self->state;
-      if (c.deleted)
-        st.domains.erase(stored_name(c.suffix));
-      else if (c.ok) {
+      if (c.deleted) {
+        auto key = stored_name(c.suffix);
+        st.domain_changing(key);
+        st.domains.erase(key);
+      } else if (c.ok) {
         // The name first: the right side of = runs before the left.
         auto name = c.value.name;
+        st.domain_changing(name);
         st.domains[name] = from_etcd(std::move(c));
       }
       ++st.changes_since_publish;
@@ -423,6 +468,7 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
         auto domain = c.value.domain;
         st.servers[domain] = from_etcd(std::move(c));
       }
+      st.rebuild = true;
       ++st.changes_since_publish;
       schedule_publish(self);
     },
@@ -434,8 +480,10 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       st.knobs = v.dns;
       if (st.cfg.server)
         st.cfg.server->tune(v.dns);
-      if (ttl)
+      if (ttl) {
+        st.rebuild = true;
         schedule_publish(self);
+      }
     },
     [self](atom::ready) {
       // The first full etcd read is in: its keys went through every
@@ -443,6 +491,7 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       // handled theirs too, rebuild the maps and the table into the holes
       // they left, and give the rest back to the kernel (see compact()).
       self->state.compact_next = true;
+      self->state.rebuild = true;
       self->delayed_send(self, std::chrono::seconds(1), atom::publish_v);
     },
     [self](atom::upstream, std::vector<config::upstream>& ups) {
@@ -450,10 +499,12 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
         return;
       NWD_LOG_INFO(who, "upstreams from resolv.conf: {}", ups.size());
       self->state.upstreams = std::move(ups);
+      self->state.rebuild = true;
       schedule_publish(self);
     },
     [self](atom::reload) {
       self->state.read_hosts();
+      self->state.rebuild = true;
       schedule_publish(self);
     },
     [self](atom::publish) {
@@ -461,14 +512,14 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
       st.publish_pending = false;
       if (st.compact_next
           || (st.changes_since_publish >= 64
-              && 2 * st.changes_since_publish >= st.domains.size()))
+              && 2 * st.changes_since_publish >= st.domains.size())) {
         st.compact();
+        st.rebuild = true;
+      }
       st.compact_next = false;
       st.changes_since_publish = 0;
-      st.warnings.clear();
-      auto tbl = dns::table::build(st.input(), &st.warnings);
-      for (auto& w : st.warnings)
-        NWD_LOG_DEBUG(who, "table: {}", w);
+      auto tbl = st.next_table();
+      st.table = tbl;
       // Nothing else on the way from a key to its answer: sweeping the
       // cache of names that became local (the table is asked first, so
       // this only frees memory) and giving freed memory back to the kernel
@@ -500,10 +551,12 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
         st.dynamic_names.erase(name);
       else
         st.dynamic_names[name] = std::move(ips);
+      st.rebuild = true;
       schedule_publish(self);
     },
     [self](atom::webrouter, std::vector<std::string>& ips) {
       self->state.webrouter_ips = std::move(ips);
+      self->state.rebuild = true;
       schedule_publish(self);
     },
     [self](atom::lookup, const std::string& name, const std::string& type) {

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,15 +42,28 @@ struct dns_responder_state {
   std::string hosts_error;
   std::unique_ptr<file_watch> hosts_watch;
   std::vector<std::string> warnings; ///< from the last table build
+  /// The table last published (what the next one is made from).
+  std::shared_ptr<const dns::table> table;
+  /// Domains changed since that table, by key in `domains`, with their
+  /// value in it (nullopt: absent). Applied one by one (table::update).
+  std::map<std::string, std::optional<config::domain_config>> changed;
+  /// Something else changed (or too much): build the whole table.
+  bool rebuild = true;
   bool publish_pending = false;
   size_t changes_since_publish = 0; ///< domain and domain server keys
   bool compact_next = false;        ///< set a while after the first read
   bool tidy_pending = false;        ///< a tidy-up is scheduled
   uint64_t tidies = 0;
   uint64_t publishes = 0;
+  uint64_t table_updates = 0; ///< publishes made by table::update
   uint64_t hosts_reloads = 0;
 
   dns::table_input input() const;
+  /// Notes that the domain under `key` is about to change.
+  void domain_changing(const std::string& key);
+  /// The next table: the last one updated with the changed domains, or a
+  /// whole new build.
+  std::shared_ptr<const dns::table> next_table();
   /// Copies the domain maps into fresh allocations after a bulk change.
   void compact();
   void read_hosts();

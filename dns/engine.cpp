@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <optional>
 
 namespace networkd::dns {
@@ -12,16 +14,57 @@ namespace {
 
 constexpr uint16_t max_tcp_message = 65535;
 
+/// Memory for libknot while one query is answered: a bump allocator over a
+/// buffer the thread keeps, emptied before each query, so that answering
+/// calls no malloc. libknot frees nothing into it (knot_mm_t without
+/// free); what does not fit the buffer gets its own block until the reset.
+class query_arena {
+public:
+  query_arena() {
+    mm_.ctx = this;
+    mm_.alloc = &query_arena::alloc;
+    mm_.free = nullptr;
+  }
+  query_arena(const query_arena&) = delete;
+  query_arena& operator=(const query_arena&) = delete;
+  knot_mm_t* mm() { return &mm_; }
+  void reset() {
+    used_ = 0;
+    overflow_.clear();
+  }
+
+private:
+  static void* alloc(void* ctx, size_t len) {
+    auto a = static_cast<query_arena*>(ctx);
+    len = (len + 15) & ~size_t{15};
+    if (len <= sizeof(a->buf_) - a->used_) {
+      void* p = a->buf_ + a->used_;
+      a->used_ += len;
+      return p;
+    }
+    a->overflow_.emplace_back(new (std::nothrow) uint8_t[len]);
+    return a->overflow_.back().get();
+  }
+  alignas(16) uint8_t buf_[8192];
+  size_t used_ = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> overflow_;
+  knot_mm_t mm_{};
+};
+
+/// The arena of the query being answered on this thread (answer_query),
+/// else nullptr: libknot then uses malloc.
+thread_local knot_mm_t* current_mm = nullptr;
+
 /// An OPT RR for our responses (freed with the object).
 struct opt_rr {
   knot_rrset_t rr;
+  knot_mm_t* mm = current_mm;
   opt_rr(uint16_t payload, bool dnssec_ok, uint8_t ext_rcode = 0) {
     knot_rrset_init_empty(&rr);
-    if (knot_edns_init(&rr, payload, ext_rcode, 0, nullptr) == KNOT_EOK
-        && dnssec_ok)
+    if (knot_edns_init(&rr, payload, ext_rcode, 0, mm) == KNOT_EOK && dnssec_ok)
       knot_edns_set_do(&rr);
   }
-  ~opt_rr() { knot_rrset_clear(&rr, nullptr); }
+  ~opt_rr() { knot_rrset_clear(&rr, mm); }
   opt_rr(const opt_rr&) = delete;
   opt_rr& operator=(const opt_rr&) = delete;
   bool ok() const { return rr.rrs.count == 1; }
@@ -34,7 +77,7 @@ struct writer {
   pkt_ptr pkt;
   writer(std::vector<uint8_t>& o, size_t cap) : out(o) {
     out.resize(cap);
-    pkt.reset(knot_pkt_new(out.data(), static_cast<uint16_t>(cap), nullptr));
+    pkt.reset(knot_pkt_new(out.data(), static_cast<uint16_t>(cap), current_mm));
     // A packet over a given buffer starts as "parsed, full"; reset it to an
     // empty header for writing.
     if (pkt)
@@ -198,8 +241,21 @@ uint64_t steady_ns() {
 
 namespace {
 
+/// Makes the thread's arena current while one query is answered.
+struct arena_scope {
+  arena_scope() {
+    thread_local query_arena arena;
+    arena.reset();
+    current_mm = arena.mm();
+  }
+  ~arena_scope() { current_mm = nullptr; }
+  arena_scope(const arena_scope&) = delete;
+  arena_scope& operator=(const arena_scope&) = delete;
+};
+
 query_result answer_query(const uint8_t* data, size_t len, const query_env& env,
                           query& q, std::vector<uint8_t>& out) {
+  arena_scope arena;
   query_result r;
   out.clear();
   q.reset(env.via);
@@ -211,7 +267,7 @@ query_result answer_query(const uint8_t* data, size_t len, const query_env& env,
   q.flags2 = knot_wire_get_flags2(data);
   // knot_pkt_parse only reads the wire; it never writes to the buffer.
   pkt_ptr pkt{knot_pkt_new(const_cast<uint8_t*>(data),
-                           static_cast<uint16_t>(len), nullptr)};
+                           static_cast<uint16_t>(len), current_mm)};
   if (!pkt)
     return r;
   int ret = knot_pkt_parse(pkt.get(), 0);
@@ -292,6 +348,11 @@ query_result answer_query(const uint8_t* data, size_t len, const query_env& env,
 
 query_result handle_query(const uint8_t* data, size_t len, const query_env& env,
                           query& q, std::vector<uint8_t>& out) {
+  if (env.received_ns != 0) { // the caller times the answer
+    auto r = answer_query(data, len, env, q, out);
+    q.received_ns = env.received_ns;
+    return r;
+  }
   auto start = steady_ns();
   auto r = answer_query(data, len, env, q, out);
   q.received_ns = start; // after answer_query's q.reset()

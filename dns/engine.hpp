@@ -70,6 +70,10 @@ struct query_env {
   bool client_allowed = true;      ///< ACL verdict for the source address
   uint16_t max_udp_payload = 1232; ///< our EDNS payload size
   uint32_t rotation = 0;           ///< varies the order of several addresses
+  /// When the query was read (steady_ns), given by a caller that times the
+  /// answers itself (a UDP batch: read once, sent once); 0: handle_query
+  /// times itself.
+  uint64_t received_ns = 0;
 };
 
 struct query_result {
@@ -79,7 +83,8 @@ struct query_result {
   /// A cache hit in the last 10% of the entry's lifetime, the first such
   /// hit: the caller refreshes the entry in the background.
   bool prefetch = false;
-  /// Time spent in handle_query, ns (a local or cached answer's duration).
+  /// Time spent in handle_query, ns (a local or cached answer's duration);
+  /// 0 when env.received_ns was given.
   uint64_t duration_ns = 0;
 };
 

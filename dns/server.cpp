@@ -125,16 +125,16 @@ struct alignas(64) thread_counters {
     bump(types[qtype < 256 ? qtype : 256]);
   }
   void count_rcode(uint16_t rcode) { bump(rcodes[rcode < 24 ? rcode : 24]); }
+  /// Counts a query; a local or cached answer's duration goes in with
+  /// observe().
   void count(const query_result& r) {
     count_query(r.qtype);
     switch (r.what) {
       case disposition::local:
         bump(local);
-        durations[0].observe_single_writer(r.duration_ns);
         break;
       case disposition::cached:
         bump(cached);
-        durations[1].observe_single_writer(r.duration_ns);
         break;
       case disposition::error:
         bump(errors);
@@ -151,6 +151,14 @@ struct alignas(64) thread_counters {
     }
     if (r.what != disposition::forward && r.what != disposition::drop)
       count_rcode(r.rcode);
+  }
+  /// Records how long `n` local or cached answers took.
+  void observe(disposition d, uint64_t ns, size_t n = 1) {
+    if (d != disposition::local && d != disposition::cached)
+      return;
+    auto& h = durations[d == disposition::local ? 0 : 1];
+    for (size_t i = 0; i < n; ++i)
+      h.observe_single_writer(ns);
   }
 };
 
@@ -234,14 +242,17 @@ struct server::impl {
   explicit impl(const server_options& o)
       : opts(o), answers(o.cache), fwd(o.upstream) {}
 
-  /// Logs a query answered at once, with the time handle_query took.
+  /// Logs a query answered at once, with the time handle_query took (a
+  /// UDP batch's query: the time since the batch was read).
   void log_answer(const sockaddr* client, const query& q,
                   const query_result& r) {
     if (!qlog.on() || r.what == disposition::drop
         || r.what == disposition::forward)
       return;
+    auto now = steady_ns();
+    auto ns = r.duration_ns != 0 ? r.duration_ns : now - q.received_ns;
     qlog.write(client, q.qname, q.qtype, r.rcode, source_name(r.what),
-               r.duration_ns / 1000, steady_ms());
+               ns / 1000, now / 1000000);
   }
 
   /// With the query log on, `reply` logs the forwarded answer it sends,
@@ -416,10 +427,14 @@ struct server::impl {
       query_env env;
       env.tbl = snapshot.get();
       env.answers = &answers;
-      env.now_ms = steady_ms();
+      // One clock read for the batch: every query in it arrived then.
+      env.received_ns = steady_ns();
+      env.now_ms = env.received_ns / 1000000;
       env.via = transport::udp;
       env.max_udp_payload = opts.max_udp_payload;
       size_t replies = 0;
+      size_t local_answers = 0;
+      size_t cached_answers = 0;
       for (int i = 0; i < got; ++i) {
         auto sa = reinterpret_cast<const sockaddr*>(&addrs[i]);
         if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -439,6 +454,8 @@ struct server::impl {
         }
         auto r = handle_query(data, len, env, q, out);
         ctr.count(r);
+        local_answers += r.what == disposition::local;
+        cached_answers += r.what == disposition::cached;
         log_answer(sa, q, r);
         if (r.prefetch)
           prefetch(q, *snapshot);
@@ -475,6 +492,13 @@ struct server::impl {
           continue;
         }
         done += static_cast<size_t>(sent);
+      }
+      // And one when its answers are out: their durations (a histogram's
+      // resolution needs no more).
+      if (local_answers + cached_answers > 0) {
+        auto took = steady_ns() - env.received_ns;
+        ctr.observe(disposition::local, took, local_answers);
+        ctr.observe(disposition::cached, took, cached_answers);
       }
       return got;
     };
@@ -629,6 +653,7 @@ struct server::impl {
       env.rotation = rotation++;
       auto r = handle_query(data, len, env, q, out);
       ctr.count(r);
+      ctr.observe(r.what, r.duration_ns);
       log_answer(reinterpret_cast<const sockaddr*>(&c.peer), q, r);
       if (r.prefetch)
         prefetch(q, *snapshot);

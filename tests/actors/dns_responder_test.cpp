@@ -62,16 +62,30 @@ struct fixture : test::actor_fixture {
     srv->stop();
   }
 
-  uint64_t publishes() {
+  uint64_t counter(const std::string& name) {
     self->send(responder, atom::status_v);
     run();
     uint64_t n = 0;
+    auto key = "\"" + name + "\":";
     self->receive([&](std::string& s) {
-      auto pos = s.find("\"publishes\":");
+      auto pos = s.find(key);
       REQUIRE(pos != std::string::npos);
-      n = std::stoull(s.substr(pos + std::string{"\"publishes\":"}.size()));
+      n = std::stoull(s.substr(pos + key.size()));
     });
     return n;
+  }
+  uint64_t publishes() { return counter("publishes"); }
+
+  /// The PTR names of addr's reverse name ("" when it is not local).
+  std::string ptr_of(const char* addr) {
+    auto n = srv->current()->find(dns::reverse_wire_name(*dns::parse_ip(addr)));
+    std::string out;
+    if (n == nullptr)
+      return out;
+    auto rd = n->ptr.get().rdata;
+    for (uint16_t i = 0; i < n->ptr.count(); ++i, rd = knot_rdataset_next(rd))
+      out += dns::text_name(rd->data) + " ";
+    return out;
   }
 
   bool local(const std::string& name) {
@@ -148,4 +162,32 @@ TEST_CASE_METHOD(fixture,
   run();
   CHECK(srv->current()->config_text().find("host-record=swarm.lain")
         == std::string::npos);
+}
+
+TEST_CASE_METHOD(
+  fixture, "a changed domain updates the last table with its reverse names",
+  "[dns-responder]") {
+  self->send(responder, domain("a.lain", {"10.5.5.5"}));
+  self->send(responder, domain("b.lain", {"10.5.5.5"}));
+  run();
+  CHECK(ptr_of("10.5.5.5") == "a.lain b.lain ");
+  auto updates0 = counter("table_updates");
+  // One name at a time: the table is updated, not built again.
+  self->send(responder, domain("a.lain", {"10.5.5.6"}));
+  run();
+  CHECK(ptr_of("10.5.5.5") == "b.lain ");
+  CHECK(ptr_of("10.5.5.6") == "a.lain ");
+  self->send(responder, deleted_domain("b.lain"));
+  run();
+  CHECK(ptr_of("10.5.5.5").empty());
+  CHECK_FALSE(local("b.lain"));
+  CHECK(local("a.lain"));
+  CHECK(counter("table_updates") == updates0 + 2);
+  CHECK(srv->current()->config_text() == "host-record=a.lain,10.5.5.6\n");
+  // Another source's change builds the whole table.
+  self->send(responder, atom::webrouter_v,
+             std::vector<std::string>{"10.9.0.1"});
+  run();
+  CHECK(counter("table_updates") == updates0 + 2);
+  CHECK(local("a.lain"));
 }
