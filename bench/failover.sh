@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# VIP failover and scale figures of networkd in a namespace lab (numbers only).
+# VIP failover and scale figures of networkd in a namespace lab (numbers
+# only), and the failover scenarios a-d run with keepalived in the same lab.
 #
 # usage: bench/failover.sh [-n RUNS] [-s SCENARIOS] [-t TTL] [-V VIPS] [-W SECS]
-#                          [-P PORTS] [-B] [-K DIR]
+#                          [-P PORTS] [-k SETTINGS] [-B] [-K DIR] [-H] [-L]
 #   -n  runs per scenario (default 5)
 #   -s  scenarios to run, letters of "abcdefg" (default all):
 #       a SIGTERM the owner's networkd      b SIGKILL it
@@ -15,8 +16,15 @@
 #   -V  VIPs of the scale scenario (default 2000)   -P  ports each (default 4)
 #   -W  scale: wait this many seconds between the cold start and the change
 #       (default 0; more than nat_audit_s lets an audit's read run first)
+#   -k  keepalived settings to run scenarios a-d with after networkd's runs
+#       (networkd stopped then), letters of "dt" (default dt; "-k -": none):
+#       d VRRPv2, advert_int 1 (the defaults)   t VRRPv3, advert_int 0.1
+#       Both: n1 MASTER priority 101, n2 BACKUP 100, preemption on, a
+#       vrrp_script checking the container's TCP 80 every 1 s (scenario d); the
+#       report then prints networkd and keepalived side by side with ratios
 #   -B  do not build; use $NETWORKD_BIN or $BUILD_DIR/networkd
-#   -K  copy the lab's logs (networkd, etcd, probes, monitors) to DIR at exit
+#   -K  copy the lab's logs (networkd, keepalived, etcd, probes, monitors) to
+#       DIR at exit
 #   -H  hold: after the report keep the lab until Ctrl-C (to look around)
 #   -L  leave a node's first lease alone: by default a lease granted with
 #       another TTL than -t is revoked once after each networkd start (a
@@ -30,7 +38,8 @@
 # the node's name, a lainlet stand-in per node (bench/lainlet_stub.py), a
 # client (10.88.0.100, arp_accept=1) probing VIP 10.88.0.50:80 every 10 ms
 # (bench/probe.py), and n3 (10.88.0.13) for the scale scenario. `ip monitor
-# address` runs in every node to catch two owners at once.
+# address` runs in every node to catch two owners at once. keepalived runs
+# in n1 and n2 (ip netns exec), its VRRP multicast stays on the lab bridge.
 #
 # Per failover run: gap = fault -> first answer from the new node; outage =
 # longest stretch without any answer (last answer before the fault to the
@@ -53,7 +62,8 @@ build=1
 keep_dir=""
 hold=0
 fix_ttl=1
-while getopts "n:s:t:V:P:W:BK:HLh" opt; do
+kd_sets=dt
+while getopts "n:s:t:V:P:W:k:BK:HLh" opt; do
   case "$opt" in
     n) runs=$OPTARG ;;
     s) scenarios=$OPTARG ;;
@@ -61,13 +71,17 @@ while getopts "n:s:t:V:P:W:BK:HLh" opt; do
     V) scale_vips=$OPTARG ;;
     P) scale_ports=$OPTARG ;;
     W) change_wait=$OPTARG ;;
+    k) kd_sets=${OPTARG//-/} ;;
     B) build=0 ;;
     K) keep_dir=$OPTARG ;;
     H) hold=1 ;;
     L) fix_ttl=0 ;;
-    *) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
+[[ $kd_sets =~ ^[dt]*$ ]] \
+  || { echo "failover.sh: -k takes letters of dt" >&2; exit 2; }
+[[ $scenarios == *[abcd]* ]] || kd_sets=""
 [ "$scale_vips" -le 62500 ] || { echo "failover.sh: -V at most 62500" >&2; exit 2; }
 
 die() { echo "failover.sh: $*" >&2; exit 1; }
@@ -75,6 +89,9 @@ log() { echo "[$(date +%T)] $*" >&2; }
 for tool in etcd etcdctl ip iptables-save xtables-monitor python3 curl stdbuf; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
+[ -z "$kd_sets" ] || command -v keepalived >/dev/null \
+  || die "keepalived not found (deploy/install-deps.sh; or -k - to skip it)"
+[ -z "$kd_sets" ] || command -v nc >/dev/null || die "nc not found (netcat-openbsd)"
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 
 build_dir=${BUILD_DIR:-$top/build-release}
@@ -324,7 +341,9 @@ for line in sys.stdin.read().split("\n"):
     walk(doc)
     procs(doc, out)
 l = info["lease"]
-print(format(int(l.get("id") or 0), "x"), l.get("ttl", 0), l.get("state") or "-",
+lid = l.get("id") or 0  # hex text since /v1/state gave it so; a number before
+lid = int(lid, 16) if isinstance(lid, str) else int(lid)
+print(format(lid, "x"), l.get("ttl", 0), l.get("state") or "-",
       info["phase"], info["owner"], out.get(info["app"], "-"))' "$2"
 }
 
@@ -390,6 +409,7 @@ is_steady() {
 }
 
 wait_steady() {
+  [ -z "$peer" ] || { kd_wait_steady; return; }
   if ! wait_for 300 is_steady; then
     log "lab not steady after 30 s: owner='$(owner)' served_by='$(served_by)'" \
       "n1=[$(node_info n1 "$vip")] n2=[$(node_info n2 "$vip")]" \
@@ -406,59 +426,92 @@ answered_by() {
 
 # --- failover scenarios (a-d) -------------------------------------------------
 
+# The same runs drive keepalived (peer=kdd or kdt, see "keepalived" below):
+# its results go to keys with the peer's prefix, and the lab's owner, the
+# daemon's signals and its restart are keepalived's.
+peer=""
+
 failover_run() {
   local kind=$1 r=$2 old new line g o others ov st dropped added
-  wait_steady || { result "$kind.gap" NA; echo "$kind run $r: lab not steady, skipped" >>"$tmp/problems"; return 0; }
-  old=$(owner)
+  local tag=${peer:-networkd} key=${peer:+$peer.}$kind
+  if ! wait_steady; then
+    result "$key.gap" NA
+    echo "$tag $kind run $r: lab not steady, skipped" >>"$tmp/problems"
+    return 0
+  fi
+  old=$(lab_owner)
   new=$(other "$old")
   sleep 0.5
   fault_ts=$(now)
   case "$kind" in
-    sigterm) kill -TERM "${pid[$old.networkd]}" ;;
-    sigkill) kill -KILL "${pid[$old.networkd]}" ;;
+    sigterm) daemon_signal "$old" TERM ;;
+    sigkill) daemon_signal "$old" KILL ;;
     link) ip -n "$(nsof "$old")" link set eth0 down ;;
     container) kill -KILL "${pid[$old.echo]}" ;;
   esac
   if ! wait_for 200 answered_by "$new" "$tmp/probe.log"; then
-    log "$kind run $r: $new never answered within 20 s (old owner $old)"
-    echo "$kind run $r: no answer from $new; fault at $fault_ts" >>"$tmp/problems"
+    log "$tag $kind run $r: $new never answered within 20 s (old owner $old)"
+    echo "$tag $kind run $r: no answer from $new; fault at $fault_ts" >>"$tmp/problems"
   fi
   sleep 1
-  cp "$tmp/probe.log" "$tmp/probe-$kind-$r.log"
-  echo "F $kind $r $fault_ts $old $new" >>"$results"
-  line=$(python3 "$bench/probe.py" gap --log "$tmp/probe-$kind-$r.log" \
+  cp "$tmp/probe.log" "$tmp/probe-$tag-$kind-$r.log"
+  echo "F $tag $kind $r $fault_ts $old $new" >>"$results"
+  line=$(python3 "$bench/probe.py" gap --log "$tmp/probe-$tag-$kind-$r.log" \
     --fault "$fault_ts" --new "$new")
   read -r g o others <<<"$line"
   read -r ov st <<<"$(python3 "$bench/probe.py" owners --ip "$vip" \
     --from "$fault_ts" --to "$(now)" n1="$tmp/n1.addr.mon" n2="$tmp/n2.addr.mon")"
   read -r dropped added <<<"$(addr_times "$old" "$new")"
-  result "$kind.gap" "$g"
-  result "$kind.outage" "$o"
-  result "$kind.owners" "$ov"
-  log "$kind run $r: $old -> $new gap ${g} ms, outage ${o} ms, two owners" \
+  # Both still holding the VIP at the end: the two-owner time is open (it
+  # lasts until the old owner is restored); recorded as a lower bound, "+".
+  if [ "$kind" != link ] && ! addr_gone "$old" "$vip" && ! addr_gone "$new" "$vip"; then
+    echo "$tag $kind run $r: $old still held $vip at the end of the run: two owners" \
+      "for at least ${ov} ms (until it is restored)" >>"$tmp/problems"
+    ov+="+"
+  fi
+  result "$key.gap" "$g"
+  result "$key.outage" "$o"
+  result "$key.owners" "$ov"
+  log "$tag $kind run $r: $old -> $new gap ${g} ms, outage ${o} ms, two owners" \
     "${ov} ms ($st), old dropped the address at +${dropped} ms, new added it" \
     "at +${added} ms, answers from others after: $others"
   [ "$others" = 0 ] || [ "$others" = NA ] \
-    || echo "$kind run $r: $others answers from $old after $new served" >>"$tmp/problems"
-  [ "$st" = 0 ] \
-    || echo "$kind run $r: two owners for ${ov} ms ($st stretches)" >>"$tmp/problems"
+    || echo "$tag $kind run $r: $others answers from $old after $new served" >>"$tmp/problems"
+  [ "$st" = 0 ] || [[ $ov == *+ ]] \
+    || echo "$tag $kind run $r: two owners for ${ov} ms ($st stretches)" >>"$tmp/problems"
   case "$kind" in
-    sigkill|link) result "$kind.dropped" "$dropped" ;;
+    sigkill|link) result "$key.dropped" "$dropped" ;;
   esac
   # Restore the old owner.
   case "$kind" in
     sigterm)
-      networkd_down "$old" TERM
-      networkd_up "$old" ;;
+      daemon_down "$old" TERM
+      daemon_up "$old" ;;
     sigkill)
-      networkd_down "$old" KILL
-      networkd_up "$old" ;;
+      daemon_down "$old" KILL
+      daemon_up "$old" ;;
     link)
       wait_for 100 addr_gone "$old" "$vip" \
-        || echo "link run $r: $old still holds $vip 10 s after the cut" >>"$tmp/problems"
+        || echo "$tag link run $r: $old still holds $vip 10 s after the cut" >>"$tmp/problems"
       ip -n "$(nsof "$old")" link set eth0 up ;;
     container) container_up "$old" ;;
   esac
+}
+
+# The daemon under test: networkd, or keepalived when $peer is set.
+daemon_signal() {
+  if [ -n "$peer" ]; then kd_signal "$1" "$2"; else kill "-$2" "${pid[$1.networkd]}"; fi
+}
+daemon_down() {
+  if [ -n "$peer" ]; then kd_down "$1" "$2"; else networkd_down "$1" "$2"; fi
+}
+daemon_up() {
+  if [ -n "$peer" ]; then kd_up "$1"; else networkd_up "$1"; fi
+}
+# lab_owner: the node the VIP is with: networkd's lock owner; for keepalived
+# the one node holding the address.
+lab_owner() {
+  if [ -n "$peer" ]; then kd_holder; else owner; fi
 }
 
 addr_gone() { ! ip -n "$(nsof "$1")" -4 -o addr show dev eth0 | grep -q " $2/32 "; }
@@ -484,8 +537,196 @@ EOF
 
 scenario_failover() {
   local kind=$1 r
-  log "scenario $kind: $runs runs"
+  log "scenario $kind (${peer:-networkd}): $runs runs"
   for ((r = 1; r <= runs; r++)); do failover_run "$kind" "$r"; done
+}
+
+# --- keepalived: the same scenarios a-d with VRRP -------------------------------
+
+# Set up as an operator would on the two nodes with Debian's package: the VIP
+# as $vip/32 on eth0; n1 "state MASTER" priority 101, n2 "state BACKUP"
+# priority 100 (preemption on, the default); a vrrp_script checking the
+# node's container on TCP port 80 every second (1 s is the smallest interval
+# keepalived accepts; weight 0: a failed check puts the instance in FAULT);
+# a static DNAT of $vip:80 to the container in each node (networkd writes
+# that rule itself). Settings (-k): d = VRRPv2, advert_int 1 (the defaults);
+# t = VRRPv3, advert_int 0.1. Each keepalived runs in its node's namespace,
+# in the foreground (-n), VRRP only (-P), logging to $tmp/NODE.kd.log, with
+# its config and pid files in $tmp. A notify script writes the instance's
+# state (MASTER, BACKUP, FAULT) to $tmp/NODE.kd.state.
+declare -A kd_label=([d]="keepalived v2 1s"
+  [t]="keepalived v3 0.1s")
+
+kd_conf() {
+  local n=$1 i=${1#n} ver=2 adv=1 state=BACKUP
+  [ "$peer" = kdt ] && ver=3 adv=0.1
+  [ "$n" = n1 ] && state=MASTER
+  cat <<EOF
+global_defs {
+  router_id $n
+  script_user root
+  enable_script_security
+  vrrp_version $ver
+}
+vrrp_script container_web {
+  script "$tmp/kd-check 172.20.$i.2"
+  interval 1
+  timeout 1
+}
+vrrp_instance web {
+  state $state
+  interface eth0
+  virtual_router_id 50
+  priority $((102 - i))
+  advert_int $adv
+  virtual_ipaddress {
+    $vip/32 dev eth0
+  }
+  track_script {
+    container_web
+  }
+  notify "$tmp/kd-notify $n"
+}
+EOF
+}
+
+kd_scripts() {
+  printf '#!/bin/sh\nexec nc -z -w 1 "$1" 80\n' >"$tmp/kd-check"
+  printf '#!/bin/sh\n# NODE TYPE NAME STATE PRIORITY\necho "$4" >"%s/$1.kd.state"\n' \
+    "$tmp" >"$tmp/kd-notify"
+  chmod 755 "$tmp/kd-check" "$tmp/kd-notify"
+}
+
+kd_up() {
+  local n=$1
+  kd_conf "$n" >"$tmp/$n.kd.conf"
+  rm -f "$tmp/$n.kd.pid" "$tmp/$n.kd.vrrp.pid" "$tmp/$n.kd.state"
+  echo "=== start $peer $(date +%T.%N)" >>"$tmp/$n.kd.log"
+  ip netns exec "$(nsof "$n")" keepalived -n -P -l -D -G -f "$tmp/$n.kd.conf" \
+    -p "$tmp/$n.kd.pid" -r "$tmp/$n.kd.vrrp.pid" >>"$tmp/$n.kd.log" 2>&1 &
+  pid[$n.kd]=$!
+  wait_for 50 test -s "$tmp/$n.kd.vrrp.pid" \
+    || log "$n: keepalived's VRRP process not up after 5 s (see $tmp/$n.kd.log)"
+}
+
+# kd_signal NODE SIG: TERM goes to every keepalived process of the node (as
+# systemctl stop does, KillMode=control-group). KILL is a crash: the parent
+# is stopped first so that it cannot restart its VRRP child, then both die.
+kd_signal() {
+  local p=${pid[$1.kd]:-} c
+  [ -n "$p" ] || return 0
+  c=$(cat "$tmp/$1.kd.vrrp.pid" 2>/dev/null || true)
+  case "$2" in
+    TERM) kill -TERM "$p" $c 2>/dev/null || true ;;
+    KILL)
+      kill -STOP "$p" 2>/dev/null || true
+      [ -z "$c" ] || kill -KILL "$c" 2>/dev/null || true
+      kill -KILL "$p" 2>/dev/null || true ;;
+  esac
+}
+
+# kd_down NODE SIG: signal NODE's keepalived and wait for all of it to exit.
+kd_down() {
+  local p=${pid[$1.kd]:-} c
+  [ -n "$p" ] || return 0
+  c=$(cat "$tmp/$1.kd.vrrp.pid" 2>/dev/null || true)
+  kd_signal "$1" "$2"
+  if ! waitpid "$p" 100 || { [ -n "$c" ] && ! waitpid "$c" 50; }; then
+    echo "$1: keepalived did not exit 10 s after SIG$2; killed" >>"$tmp/problems"
+    kd_signal "$1" KILL
+    waitpid "$p" 50 || true
+  fi
+  wait "$p" 2>/dev/null || true
+  unset "pid[$1.kd]"
+}
+
+# kd_holder: the one node holding the VIP address ("" if none or both).
+kd_holder() {
+  local n h=()
+  for n in n1 n2; do addr_gone "$n" "$vip" || h+=("$n"); done
+  [ ${#h[@]} = 1 ] && echo "${h[0]}"
+  return 0
+}
+
+kd_state() { cat "$tmp/$1.kd.state" 2>/dev/null || true; }
+
+# Steady: n1 (the higher priority; preemption brings the VIP back to it)
+# holds the VIP alone, n1 MASTER, n2 BACKUP, and every probe of the last
+# second was answered by n1. (With the static DNAT in both nodes, a client
+# whose ARP entry still names the other node's MAC is served there: right
+# after a start or a preemption answers come from both for a while.)
+kd_is_steady() {
+  [ "$(kd_holder)" = n1 ] && [ "$(kd_state n1)" = MASTER ] \
+    && [ "$(kd_state n2)" = BACKUP ] && served_only_by n1 1
+}
+
+# served_only_by NAME SECS: the probes that ended in the last SECS seconds
+# (at least 30 per second) all had an answer from NAME.
+served_only_by() {
+  tail -n $(($2 * 300)) "$tmp/probe.log" | awk -v t="$EPOCHREALTIME" -v s="$2" -v who="$1" '
+    $2 >= t - s { n++; if ($3 != who) bad++ }
+    END { exit !(n >= 30 * s && !bad) }'
+}
+
+kd_wait_steady() {
+  if ! wait_for 300 kd_is_steady; then
+    log "$peer: lab not steady after 30 s: holder='$(kd_holder)'" \
+      "served_by='$(served_by)' n1=$(kd_state n1) n2=$(kd_state n2)"
+    return 1
+  fi
+}
+
+# kd_nat -A|-D NODE: the static DNAT of the VIP's port 80 to NODE's container.
+kd_nat() {
+  ip netns exec "$(nsof "$2")" iptables -t nat "$1" PREROUTING -d "$vip/32" \
+    -p tcp --dport 80 -m comment --comment failover-keepalived \
+    -j DNAT --to-destination "172.20.${2#n}.2:80"
+}
+
+# keepalived_runs: networkd stopped on n1 and n2 (SIGTERM releases the VIP;
+# an address left behind is removed), then for each setting of -k keepalived
+# on both nodes and the failover scenarios of -s among a-d.
+keepalived_runs() {
+  local set n k
+  log "keepalived: stopping networkd on n1 and n2"
+  networkd_down n1 TERM
+  networkd_down n2 TERM
+  for n in n1 n2; do
+    addr_gone "$n" "$vip" || {
+      echo "networkd left $vip on $n after SIGTERM; removed" >>"$tmp/problems"
+      ip -n "$(nsof "$n")" addr del "$vip/32" dev eth0 || true
+    }
+    kd_nat -A "$n"
+  done
+  kd_scripts
+  for ((k = 0; k < ${#kd_sets}; k++)); do
+    set=${kd_sets:k:1}
+    peer=kd$set
+    echo "P $peer|${kd_label[$set]}" >>"$results"
+    log "$peer: ${kd_label[$set]}"
+    kd_up n1
+    kd_up n2
+    if kd_wait_steady; then
+      [[ $scenarios == *a* ]] && scenario_failover sigterm
+      [[ $scenarios == *b* ]] && scenario_failover sigkill
+      [[ $scenarios == *c* ]] && scenario_failover link
+      [[ $scenarios == *d* ]] && scenario_failover container
+    else
+      echo "$peer: never steady; its runs skipped" >>"$tmp/problems"
+    fi
+    kd_down n1 TERM
+    kd_down n2 TERM
+    for n in n1 n2; do
+      addr_gone "$n" "$vip" || {
+        echo "$peer: $vip left on $n after keepalived's SIGTERM; removed" >>"$tmp/problems"
+        ip -n "$(nsof "$n")" addr del "$vip/32" dev eth0 || true
+      }
+    done
+    grep -h 'SECURITY\|disabled\|rror' "$tmp/n1.kd.log" "$tmp/n2.kd.log" \
+      | sort -u | head -5 | sed "s/^/$peer log: /" >>"$tmp/problems" || true
+  done
+  peer=""
+  for n in n1 n2; do kd_nat -D "$n" || true; done
 }
 
 # --- (g) SIGKILL and restart 1 s later: adoption --------------------------------
@@ -521,7 +762,7 @@ restart_run() {
   # Until the killed process's lease has surely run out.
   sleep_until "$fault_ts" $((ttl + 1))
   cp "$tmp/probe.log" "$tmp/probe-restart-$r.log"
-  echo "F restart $r $fault_ts $old $old" >>"$results"
+  echo "F networkd restart $r $fault_ts $old $old" >>"$results"
   read -r g others <<<"$(python3 - "$tmp/probe-restart-$r.log" "$fault_ts" "$(now)" "$old" <<'PY'
 import sys
 path, fault, end, old = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
@@ -600,9 +841,12 @@ scenario_new_vip() {
   for ((r = 1; r <= runs; r++)); do
     ip=10.88.0.$((60 + r))
     pl=$tmp/probe-new-$r.log
+    : >"$pl"
     ip netns exec "$cl" python3 "$bench/probe.py" run --target "$ip:80" --out "$pl" &
     pid[probe.new]=$!
-    sleep 0.3
+    # The probe is running once it has logged its first failures (a python
+    # start can take longer than the put on a busy machine).
+    wait_for 50 probe_lines "$pl" 5 || log "new-vip run $r: the probe logged nothing in 5 s"
     t0=$(now)
     ctl put "/lain/config/vips/$ip" \
       '{"app":"web","proc":"main","ports":[{"src":"80"}]}' >/dev/null
@@ -628,6 +872,7 @@ scenario_new_vip() {
 }
 
 answered_by_any() { awk '$3 !~ /^ERR/ { f = 1 } END { exit !f }' "$1"; }
+probe_lines() { [ "$(wc -l <"$1")" -ge "$2" ]; }
 
 # --- (f) scale -----------------------------------------------------------------
 
@@ -860,13 +1105,21 @@ define scale.term "f SIGTERM -> exit (all released)" "-" -
 [[ $scenarios == *g* ]] && scenario_restart
 [[ $scenarios == *e* ]] && { wait_steady || true; scenario_new_vip; }
 [[ $scenarios == *f* ]] && scenario_scale
+[ -z "$kd_sets" ] || keepalived_runs
 
 echo
 echo "networkd VIP failover, $runs runs per scenario, lease TTL $ttl s, probe every 10 ms"
 python3 "$bench/probe.py" report "$results"
-echo "(keepalived, default advert_int 1 s: a backup takes over after ~3.6 s)"
 echo "gap: fault -> first answer from the new node; outage: longest stretch without"
 echo "any answer; two owners: longest time both nodes held the VIP address (ip monitor)."
+if [ -n "$kd_sets" ]; then
+  echo
+  echo "networkd and keepalived in the same lab, same probe, $runs runs each;"
+  echo "median [min-max] in ms, NA = never happened (counted as \"n NA\");"
+  echo "x = keepalived's median / networkd's median"
+  python3 "$bench/probe.py" compare "$results"
+fi
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -s "$tmp/problems" ]; then
   echo
   echo "problems seen:"

@@ -27,6 +27,10 @@
       deleted, counted over the whole log), or NA.
   probe.py report FILE
       Prints the table of bench/failover.sh from its results file.
+  probe.py compare FILE
+      Prints networkd's and each peer's ("P KEY|LABEL" lines; their results
+      are "R KEY.METRIC VALUE") rows side by side: median [min-max] and the
+      ratio of the peer's median to networkd's.
 """
 import argparse
 import asyncio
@@ -95,6 +99,7 @@ async def run(args):
             pass
     for t in list(tasks):
         t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     out.close()
 
 
@@ -229,11 +234,12 @@ def report(args):
     rows = []
     for key, label, target_text, target_ms in defs:
         vals = values.get(key, [])
-        nums = sorted(float(v) for v in vals if v not in ("NA", ""))
+        nums, bound = numbers(vals)
         fails = len(vals) - len(nums)
         if nums:
             med = statistics.median(nums)
-            cells = (f"{nums[0]:.0f}", f"{med:.0f}", f"{nums[-1]:.0f}")
+            ge = ">=" if bound else ""
+            cells = (f"{nums[0]:.0f}", f"{ge}{med:.0f}", f"{nums[-1]:.0f}")
             ok = "-" if target_ms == "-" else (
                 "yes" if med <= float(target_ms) else "NO")
             if fails and ok == "yes":
@@ -245,6 +251,80 @@ def report(args):
     widths = [max(len(r[i]) for r in rows + [hdr]) for i in range(len(hdr))]
     def fmt(r):
         return "  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    print(fmt(hdr))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(fmt(r))
+
+
+# --- compare -----------------------------------------------------------------
+
+def read_results(path):
+    defs, values, peers = [], {}, []
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("D "):
+                defs.append(line[2:].split("|"))
+            elif line.startswith("R "):
+                _, key, val = line.split(" ", 2)
+                values.setdefault(key, []).append(val)
+            elif line.startswith("P "):
+                peers.append(tuple(line[2:].split("|", 1)))
+    return defs, values, peers
+
+
+def numbers(vals):
+    """The numbers among one metric's values ("NA" left out; a trailing "+"
+    marks a lower bound) and whether any was a lower bound."""
+    nums = sorted(float(v.rstrip("+")) for v in vals if v not in ("NA", ""))
+    return nums, any(v.endswith("+") for v in vals)
+
+
+def summary(vals):
+    """(median or None, cell text) of one metric's runs."""
+    nums, bound = numbers(vals)
+    missing = len(vals) - len(nums)
+    if not vals:
+        return None, "-"
+    if not nums:
+        return None, f"{missing} NA"
+    med = statistics.median(nums)
+    text = (">=" if bound else "") + f"{med:.0f} [{nums[0]:.0f}-{nums[-1]:.0f}]"
+    if missing:
+        text += f" +{missing} NA"
+    return med, text
+
+
+def ratio(peer_med, base_med):
+    if peer_med is None or base_med is None or base_med <= 0:
+        return "-"
+    return f"{peer_med / base_med:.2g}x" if peer_med < base_med \
+        else f"{peer_med / base_med:.1f}x"
+
+
+def compare(args):
+    defs, values, peers = read_results(args.file)
+    hdr = ["scenario", "networkd"]
+    for _, label in peers:
+        hdr += [label, "x"]
+    rows = []
+    for key, label, _, _ in defs:
+        if not any(values.get(f"{p}.{key}") for p, _ in peers):
+            continue
+        base, cell = summary(values.get(key, []))
+        row = [label, cell]
+        for p, _ in peers:
+            med, cell = summary(values.get(f"{p}.{key}", []))
+            row += [cell, ratio(med, base)]
+        rows.append(row)
+    if not rows:
+        print("(no peer results)")
+        return
+    widths = [max(len(r[i]) for r in rows + [hdr]) for i in range(len(hdr))]
+    def fmt(r):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(r, widths))).rstrip()
     print(fmt(hdr))
     print("  ".join("-" * w for w in widths))
@@ -278,6 +358,8 @@ def main():
     p.add_argument("--match", default="")
     p = sub.add_parser("report")
     p.add_argument("file")
+    p = sub.add_parser("compare")
+    p.add_argument("file")
     args = ap.parse_args()
     if args.cmd == "run":
         asyncio.run(run(args))
@@ -289,6 +371,8 @@ def main():
         owners(args)
     elif args.cmd == "rules":
         rules(args)
+    elif args.cmd == "compare":
+        compare(args)
     else:
         report(args)
 

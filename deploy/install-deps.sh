@@ -12,6 +12,7 @@ pkgs=(
   etcd-server etcd-client iptables nftables iproute2 iputils-arping iputils-ping
   dnsutils dnsperf dnsmasq-base unbound procps curl python3 netcat-openbsd
   knot  # Knot DNS: bench/dns.sh's authoritative peer
+  keepalived  # VRRP: bench/failover.sh's failover peer
   systemd  # systemd-analyze: the unit's exposure test (setpriv: util-linux)
   groff-base  # groff -ww: the man page test (tests/packaging)
   lintian man-db  # the package test (deploy/package-test.sh)
@@ -36,6 +37,8 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now unbound 2>/dev/null || true
   systemctl disable --now knot 2>/dev/null || true
+  # bench/failover.sh runs its own keepalived inside the lab's namespaces.
+  systemctl disable --now keepalived 2>/dev/null || true
   # The prometheus package is here for promtool only: its server stays off.
   systemctl disable --now prometheus 2>/dev/null || true
 fi
