@@ -16,6 +16,7 @@
 #include "tests/support/daemon.hpp"
 #include "tests/support/etcd_fixture.hpp"
 #include "tests/support/lainlet_server.hpp"
+#include "tests/support/promtool.hpp"
 
 using namespace networkd::test;
 namespace etcd = networkd::etcd;
@@ -103,6 +104,29 @@ TEST_CASE("exactly one leader, a new one after SIGKILL and at once after "
   cluster c;
   std::string first;
   REQUIRE(wait_until([&] { return !(first = c.agreed()).empty(); }, 15s));
+  // /metrics of the running nodes: who leads (networkd_leader), and the
+  // term every node agrees on. Empty when a node has no term yet.
+  auto leaders = [&](std::map<std::string, double>& lead) {
+    std::set<double> terms;
+    lead.clear();
+    for (auto& n : c.nodes) {
+      if (!n->proc().running())
+        continue;
+      auto text = n->get("/metrics").body;
+      lead[n->argv()[2].substr(sizeof "-hostname=" - 1)]
+        = sample_value(text, "networkd_leader");
+      terms.insert(sample_value(text, "networkd_leader_term"));
+    }
+    return terms.size() == 1 ? *terms.begin() : -1.0;
+  };
+  std::map<std::string, double> lead;
+  double term1 = -1;
+  REQUIRE(wait_until([&] { return (term1 = leaders(lead)) > 0; }, 5s));
+  for (auto& [name, v] : lead)
+    CHECK(v == (name == first ? 1 : 0));
+  CHECK(sample_value(c.by_name(first).get("/metrics").body,
+                     "networkd_leader_terms_total")
+        == 1);
   // SIGTERM: the lease is revoked, the next candidate leads at once.
   auto t0 = std::chrono::steady_clock::now();
   c.by_name(first).proc().signal(SIGTERM);
@@ -114,6 +138,21 @@ TEST_CASE("exactly one leader, a new one after SIGKILL and at once after "
     std::chrono::steady_clock::now() - t0);
   WARN("SIGTERM of the leader to a new leader: " << took.count() << " ms");
   CHECK(took < 2s);
+  // The metrics follow: the new leader shows 1, the other 0, and both
+  // the same, newer term.
+  double term2 = -1;
+  CHECK(wait_until(
+    [&] {
+      term2 = leaders(lead);
+      return term2 > term1 && lead.size() == 2 && lead.count(second) == 1
+             && lead.at(second) == 1;
+    },
+    5s));
+  for (auto& [name, v] : lead)
+    CHECK(v == (name == second ? 1 : 0));
+  CHECK(sample_value(c.by_name(second).get("/metrics").body,
+                     "networkd_leader_terms_total")
+        == 1);
   // SIGKILL: the next one leads once the dead one's lease (2 s) expires.
   c.by_name(second).proc().signal(SIGKILL);
   c.by_name(second).proc().wait(5s);

@@ -286,11 +286,7 @@ namespace {
 
 /// The value of one series in a node's /metrics, or -1.
 double metric(node& n, const std::string& series) {
-  auto text = n.networkd->get("/metrics").body;
-  auto at = text.find("\n" + series + " ");
-  return at == std::string::npos
-           ? -1
-           : std::stod(text.substr(at + series.size() + 2));
+  return sample_value(n.networkd->get("/metrics").body, series);
 }
 
 /// The VIP's transitions on a node, summed over the target phases.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Runs Prometheus' own checker (`promtool check metrics`, Debian package
-// prometheus) on an exposition text.
+// prometheus) on an exposition text, and reads one sample out of it.
 #pragma once
 
 #include <string>
@@ -13,5 +13,10 @@ struct promtool_verdict {
 };
 
 promtool_verdict promtool_check(const std::string& exposition);
+
+/// The value of the sample line `series` (name and labels exactly as
+/// exposed, e.g. `networkd_leader` or `x_total{a="b"}`) in an exposition
+/// text; -1 when there is no such line.
+double sample_value(const std::string& exposition, const std::string& series);
 
 } // namespace networkd::test
