@@ -656,6 +656,10 @@ void admin_server::set_identity(node_identity id) {
   identity_ = std::move(id);
 }
 
+void admin_server::set_vip_traffic(traffic_source src) {
+  traffic_ = std::move(src);
+}
+
 std::string admin_server::vips_json() {
   caf::scoped_actor self{sys_};
   std::string body = "{}";
@@ -666,6 +670,8 @@ std::string admin_server::vips_json() {
                j.begin_object().kv("error", sys_.render(err)).end_object();
                body = j.str();
              });
+  if (traffic_)
+    body = vips_with_traffic(body, traffic_());
   return body;
 }
 

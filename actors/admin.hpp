@@ -114,6 +114,11 @@ public:
   void add_handler(std::string path, handler h, bool prefix = false);
   /// Shown in /v1/state under "node" (and on the status page).
   void set_identity(node_identity id);
+  /// The data plane's per-VIP counters, read per request of /v1/vips and
+  /// /v1/vips/{ip}: each VIP gets a "traffic" array (vips_with_traffic).
+  /// Not set (the iptables data plane): no "traffic".
+  using traffic_source = std::function<std::vector<vip_port_traffic>()>;
+  void set_vip_traffic(traffic_source src);
 
   /// Binds and starts serving; fails when the address cannot be bound.
   result<unit> start(const std::string& host, uint16_t port);
@@ -132,6 +137,7 @@ private:
   admin_limits limits_;
   std::vector<status_client_actor> actors_;
   std::vector<metrics_source> metrics_;
+  traffic_source traffic_;
   std::vector<text_route> routes_;
   std::vector<std::pair<std::string, status_client_actor>> actor_routes_;
   struct handler_route {

@@ -5,6 +5,10 @@
 #include <ctime>
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <tuple>
 
 #include "net/base/prom.hpp"
 
@@ -51,6 +55,114 @@ std::string vip_metrics(const std::map<std::string, vip_series>& vips) {
                i == v.transitions.end() ? uint64_t{0} : i->second);
     }
   return w.take();
+}
+
+std::string vip_traffic_metrics(const std::vector<vip_port_traffic>& t) {
+  struct family {
+    const char* name;
+    const char* help;
+    uint64_t vip_port_traffic::*value;
+  };
+  static const family families[] = {
+    {"networkd_vip_connections_total",
+     "New connections DNATed per VIP, protocol and port (nft data plane)",
+     &vip_port_traffic::connections},
+    {"networkd_vip_packets_total",
+     "Packets of the DNATed connections per VIP, protocol and port, both "
+     "directions (nft data plane)",
+     &vip_port_traffic::packets},
+    {"networkd_vip_bytes_total",
+     "Bytes (IP packet lengths) of the DNATed connections per VIP, protocol "
+     "and port, both directions (nft data plane)",
+     &vip_port_traffic::bytes},
+  };
+  prom::writer w;
+  for (auto& f : families) {
+    w.family(f.name, "counter", f.help);
+    for (auto& e : t)
+      w.sample(
+        f.name,
+        {{"vip", e.vip}, {"proto", e.proto}, {"port", std::to_string(e.port)}},
+        e.*f.value);
+  }
+  return w.take();
+}
+
+namespace {
+
+/// "tcp 10.0.0.5:80 -> 172.20.1.2:8080": protocol, VIP and port.
+bool rule_key(std::string_view rule, std::string& proto, std::string& vip,
+              uint16_t& port) {
+  auto sp = rule.find(' ');
+  if (sp == std::string_view::npos)
+    return false;
+  auto rest = rule.substr(sp + 1);
+  auto end = rest.find(' ');
+  auto addr = rest.substr(0, end);
+  auto colon = addr.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 >= addr.size()
+      || addr.size() - colon - 1 > 5)
+    return false;
+  uint32_t p = 0;
+  for (char c : addr.substr(colon + 1)) {
+    if (c < '0' || c > '9')
+      return false;
+    p = p * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (p == 0 || p > 65535)
+    return false;
+  proto = std::string{rule.substr(0, sp)};
+  vip = std::string{addr.substr(0, colon)};
+  port = static_cast<uint16_t>(p);
+  return true;
+}
+
+} // namespace
+
+std::string vips_with_traffic(const std::string& vips_json,
+                              const std::vector<vip_port_traffic>& t) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(vips_json.c_str(),
+                                            vips_json.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("vips")
+      || !doc["vips"].IsArray())
+    return vips_json;
+  std::map<std::tuple<std::string, std::string, uint16_t>,
+           const vip_port_traffic*>
+    by_key;
+  for (auto& e : t)
+    by_key[{e.vip, e.proto, e.port}] = &e;
+  auto& a = doc.GetAllocator();
+  for (auto& v : doc["vips"].GetArray()) {
+    if (!v.IsObject() || !v.HasMember("rules") || !v["rules"].IsArray()
+        || v.HasMember("traffic"))
+      continue;
+    rapidjson::Value list{rapidjson::kArrayType};
+    for (auto& r : v["rules"].GetArray()) {
+      std::string proto;
+      std::string vip;
+      uint16_t port = 0;
+      if (!r.IsString() || !rule_key(r.GetString(), proto, vip, port))
+        continue;
+      auto it = by_key.find({vip, proto, port});
+      if (it == by_key.end())
+        continue;
+      auto& e = *it->second;
+      rapidjson::Value o{rapidjson::kObjectType};
+      o.AddMember("vip", rapidjson::Value{e.vip.c_str(), a}, a);
+      o.AddMember("proto", rapidjson::Value{e.proto.c_str(), a}, a);
+      o.AddMember("port", static_cast<unsigned>(e.port), a);
+      o.AddMember("connections", e.connections, a);
+      o.AddMember("packets", e.packets, a);
+      o.AddMember("bytes", e.bytes, a);
+      list.PushBack(o, a);
+    }
+    v.AddMember("traffic", list, a);
+  }
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w{buf};
+  doc.Accept(w);
+  return buf.GetString();
 }
 
 namespace {

@@ -48,6 +48,29 @@ private:
 /// current one) and networkd_vip_transitions_total{vip,to}.
 std::string vip_metrics(const std::map<std::string, vip_series>& vips);
 
+/// What the nft data plane counted for one VIP, protocol and port: new
+/// connections (the DNAT map's element), and packets and bytes of those
+/// connections in both directions (the traffic set's element).
+struct vip_port_traffic {
+  std::string vip;
+  std::string proto; ///< "tcp" or "udp"
+  uint16_t port = 0;
+  uint64_t connections = 0;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+
+/// networkd_vip_connections_total, networkd_vip_packets_total and
+/// networkd_vip_bytes_total, each {vip,proto,port}; the family lines even
+/// when `t` is empty.
+std::string vip_traffic_metrics(const std::vector<vip_port_traffic>& t);
+
+/// A /v1/vips body with a "traffic" array added to every VIP object: one
+/// entry per rule of the VIP ("tcp VIP:PORT -> ...") that `t` has. The
+/// body unchanged when it is not a VIP list. Parsed iteratively.
+std::string vips_with_traffic(const std::string& vips_json,
+                              const std::vector<vip_port_traffic>& t);
+
 /// One sample taken from an actor's status JSON (what /v1/state shows),
 /// so /metrics and the status never disagree.
 struct status_metric {

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <functional>
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "actors/acl_keeper.hpp"
@@ -126,22 +128,33 @@ std::vector<std::string> watched_prefixes(const options& opts) {
   return prefixes;
 }
 
-/// The nft map's per-element counters as Prometheus lines. The map is
-/// looked up in nat hooks, which see the first packet of a connection (or
-/// of a UDP flow) only: the counters count new connections, not traffic.
-/// Read on each scrape (one dump of the map; ~60-110 ms at 16,000
-/// entries).
-std::string vip_counter_metrics(nft::nft_dnat_table& table) {
-  auto counters = table.counters();
-  std::string out = "# HELP networkd_vip_connections_total New connections "
-                    "DNATed per VIP, protocol and port (nft data plane)\n"
-                    "# TYPE networkd_vip_connections_total counter\n";
-  if (!counters)
-    return out;
-  for (auto& c : *counters)
-    out += "networkd_vip_connections_total{vip=\"" + c.vip + "\",proto=\""
-           + nat::to_string(c.proto) + "\",port=\"" + std::to_string(c.port)
-           + "\"} " + std::to_string(c.packets) + "\n";
+/// The nft data plane's counters per VIP, protocol and port: new
+/// connections from the DNAT map's elements (nat hooks see a connection's
+/// first packet only), packets and bytes of both directions from the
+/// traffic set's. Two dumps, read per call (docs/nftables.md: their cost).
+std::vector<vip_port_traffic> read_vip_traffic(nft::nft_dnat_table& table) {
+  std::map<std::tuple<std::string, nat::protocol, uint16_t>, vip_port_traffic>
+    by_key;
+  auto entry = [&](const nft::nft_counter& c) -> vip_port_traffic& {
+    auto& e = by_key[{c.vip, c.proto, c.port}];
+    e.vip = c.vip;
+    e.proto = nat::to_string(c.proto);
+    e.port = c.port;
+    return e;
+  };
+  if (auto conns = table.counters())
+    for (auto& c : *conns)
+      entry(c).connections = c.packets;
+  if (auto traffic = table.traffic())
+    for (auto& c : *traffic) {
+      auto& e = entry(c);
+      e.packets = c.packets;
+      e.bytes = c.bytes;
+    }
+  std::vector<vip_port_traffic> out;
+  out.reserve(by_key.size());
+  for (auto& kv : by_key)
+    out.push_back(std::move(kv.second));
   return out;
 }
 
@@ -280,8 +293,11 @@ void start_components(caf::actor_system& sys, parts& p,
   p.admin->add_metrics([dns = cfg.dns] {
     return dns_metrics(dns->stats(), dns->upstream_health());
   });
-  if (auto nft = std::dynamic_pointer_cast<nft::nft_dnat_table>(p.dnat))
-    p.admin->add_metrics([nft] { return vip_counter_metrics(*nft); });
+  if (auto nft = std::dynamic_pointer_cast<nft::nft_dnat_table>(p.dnat)) {
+    p.admin->add_metrics(
+      [nft] { return vip_traffic_metrics(read_vip_traffic(*nft)); });
+    p.admin->set_vip_traffic([nft] { return read_vip_traffic(*nft); });
+  }
   p.admin->add_route(
     {"/v1/dns/config", [dns = cfg.dns] { return dns->config_text(); }});
   p.admin->add_handler(

@@ -9,6 +9,7 @@
 #   -V  VIPs (default 2000)   -P  ports each (default 4; tcp and udp each:
 #       VIPS x PORTS x 2 map elements / rule pairs)
 #   -c  connections timed per VIP and round (default 200)
+#   -u  datagrams per traffic-counter measurement (default 200000; 0: skip)
 #   -B  do not build; use $BUILD_DIR/bench/nft_bench
 #   BUILD_DIR: build directory (default build-release in the repo)
 #
@@ -21,7 +22,12 @@
 # then
 # the client opens COUNTS connections to port 80 of the VIP matched first and
 # as many to the VIP matched last, alternating (iptables: chain order; nft:
-# a map has none, so the first and the last VIP loaded), and
+# a map has none, so the first and the last VIP loaded); with nft, the
+# per-packet cost of the traffic counters: the client sends -u datagrams
+# of 32 bytes to udp port 80 of the last VIP (one flow: the nat chains see
+# its first packet only), with the two traffic chains in place and with
+# them deleted, alternating 5 times (medians of ns per datagram at the
+# sender, which includes the node's forwarding); and
 # nft_bench removes everything (remove_all). Medians over the rounds, and
 # the ratios nft/iptables. Namespaces and processes are removed at exit,
 # Ctrl-C included.
@@ -32,15 +38,17 @@ rounds=3
 vips=2000
 ports=4
 conns=200
+udp=200000
 build=1
-while getopts "r:V:P:c:Bh" opt; do
+while getopts "r:V:P:c:u:Bh" opt; do
   case "$opt" in
     r) rounds=$OPTARG ;;
     V) vips=$OPTARG ;;
     P) ports=$OPTARG ;;
     c) conns=$OPTARG ;;
+    u) udp=$OPTARG ;;
     B) build=0 ;;
-    *) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 [ "$vips" -ge 2 ] && [ "$vips" -le 62500 ] || { echo "nft.sh: -V 2..62500" >&2; exit 2; }
@@ -69,12 +77,14 @@ client=$pfx-cl
 ctr=$pfx-ctr
 tmp=$(mktemp -d /tmp/networkd-nft-XXXXXX)
 listener=""
+sink=""
 
 cleanup() {
   local rc=$? ns p
   set +e
   trap - EXIT INT TERM
   [ -n "$listener" ] && kill "$listener" 2>/dev/null
+  [ -n "$sink" ] && kill "$sink" 2>/dev/null
   for ns in "$ctr" "$client" "$node"; do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
@@ -120,7 +130,45 @@ while True:
     c.close()
 ' &
 listener=$!
+# The datagrams' sink: bound, never read (a full buffer drops silently).
+ip netns exec "$ctr" python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 8080))
+while True:
+    time.sleep(3600)
+' &
+sink=$!
 sleep 0.3
+
+# The traffic chains of table ip networkd off, and on again (nft 1.0.6
+# cannot parse `ct original proto-dst` in a concatenation: nft_bench
+# rebuilds the DNAT objects, as networkd's audit would).
+traffic_off() {
+  ip netns exec "$node" nft -f - <<'NFT'
+flush chain ip networkd traffic_prerouting
+delete chain ip networkd traffic_prerouting
+flush chain ip networkd traffic_output
+delete chain ip networkd traffic_output
+NFT
+}
+traffic_on() { # as networkd's audit would: a reconcile of everything
+  "$helper" repair --backend nft --netns "$node" --vips "$vips" \
+    --ports "$ports" | grep -q '^repair_rebuilt=1'
+}
+traffic_cost() { # ROUND VIP
+  local r=$1 ip=$2 k v
+  for ((k = 0; k < 5; k++)); do
+    v=$("$helper" udpflood --netns "$client" --ip "$ip" --port 80 \
+      --count "$udp" | sed -n 's/^udp_ns_per_packet=//p')
+    echo "nft $r udp_counted_ns $v" >>"$results"
+    traffic_off || die "cannot delete the traffic chains"
+    v=$("$helper" udpflood --netns "$client" --ip "$ip" --port 80 \
+      --count "$udp" | sed -n 's/^udp_ns_per_packet=//p')
+    echo "nft $r udp_uncounted_ns $v" >>"$results"
+    traffic_on || die "cannot put the traffic chains back"
+  done
+}
 
 results=$tmp/results
 run_backend() { # BACKEND ROUND
@@ -138,6 +186,9 @@ run_backend() { # BACKEND ROUND
     --count "$conns") || die "$b connect failed"
   echo "$b $r connect_first_us $(sed -n 's/^connect_us_median=//p' <<<"$out")" >>"$results"
   echo "$b $r connect_last_us $(sed -n 's/^connect2_us_median=//p' <<<"$out")" >>"$results"
+  if [ "$b" = nft ] && [ "$udp" -gt 0 ]; then
+    traffic_cost "$r" "$lv"
+  fi
   v=$("$helper" remove --backend "$b" --netns "$node" \
     | sed -n 's/^remove_ms=//p') || die "$b remove failed"
   echo "$b $r remove_ms $v" >>"$results"
@@ -177,7 +228,9 @@ keys = [("cold_ms", "cold load of all entries (ms)"),
         ("audit_quiet_ms_median", "audit, nothing committed: read+diff (ms)"),
         ("remove_ms", "remove_all (ms)"),
         ("connect_first_us", "new TCP connection, VIP matched first (us)"),
-        ("connect_last_us", "new TCP connection, VIP matched last (us)")]
+        ("connect_last_us", "new TCP connection, VIP matched last (us)"),
+        ("udp_counted_ns", "udp datagram through the VIP, counted (ns)"),
+        ("udp_uncounted_ns", "same, traffic chains deleted (ns)")]
 print("%-44s %12s %12s %12s" % ("median over rounds", "iptables", "nft",
                                  "nft/iptables"))
 med = {}
@@ -189,5 +242,10 @@ for k, text in keys:
 for b, idx in (("iptables", 0), ("nft", 1)):
     f, l = med["connect_first_us"][idx], med["connect_last_us"][idx]
     print("%s: last VIP / first VIP connection cost = %.2f" % (b, l / f if f else 0))
+c, u = med["udp_counted_ns"][1], med["udp_uncounted_ns"][1]
+if u:
+    print("nft: traffic counters cost %.0f ns a datagram (%.1f%%), medians of"
+          " %d measurements each" % (c - u, 100 * (c - u) / u,
+                                     len(by.get(("nft", "udp_counted_ns"), []))))
 print("run took %.0f s" % (time.time() - float(sys.argv[2])))
 EOF

@@ -5,7 +5,14 @@
 //   nft_bench load   --backend nft|iptables --netns NS [--vips N] [--ports P]
 //                    [--changes K] [--audits A] [--target IP]
 //   nft_bench remove --backend nft|iptables --netns NS
-//   nft_bench connect --netns NS --ip IP [--ip2 IP] --port PORT [--count N]
+//   nft_bench repair --backend nft --netns NS [--vips N] [--ports P]
+//     (one reconcile of everything: puts back what was deleted)
+//   nft_bench connect --netns NS --ip IP [--ip2 IP] --port PORT [--port2 PORT]
+//                     [--count N]
+//   nft_bench udpflood --netns NS --ip IP --port PORT [--count N] [--size B]
+//     (N datagrams of B bytes on one connected socket, 64 per sendmmsg:
+//     the sender's time per datagram, which includes the receiving side's
+//     softirq work in these namespaces: veth delivers on the sending CPU)
 //
 // Prints key=value lines (times in ms or µs as the key says).
 #include "net/kernel/nat.hpp"
@@ -173,6 +180,25 @@ int load() {
   return 0;
 }
 
+/// What networkd's audit does after someone deleted part of the table:
+/// one reconcile of everything, from a fresh read.
+int repair() {
+  auto table = make_table();
+  int vips = iarg("vips", 2000);
+  std::vector<nat::dnat_rule> all;
+  std::vector<std::string> names;
+  for (int i = 0; i < vips; ++i) {
+    auto r = rules_of(i, iarg("ports", 4), arg("target", "172.20.0.2"));
+    all.insert(all.end(), r.begin(), r.end());
+    names.push_back(vip_of(i));
+  }
+  auto r = table->reconcile_vips(names, all);
+  if (!r)
+    die("repair: " + r.error().to_string());
+  std::printf("repair_rebuilt=%d\n", r->rebuilt ? 1 : 0);
+  return 0;
+}
+
 int remove_rules() {
   auto table = make_table();
   auto t0 = clk::now();
@@ -184,12 +210,54 @@ int remove_rules() {
   return 0;
 }
 
-int connect_loop() {
+void enter_netns() {
   auto path = "/run/netns/" + arg("netns");
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0)
     die("cannot enter " + path);
   ::close(fd);
+}
+
+int udp_flood() {
+  enter_netns();
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(iarg("port", 80)));
+  if (::inet_pton(AF_INET, arg("ip").c_str(), &to.sin_addr) != 1)
+    die("bad address " + arg("ip"));
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)
+    die(std::string{"udp socket: "} + std::strerror(errno));
+  constexpr int batch = 64;
+  int count = iarg("count", 200000);
+  std::vector<char> payload(static_cast<size_t>(iarg("size", 32)), 'x');
+  std::vector<iovec> iov(batch);
+  std::vector<mmsghdr> msgs(batch);
+  for (int k = 0; k < batch; ++k) {
+    iov[k] = {payload.data(), payload.size()};
+    msgs[k] = {};
+    msgs[k].msg_hdr.msg_iov = &iov[k];
+    msgs[k].msg_hdr.msg_iovlen = 1;
+  }
+  auto t0 = clk::now();
+  int sent = 0;
+  while (sent < count) {
+    int n = ::sendmmsg(s, msgs.data(), static_cast<unsigned>(batch), 0);
+    if (n < 0) {
+      if (errno == EINTR || errno == ENOBUFS || errno == ECONNREFUSED)
+        continue;
+      die(std::string{"sendmmsg: "} + std::strerror(errno));
+    }
+    sent += n;
+  }
+  auto ms = ms_since(t0);
+  ::close(s);
+  std::printf("udp_ns_per_packet=%.1f\n", ms * 1e6 / sent);
+  return 0;
+}
+
+int connect_loop() {
+  enter_netns();
   // One or two addresses; with two, connections alternate between them so
   // that both see the same moments of a busy machine.
   std::vector<std::string> ips{arg("ip")};
@@ -198,7 +266,9 @@ int connect_loop() {
   std::vector<sockaddr_in> to(ips.size());
   for (size_t k = 0; k < ips.size(); ++k) {
     to[k].sin_family = AF_INET;
-    to[k].sin_port = htons(static_cast<uint16_t>(iarg("port", 80)));
+    int port = iarg("port", 80);
+    to[k].sin_port
+      = htons(static_cast<uint16_t>(k == 0 ? port : iarg("port2", port)));
     if (::inet_pton(AF_INET, ips[k].c_str(), &to[k].sin_addr) != 1)
       die("bad address " + ips[k]);
   }
@@ -241,7 +311,11 @@ int main(int argc, char** argv) {
     return load();
   if (mode == "remove")
     return remove_rules();
+  if (mode == "repair")
+    return repair();
   if (mode == "connect")
     return connect_loop();
+  if (mode == "udpflood")
+    return udp_flood();
   die("unknown mode " + mode);
 }

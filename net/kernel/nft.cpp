@@ -7,6 +7,8 @@
 
 #include "net/kernel/nft_netlink.hpp"
 
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
+
 #include <algorithm>
 #include <map>
 #include <unordered_map>
@@ -58,7 +60,15 @@ struct table_view {
   bool out_chain_ours = false;
   int pre_rules = 0; ///< our rule (by its comment) in chain prerouting
   int out_rules = 0;
-  int foreign_rules = 0; ///< any other rule in our two chains
+  int foreign_rules = 0; ///< any other rule in our four chains
+  bool traffic_present = false;
+  bool traffic_ours = false; ///< our key type, no data, with counters
+  bool tpre_chain = false;
+  bool tpre_chain_ours = false; ///< type filter, prerouting, our priority
+  bool tout_chain = false;
+  bool tout_chain_ours = false;
+  int tpre_rules = 0; ///< our counting rule in traffic_prerouting
+  int tout_rules = 0;
   /// Chains and sets of the table that are not the DNAT's (the ACL's,
   /// docs/nftables.md): never touched here, and they keep the table alive.
   int others = 0;
@@ -67,11 +77,15 @@ struct table_view {
   /// kernel's generation on).
   std::optional<uint32_t> gen;
   elem_map<elem_value> elems;
+  /// The traffic set's elements (keys only).
+  std::unordered_set<key_bytes, key_hash> traffic_keys;
 
   /// Exactly our layout: only element changes needed.
   bool sound() const {
     return table && !dormant && map_ours && pre_chain_ours && out_chain_ours
-           && pre_rules == 1 && out_rules == 1 && foreign_rules == 0;
+           && pre_rules == 1 && out_rules == 1 && foreign_rules == 0
+           && traffic_ours && tpre_chain_ours && tout_chain_ours
+           && tpre_rules == 1 && tout_rules == 1;
   }
   void make_sound() {
     table = map_present = map_ours = true;
@@ -79,6 +93,9 @@ struct table_view {
     pre_chain = pre_chain_ours = out_chain = out_chain_ours = true;
     pre_rules = out_rules = 1;
     foreign_rules = 0;
+    traffic_present = traffic_ours = true;
+    tpre_chain = tpre_chain_ours = tout_chain = tout_chain_ours = true;
+    tpre_rules = tout_rules = 1;
   }
 };
 
@@ -105,6 +122,7 @@ constexpr uint32_t data_type = (type_ipaddr << 6) | type_inet_service;
 constexpr uint32_t key_len = 12;
 constexpr uint32_t data_len = 8;
 constexpr uint32_t set_id = 1;
+constexpr uint32_t traffic_set_id = 2;
 /// An element message's element list stays below the 64 KiB an attribute
 /// can hold.
 constexpr uint32_t message_fill = 60000;
@@ -169,13 +187,13 @@ struct parsed_elem {
   std::optional<std::pair<uint64_t, uint64_t>> counter;
 };
 
-/// The elements of one NEWSETELEM message of our map.
+/// The elements of one NEWSETELEM message of our map (or of `set`).
 template <class F>
-void parse_elems(const nlmsghdr* nlh, F&& f) {
+void parse_elems(const nlmsghdr* nlh, F&& f, const char* set = map_name) {
   attr_table<NFTA_SET_ELEM_LIST_MAX + 1> tb;
   if (!message_attrs(nlh, tb)
       || !str_is(tb[NFTA_SET_ELEM_LIST_TABLE], table_name)
-      || !str_is(tb[NFTA_SET_ELEM_LIST_SET], map_name)
+      || !str_is(tb[NFTA_SET_ELEM_LIST_SET], set)
       || !nested(tb[NFTA_SET_ELEM_LIST_ELEMENTS]))
     return;
   auto* list = tb[NFTA_SET_ELEM_LIST_ELEMENTS];
@@ -210,6 +228,39 @@ std::string rule_udata() {
   return comment_udata(rule_comment);
 }
 
+std::string traffic_udata() {
+  return comment_udata(traffic_comment);
+}
+
+/// Whether a rule's user data is `udata`.
+bool udata_is(const nlattr* u, const std::string& udata) {
+  return u != nullptr && mnl_attr_get_payload_len(u) == udata.size()
+         && std::memcmp(mnl_attr_get_payload(u), udata.data(), udata.size())
+              == 0;
+}
+
+/// Which of our chains a name is (and its hook, type and priority).
+struct chain_spec {
+  const char* name;
+  const char* type;
+  uint32_t hook;
+  int32_t priority;
+};
+
+constexpr std::array<chain_spec, 4> own_chains{{
+  {prerouting_chain, "nat", NF_INET_PRE_ROUTING, chain_priority},
+  {output_chain, "nat", NF_INET_LOCAL_OUT, chain_priority},
+  {traffic_pre_chain, "filter", NF_INET_PRE_ROUTING, traffic_priority},
+  {traffic_out_chain, "filter", NF_INET_LOCAL_OUT, traffic_priority},
+}};
+
+const chain_spec* own_chain(const std::string& name) {
+  for (auto& c : own_chains)
+    if (name == c.name)
+      return &c;
+  return nullptr;
+}
+
 /// `elems` false: the table, map and chains only (what remove_all needs).
 result<table_view> read_once(nl_socket& s, bool& intr, bool elems = true) {
   table_view v;
@@ -241,12 +292,21 @@ result<table_view> read_once(nl_socket& s, bool& intr, bool elems = true) {
       attr_table<NFTA_SET_MAX + 1> tb;
       if (!message_attrs(m, tb) || !str_is(tb[NFTA_SET_TABLE], table_name))
         return;
+      auto flags = u32_attr(tb[NFTA_SET_FLAGS]).value_or(0);
+      if (str_is(tb[NFTA_SET_NAME], traffic_set)) {
+        v.traffic_present = true;
+        v.traffic_ours
+          = (flags & (NFT_SET_MAP | NFT_SET_INTERVAL | NFT_SET_TIMEOUT)) == 0
+            && u32_attr(tb[NFTA_SET_KEY_TYPE]) == key_type
+            && u32_attr(tb[NFTA_SET_KEY_LEN]) == key_len
+            && has_counter_expr(tb[NFTA_SET_EXPR], tb[NFTA_SET_EXPRESSIONS]);
+        return;
+      }
       if (!str_is(tb[NFTA_SET_NAME], map_name)) {
         ++v.others;
         return;
       }
       v.map_present = true;
-      auto flags = u32_attr(tb[NFTA_SET_FLAGS]).value_or(0);
       v.map_ours
         = (flags & NFT_SET_MAP) != 0
           && (flags & (NFT_SET_INTERVAL | NFT_SET_TIMEOUT)) == 0
@@ -267,8 +327,8 @@ result<table_view> read_once(nl_socket& s, bool& intr, bool elems = true) {
       auto name = str_attr(tb[NFTA_CHAIN_NAME]);
       if (!name)
         return;
-      bool pre = *name == prerouting_chain;
-      if (!pre && *name != output_chain) {
+      auto* spec = own_chain(*name);
+      if (spec == nullptr) {
         ++v.others;
         return;
       }
@@ -280,17 +340,20 @@ result<table_view> read_once(nl_socket& s, bool& intr, bool elems = true) {
         hook = u32_attr(ht[NFTA_HOOK_HOOKNUM]);
         prio = u32_attr(ht[NFTA_HOOK_PRIORITY]);
       }
-      bool ours = str_is(tb[NFTA_CHAIN_TYPE], "nat")
-                  && hook
-                       == (pre ? uint32_t{NF_INET_PRE_ROUTING}
-                               : uint32_t{NF_INET_LOCAL_OUT})
-                  && prio == static_cast<uint32_t>(chain_priority);
-      (pre ? v.pre_chain : v.out_chain) = true;
-      (pre ? v.pre_chain_ours : v.out_chain_ours) = ours;
+      bool ours = str_is(tb[NFTA_CHAIN_TYPE], spec->type) && hook == spec->hook
+                  && prio == static_cast<uint32_t>(spec->priority);
+      std::pair<bool*, bool*> flags[] = {{&v.pre_chain, &v.pre_chain_ours},
+                                         {&v.out_chain, &v.out_chain_ours},
+                                         {&v.tpre_chain, &v.tpre_chain_ours},
+                                         {&v.tout_chain, &v.tout_chain_ours}};
+      auto& [present, own] = flags[spec - own_chains.data()];
+      *present = true;
+      *own = ours;
     });
   if (!chains)
     return chains.error();
   const auto udata = rule_udata();
+  const auto tudata = traffic_udata();
   auto rules = dump(
     s, NFT_MSG_GETRULE, intr,
     [](nlmsghdr* n) { mnl_attr_put_strz(n, NFTA_RULE_TABLE, table_name); },
@@ -299,17 +362,15 @@ result<table_view> read_once(nl_socket& s, bool& intr, bool elems = true) {
       if (!message_attrs(m, tb) || !str_is(tb[NFTA_RULE_TABLE], table_name))
         return;
       auto chain = str_attr(tb[NFTA_RULE_CHAIN]).value_or("");
-      if (chain != prerouting_chain && chain != output_chain)
+      auto* spec = own_chain(chain);
+      if (spec == nullptr)
         return; // another chain's rule (the ACL's): not ours to judge
-      auto* u = tb[NFTA_RULE_USERDATA];
-      bool ours
-        = u != nullptr && mnl_attr_get_payload_len(u) == udata.size()
-          && std::memcmp(mnl_attr_get_payload(u), udata.data(), udata.size())
-               == 0;
-      if (ours && chain == prerouting_chain)
-        ++v.pre_rules;
-      else if (ours && chain == output_chain)
-        ++v.out_rules;
+      auto i = spec - own_chains.data();
+      bool ours = udata_is(tb[NFTA_RULE_USERDATA], i < 2 ? udata : tudata);
+      int* counts[]
+        = {&v.pre_rules, &v.out_rules, &v.tpre_rules, &v.tout_rules};
+      if (ours)
+        ++*counts[i];
       else
         ++v.foreign_rules;
     });
@@ -334,13 +395,30 @@ result<table_view> read_once(nl_socket& s, bool& intr, bool elems = true) {
     });
   if (!elements)
     return elements.error();
+  if (!v.traffic_ours)
+    return v;
+  auto keys = dump(
+    s, NFT_MSG_GETSETELEM, intr,
+    [](nlmsghdr* n) {
+      mnl_attr_put_strz(n, NFTA_SET_ELEM_LIST_TABLE, table_name);
+      mnl_attr_put_strz(n, NFTA_SET_ELEM_LIST_SET, traffic_set);
+    },
+    [&](const nlmsghdr* m) {
+      parse_elems(
+        m, [&](const parsed_elem& e) { v.traffic_keys.insert(e.key); },
+        traffic_set);
+    });
+  if (!keys)
+    return keys.error();
   return v;
 }
 
-/// Our table, read consistently: again when the ruleset changed meanwhile.
-result<table_view> read_view(nl_socket& s, bool elems = true) {
+/// Our table, read consistently: again when the ruleset changed meanwhile
+/// (unless `give_up` says the view is not wanted any more).
+result<table_view> read_view(nl_socket& s, bool elems = true,
+                             const std::function<bool()>& give_up = {}) {
   return read_consistent<table_view>(
-    s, [&](bool& intr) { return read_once(s, intr, elems); });
+    s, [&](bool& intr) { return read_once(s, intr, elems); }, give_up);
 }
 
 void add_delete_table(batch& b) {
@@ -358,6 +436,15 @@ void add_delete_own(batch& b, const table_view& v) {
                "delete output chain");
   if (v.map_present)
     add_delete(b, NFT_MSG_DELSET, table_name, map_name, "delete map");
+  if (v.tpre_chain)
+    add_delete(b, NFT_MSG_DELCHAIN, table_name, traffic_pre_chain,
+               "delete traffic prerouting chain");
+  if (v.tout_chain)
+    add_delete(b, NFT_MSG_DELCHAIN, table_name, traffic_out_chain,
+               "delete traffic output chain");
+  if (v.traffic_present)
+    add_delete(b, NFT_MSG_DELSET, table_name, traffic_set,
+               "delete traffic set");
 }
 
 /// `fib daddr type local` (prerouting) or `oif "lo"` (output), then
@@ -416,7 +503,65 @@ void add_rule(batch& b, bool output) {
   b.append(h, output ? "add output rule" : "add prerouting rule");
 }
 
-/// Map, both chains and their rules (the table: add_table() first).
+/// The counting rule of traffic_prerouting (`iif != "lo"`: what came in on
+/// lo was counted in output already) or traffic_output:
+/// `ct status dnat ct original ip daddr . meta l4proto . ct original
+/// proto-dst @vip_traffic` (a lookup: the element's counter counts it).
+void add_traffic_rule(batch& b, bool output) {
+  owned<nftnl_rule, nftnl_rule_free> r{nftnl_rule_alloc()};
+  nftnl_rule_set_str(r.p, NFTNL_RULE_TABLE, table_name);
+  nftnl_rule_set_str(r.p, NFTNL_RULE_CHAIN,
+                     output ? traffic_out_chain : traffic_pre_chain);
+  auto cmp = [&](uint32_t op, uint32_t value) {
+    auto* c = expr_u32s(
+      "cmp", {{NFTNL_EXPR_CMP_SREG, NFT_REG_1}, {NFTNL_EXPR_CMP_OP, op}});
+    nftnl_expr_set(c, NFTNL_EXPR_CMP_DATA, &value, sizeof value);
+    nftnl_rule_add_expr(r.p, c);
+  };
+  if (!output) {
+    nftnl_rule_add_expr(r.p,
+                        expr_u32s("meta", {{NFTNL_EXPR_META_KEY, NFT_META_IIF},
+                                           {NFTNL_EXPR_META_DREG, NFT_REG_1}}));
+    cmp(NFT_CMP_NEQ, 1u); // lo's index in every namespace
+  }
+  nftnl_rule_add_expr(r.p, expr_u32s("ct", {{NFTNL_EXPR_CT_KEY, NFT_CT_STATUS},
+                                            {NFTNL_EXPR_CT_DREG, NFT_REG_1}}));
+  auto* bw = expr_u32s("bitwise", {{NFTNL_EXPR_BITWISE_SREG, NFT_REG_1},
+                                   {NFTNL_EXPR_BITWISE_DREG, NFT_REG_1},
+                                   {NFTNL_EXPR_BITWISE_LEN, 4}});
+  uint32_t mask = IPS_DST_NAT;
+  uint32_t zero = 0;
+  nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof mask);
+  nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof zero);
+  nftnl_rule_add_expr(r.p, bw);
+  cmp(NFT_CMP_NEQ, 0u);
+  auto ct_original = [&](uint32_t key, uint32_t reg) {
+    auto* e
+      = expr_u32s("ct", {{NFTNL_EXPR_CT_KEY, key}, {NFTNL_EXPR_CT_DREG, reg}});
+    nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, IP_CT_DIR_ORIGINAL);
+    nftnl_rule_add_expr(r.p, e);
+  };
+  ct_original(NFT_CT_DST_IP, NFT_REG_1);
+  nftnl_rule_add_expr(
+    r.p, expr_u32s("meta", {{NFTNL_EXPR_META_KEY, NFT_META_L4PROTO},
+                            {NFTNL_EXPR_META_DREG, NFT_REG32_01}}));
+  ct_original(NFT_CT_PROTO_DST, NFT_REG32_02);
+  auto* lookup
+    = expr_u32s("lookup", {{NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1},
+                           {NFTNL_EXPR_LOOKUP_SET_ID, traffic_set_id}});
+  nftnl_expr_set_str(lookup, NFTNL_EXPR_LOOKUP_SET, traffic_set);
+  nftnl_rule_add_expr(r.p, lookup);
+  auto udata = traffic_udata();
+  nftnl_rule_set_data(r.p, NFTNL_RULE_USERDATA, udata.data(),
+                      static_cast<uint32_t>(udata.size()));
+  auto* h = b.start(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+  nftnl_rule_nlmsg_build_payload(h, r.p);
+  b.append(h,
+           output ? "add traffic output rule" : "add traffic prerouting rule");
+}
+
+/// The map and the traffic set, chains and their rules (the table:
+/// add_table() first).
 void add_layout(batch& b) {
   {
     owned<nftnl_set, nftnl_set_free> s{nftnl_set_alloc()};
@@ -434,42 +579,60 @@ void add_layout(batch& b) {
     nftnl_set_nlmsg_build_payload(h, s.p);
     b.append(h, "add map");
   }
-  for (bool output : {false, true}) {
+  {
+    owned<nftnl_set, nftnl_set_free> s{nftnl_set_alloc()};
+    nftnl_set_set_str(s.p, NFTNL_SET_TABLE, table_name);
+    nftnl_set_set_str(s.p, NFTNL_SET_NAME, traffic_set);
+    nftnl_set_set_u32(s.p, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+    nftnl_set_set_u32(s.p, NFTNL_SET_FLAGS, 0);
+    nftnl_set_set_u32(s.p, NFTNL_SET_KEY_TYPE, key_type);
+    nftnl_set_set_u32(s.p, NFTNL_SET_KEY_LEN, key_len);
+    nftnl_set_set_u32(s.p, NFTNL_SET_ID, traffic_set_id);
+    nftnl_set_add_expr(s.p, nftnl_expr_alloc("counter"));
+    auto* h = b.start(NFT_MSG_NEWSET, NLM_F_CREATE);
+    nftnl_set_nlmsg_build_payload(h, s.p);
+    b.append(h, "add traffic set");
+  }
+  for (auto& spec : own_chains) {
     owned<nftnl_chain, nftnl_chain_free> c{nftnl_chain_alloc()};
     nftnl_chain_set_str(c.p, NFTNL_CHAIN_TABLE, table_name);
-    nftnl_chain_set_str(c.p, NFTNL_CHAIN_NAME,
-                        output ? output_chain : prerouting_chain);
-    nftnl_chain_set_u32(c.p, NFTNL_CHAIN_HOOKNUM,
-                        output ? NF_INET_LOCAL_OUT : NF_INET_PRE_ROUTING);
-    nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, chain_priority);
-    nftnl_chain_set_str(c.p, NFTNL_CHAIN_TYPE, "nat");
+    nftnl_chain_set_str(c.p, NFTNL_CHAIN_NAME, spec.name);
+    nftnl_chain_set_u32(c.p, NFTNL_CHAIN_HOOKNUM, spec.hook);
+    nftnl_chain_set_s32(c.p, NFTNL_CHAIN_PRIO, spec.priority);
+    nftnl_chain_set_str(c.p, NFTNL_CHAIN_TYPE, spec.type);
     nftnl_chain_set_u32(c.p, NFTNL_CHAIN_POLICY, NF_ACCEPT);
     auto* h = b.start(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
     nftnl_chain_nlmsg_build_payload(h, c.p);
-    b.append(h, output ? "add output chain" : "add prerouting chain");
+    b.append(h, "add chain");
   }
   add_rule(b, false);
   add_rule(b, true);
+  add_traffic_rule(b, false);
+  add_traffic_rule(b, true);
 }
 
-/// Element messages: `vals` null for deletes.
+/// Element messages of the map, or (`traffic`) of the traffic set: keys
+/// only there.
 void add_elems(
   batch& b, bool add,
-  const std::vector<std::pair<const key_bytes*, const elem_value*>>& ops) {
+  const std::vector<std::pair<const key_bytes*, const elem_value*>>& ops,
+  bool traffic = false) {
   size_t i = 0;
   while (i < ops.size()) {
     auto* h = b.start(add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
                       add ? NLM_F_CREATE : 0);
     mnl_attr_put_strz(h, NFTA_SET_ELEM_LIST_TABLE, table_name);
-    mnl_attr_put_strz(h, NFTA_SET_ELEM_LIST_SET, map_name);
-    mnl_attr_put_u32(h, NFTA_SET_ELEM_LIST_SET_ID, htobe32(set_id));
+    mnl_attr_put_strz(h, NFTA_SET_ELEM_LIST_SET,
+                      traffic ? traffic_set : map_name);
+    mnl_attr_put_u32(h, NFTA_SET_ELEM_LIST_SET_ID,
+                     htobe32(traffic ? traffic_set_id : set_id));
     auto* list = mnl_attr_nest_start(h, NFTA_SET_ELEM_LIST_ELEMENTS);
     for (; i < ops.size() && h->nlmsg_len < message_fill; ++i) {
       auto* e = mnl_attr_nest_start(h, NFTA_LIST_ELEM);
       auto* k = mnl_attr_nest_start(h, NFTA_SET_ELEM_KEY);
       mnl_attr_put(h, NFTA_DATA_VALUE, key_len, ops[i].first->data());
       mnl_attr_nest_end(h, k);
-      if (add) {
+      if (add && ops[i].second != nullptr) {
         auto& v = *ops[i].second;
         auto* d = mnl_attr_nest_start(h, NFTA_SET_ELEM_DATA);
         mnl_attr_put(h, NFTA_DATA_VALUE, data_len, v.data.data());
@@ -624,10 +787,17 @@ struct plan {
   bool drop_own = false;
   std::vector<std::pair<const key_bytes*, const elem_value*>> dels;
   std::vector<std::pair<const key_bytes*, const elem_value*>> adds;
+  /// The traffic set's keys (values null): a changed value keeps its key
+  /// and so its counter.
+  std::vector<std::pair<const key_bytes*, const elem_value*>> tdels;
+  std::vector<std::pair<const key_bytes*, const elem_value*>> tadds;
   size_t removed = 0; ///< elements that go
   /// With layout: every element the new table gets (adds point here).
   elem_map<elem_value> after;
-  bool empty() const { return !layout && dels.empty() && adds.empty(); }
+  bool empty() const {
+    return !layout && dels.empty() && adds.empty() && tdels.empty()
+           && tadds.empty();
+  }
 };
 
 plan make_plan(const table_view& known, const wanted_set& w,
@@ -657,47 +827,62 @@ plan make_plan(const table_view& known, const wanted_set& w,
     auto it = known.elems.find(k);
     if (it == known.elems.end() || it->second != v)
       p.adds.emplace_back(&k, &v);
+    if (known.traffic_keys.count(k) == 0)
+      p.tadds.emplace_back(&k, nullptr);
   }
+  for (auto& k : known.traffic_keys)
+    if (covers(k) && w.elems.count(k) == 0)
+      p.tdels.emplace_back(&k, nullptr);
   if (known.sound())
     return p;
   // A fresh table, or ours as it should be again: everything in anew,
   // out-of-scope elements of our shape (not someone else's) included.
   p.layout = true;
-  p.drop_own = known.pre_chain || known.out_chain || known.map_present;
+  p.drop_own = known.pre_chain || known.out_chain || known.map_present
+               || known.tpre_chain || known.tout_chain || known.traffic_present;
   p.dels.clear();
   p.adds.clear();
+  p.tdels.clear();
+  p.tadds.clear();
   p.after.reserve(known.elems.size() + w.elems.size());
   for (auto& [k, v] : known.elems)
     if (!covers(k) && rule_of(k, v))
       p.after.emplace(k, v);
   for (auto& [k, v] : w.elems)
     p.after[k] = v;
-  for (auto& [k, v] : p.after)
+  for (auto& [k, v] : p.after) {
     p.adds.emplace_back(&k, &v);
+    p.tadds.emplace_back(&k, nullptr);
+  }
   return p;
 }
 
-/// The counters of the elements in one NEWSETELEM message of our map.
-void counters_of(const nlmsghdr* m, std::vector<nft_counter>& out) {
-  parse_elems(m, [&](const parsed_elem& e) {
-    auto proto = proto_of(e.key[4]);
-    if (!proto)
-      return;
-    nft_counter c;
-    c.vip = ip_text(e.key.data());
-    c.proto = *proto;
-    c.port = static_cast<uint16_t>((e.key[8] << 8) | e.key[9]);
-    if (e.counter) {
-      c.packets = e.counter->first;
-      c.bytes = e.counter->second;
-    }
-    out.push_back(std::move(c));
-  });
+/// The counters of the elements in one NEWSETELEM message of `set`.
+void counters_of(const nlmsghdr* m, std::vector<nft_counter>& out,
+                 const char* set) {
+  parse_elems(
+    m,
+    [&](const parsed_elem& e) {
+      auto proto = proto_of(e.key[4]);
+      if (!proto)
+        return;
+      nft_counter c;
+      c.vip = ip_text(e.key.data());
+      c.proto = *proto;
+      c.port = static_cast<uint16_t>((e.key[8] << 8) | e.key[9]);
+      if (e.counter) {
+        c.packets = e.counter->first;
+        c.bytes = e.counter->second;
+      }
+      out.push_back(std::move(c));
+    },
+    set);
 }
 
 } // namespace
 
-std::vector<nft_counter> detail::parse_counters(const void* data, size_t size) {
+std::vector<nft_counter> detail::parse_counters(const void* data, size_t size,
+                                                const char* set) {
   std::vector<nft_counter> out;
   // msg_ok() checks every header against what is left.
   int len = static_cast<int>(std::min<size_t>(size, 1u << 30));
@@ -709,7 +894,7 @@ std::vector<nft_counter> detail::parse_counters(const void* data, size_t size) {
   constexpr uint16_t type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM;
   while (msg_ok(h, len)) {
     if (h->nlmsg_type == type)
-      counters_of(h, out);
+      counters_of(h, out, set);
     h = mnl_nlmsg_next(h, &len);
   }
   return out;
@@ -777,20 +962,36 @@ result<bool> nft_dnat_table::refresh() {
         return generation_ == seen;
       }
     }
-    v.emplace(read_view(**s));
+    // A transaction of ours since `seen` makes this read moot: with the
+    // two dumps of a large table, reads under steady changes would
+    // otherwise end "busy" every time.
+    auto moved = [&] {
+      std::lock_guard<std::mutex> g{mtx_};
+      return generation_ != seen;
+    };
+    v.emplace(read_view(**s, true, moved));
     if (!*v && is_transport(v->error()))
       read_sock_.reset();
   }
-  if (!*v)
-    return v->error();
   std::lock_guard<std::mutex> guard{mtx_};
   if (generation_ != seen)
     return false;
+  if (!*v)
+    return v->error();
   known_ = std::make_unique<table_view>(std::move(**v));
   return true;
 }
 
 result<std::vector<nft_counter>> nft_dnat_table::counters() {
+  return dump_counters(map_name);
+}
+
+result<std::vector<nft_counter>> nft_dnat_table::traffic() {
+  return dump_counters(traffic_set);
+}
+
+result<std::vector<nft_counter>>
+nft_dnat_table::dump_counters(const char* set) {
   std::lock_guard<std::mutex> guard{read_mtx_};
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto s = ensure(read_sock_, opts_);
@@ -800,11 +1001,11 @@ result<std::vector<nft_counter>> nft_dnat_table::counters() {
     bool intr = false;
     auto r = dump(
       **s, NFT_MSG_GETSETELEM, intr,
-      [](nlmsghdr* n) {
+      [set](nlmsghdr* n) {
         mnl_attr_put_strz(n, NFTA_SET_ELEM_LIST_TABLE, table_name);
-        mnl_attr_put_strz(n, NFTA_SET_ELEM_LIST_SET, map_name);
+        mnl_attr_put_strz(n, NFTA_SET_ELEM_LIST_SET, set);
       },
-      [&](const nlmsghdr* m) { counters_of(m, out); });
+      [&](const nlmsghdr* m) { counters_of(m, out, set); });
     if (!r) {
       if (is_transport(r.error()))
         read_sock_.reset();
@@ -871,7 +1072,9 @@ nft_dnat_table::run(const std::vector<nat::dnat_rule>& desired,
     if (p.layout)
       add_layout(b);
     add_elems(b, false, p.dels);
+    add_elems(b, false, p.tdels, true);
     add_elems(b, true, p.adds);
+    add_elems(b, true, p.tadds, true);
     b.finish();
     ++generation_;
     auto t0 = clock_type::now();
@@ -890,8 +1093,19 @@ nft_dnat_table::run(const std::vector<nat::dnat_rule>& desired,
     rep.deleted += p.removed;
     if (p.layout) {
       known_->elems = std::move(p.after);
+      known_->traffic_keys.clear();
+      for (auto& kv : known_->elems)
+        known_->traffic_keys.insert(kv.first);
       known_->make_sound();
     } else {
+      std::vector<key_bytes> tgone;
+      tgone.reserve(p.tdels.size());
+      for (auto& d : p.tdels)
+        tgone.push_back(*d.first);
+      for (auto& k : tgone)
+        known_->traffic_keys.erase(k);
+      for (auto& a : p.tadds)
+        known_->traffic_keys.insert(*a.first);
       // dels point into known_->elems: copy their keys before erasing.
       std::vector<key_bytes> gone;
       gone.reserve(p.dels.size());

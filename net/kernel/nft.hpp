@@ -27,8 +27,19 @@ inline constexpr const char* output_chain = "output";
 inline constexpr int32_t chain_priority = -110;
 /// Comment on our two rules (how a read tells them from others').
 inline constexpr const char* rule_comment = "networkd vip dnat";
+/// The traffic counters: a set with the map's keys, a counter on each
+/// element, looked up for every packet of a DNATed connection (both
+/// directions) by a rule in each of two filter chains.
+inline constexpr const char* traffic_set = "vip_traffic";
+inline constexpr const char* traffic_pre_chain = "traffic_prerouting";
+inline constexpr const char* traffic_out_chain = "traffic_output";
+/// After every nat chain of these hooks (ours -110, iptables' -100), so
+/// the first packet of a connection is already DNATed when it is counted.
+inline constexpr int32_t traffic_priority = -90;
+inline constexpr const char* traffic_comment = "networkd vip traffic";
 
-/// Packets and bytes that went through one element of the map.
+/// Packets and bytes that went through one element of the map (nat
+/// chains: new connections), or of the traffic set (every packet).
 struct nft_counter {
   std::string vip;
   nat::protocol proto = nat::protocol::tcp;
@@ -43,8 +54,10 @@ struct table_view;
 
 /// The map elements in a buffer of netlink messages as the kernel answers
 /// a dump of our map (NEWSETELEM; anything else skipped): the parser every
-/// such answer goes through, open for tests and fuzzing.
-std::vector<nft_counter> parse_counters(const void* data, size_t size);
+/// such answer goes through, open for tests and fuzzing. `set`: the map,
+/// or traffic_set.
+std::vector<nft_counter> parse_counters(const void* data, size_t size,
+                                        const char* set = map_name);
 } // namespace detail
 
 /// nat::dnat_table over table `ip networkd`. Thread-safe: reconcile,
@@ -85,14 +98,18 @@ public:
   /// Deletes the table (one message); no table is no error.
   result<unit> remove_all() override;
 
-  /// Per-element packet and byte counters, read now (empty without the
-  /// table).
+  /// Per-element packet and byte counters of the map, read now (empty
+  /// without the table): packets are new connections.
   result<std::vector<nft_counter>> counters();
+  /// Packets and bytes of every DNATed connection per VIP, protocol and
+  /// port, both directions (the traffic set's counters), read now.
+  result<std::vector<nft_counter>> traffic();
 
   /// Forget the trusted state: the next reconcile reads the table.
   void invalidate();
 
 private:
+  result<std::vector<nft_counter>> dump_counters(const char* set);
   result<nat::report> run(const std::vector<nat::dnat_rule>& desired,
                           const nat::scope& where);
   result<detail::table_view> read_locked();

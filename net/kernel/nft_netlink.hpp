@@ -558,9 +558,14 @@ inline std::string comment_udata(const std::string& text) {
 /// A view of our part of the table read consistently: `read_once(intr)`
 /// again while the ruleset's generation moved during the read or a dump
 /// was interrupted (at most 5 times).
+/// `give_up`, asked after an attempt that met a change: true ends the
+/// reading at once with "busy" (the caller would drop the view anyway).
 template <class View, class ReadOnce>
-result<View> read_consistent(nl_socket& s, ReadOnce&& read_once) {
+result<View> read_consistent(nl_socket& s, ReadOnce&& read_once,
+                             const std::function<bool()>& give_up = {}) {
   for (int attempt = 0; attempt < 5; ++attempt) {
+    if (attempt > 0 && give_up && give_up())
+      break;
     auto g0 = generation(s);
     if (!g0)
       return g0.error();

@@ -148,3 +148,66 @@ TEST_CASE("the DNS text has the duration histogram by source and upstream "
   CHECK(has(t, R"(networkd_dns_responses_total{rcode="NOERROR"} 2)"));
   check_with_promtool(t);
 }
+
+TEST_CASE("the nft traffic counters are three counter families by VIP "
+          "protocol and port") {
+  std::vector<vip_port_traffic> t{
+    {"10.0.0.5", "tcp", 80, 3, 41, 2936},
+    {"10.0.0.5", "udp", 53, 0, 0, 0},
+  };
+  auto text = vip_traffic_metrics(t);
+  check_with_promtool(text);
+  CHECK(has(text, "# TYPE networkd_vip_packets_total counter"));
+  CHECK(has(
+    text,
+    R"(networkd_vip_connections_total{vip="10.0.0.5",proto="tcp",port="80"} 3)"));
+  CHECK(has(
+    text,
+    R"(networkd_vip_packets_total{vip="10.0.0.5",proto="tcp",port="80"} 41)"));
+  CHECK(has(
+    text,
+    R"(networkd_vip_bytes_total{vip="10.0.0.5",proto="tcp",port="80"} 2936)"));
+  CHECK(
+    has(text,
+        R"(networkd_vip_bytes_total{vip="10.0.0.5",proto="udp",port="53"} 0)"));
+  // No entries: the families alone, still valid.
+  auto empty = vip_traffic_metrics({});
+  check_with_promtool(empty);
+  CHECK(has(empty, "# TYPE networkd_vip_bytes_total counter"));
+  CHECK(empty.find("{vip=") == std::string::npos);
+}
+
+TEST_CASE("v1/vips gets each VIP's traffic by the VIP and ports of its "
+          "rules") {
+  std::vector<vip_port_traffic> t{
+    {"10.0.0.5", "tcp", 80, 3, 41, 2936},
+    {"10.0.0.5", "udp", 80, 1, 2, 60},
+    {"10.0.0.9", "tcp", 8080, 7, 70, 7000}, // a port-only VIP on the node
+    {"10.0.0.6", "tcp", 80, 9, 9, 9},       // nobody's rule here
+  };
+  std::string body
+    = R"({"vips":[{"key":"/lain/config/vips/10.0.0.5","rules":["tcp 10.0.0.5:80 -> 172.20.1.2:80","udp 10.0.0.5:53 -> 172.20.1.2:53"]},)"
+      R"({"key":"/lain/config/vips/10.0.0.9:8080","rules":["tcp 10.0.0.9:8080 -> 172.20.1.3:80"]},)"
+      R"({"key":"/lain/config/vips/10.0.0.7","rules":[]},)"
+      R"({"key":"/lain/config/vips/10.0.0.8","rules":["bad", "tcp 10.0.0.8:99999 -> x", 7]}],"rejected":[]})";
+  auto out = vips_with_traffic(body, t);
+  CHECK(
+    out.find(
+      R"("rules":["tcp 10.0.0.5:80 -> 172.20.1.2:80","udp 10.0.0.5:53 -> 172.20.1.2:53"],"traffic":[{"vip":"10.0.0.5","proto":"tcp","port":80,"connections":3,"packets":41,"bytes":2936}]})")
+    != std::string::npos);
+  CHECK(
+    out.find(
+      R"("traffic":[{"vip":"10.0.0.9","proto":"tcp","port":8080,"connections":7,"packets":70,"bytes":7000}])")
+    != std::string::npos);
+  CHECK(
+    out.find(R"("key":"/lain/config/vips/10.0.0.7","rules":[],"traffic":[])")
+    != std::string::npos);
+  CHECK(out.find(R"("rules":["bad","tcp 10.0.0.8:99999 -> x",7],"traffic":[])")
+        != std::string::npos);
+  CHECK(out.find("10.0.0.6") == std::string::npos);
+  CHECK(out.find(R"("rejected":[])") != std::string::npos);
+  // Not a VIP list (an error from the supervisor, broken text): unchanged.
+  for (std::string other : {std::string{R"({"error":"timeout"})"},
+                            std::string{"{\"vips\":["}, std::string{}})
+    CHECK(vips_with_traffic(other, t) == other);
+}

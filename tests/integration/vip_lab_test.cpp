@@ -249,37 +249,93 @@ TEST_CASE("a bad VIP value is rejected while a good one is served",
   CHECK(l.lock_holder().empty());
 }
 
-TEST_CASE("metrics count the new connections of each VIP and port",
-          "[vip][lab]") {
+namespace {
+
+/// The value of vip's series `family` for proto/port in a node's /metrics,
+/// or -1 when absent.
+int64_t vip_series(lab_node& n, const std::string& family,
+                   const std::string& proto, int port) {
+  auto text = n.networkd->get("/metrics").body;
+  auto line = family + "{vip=\"" + vip + "\",proto=\"" + proto + "\",port=\""
+              + std::to_string(port) + "\"} ";
+  auto at = text.find(line);
+  return at == std::string::npos ? int64_t{-1}
+                                 : std::stoll(text.substr(at + line.size()));
+}
+
+/// An IPv4 UDP datagram's length with `payload` bytes.
+constexpr int64_t udp_len(int64_t payload) {
+  return 20 + 8 + payload;
+}
+
+} // namespace
+
+TEST_CASE("metrics and v1/vips count the connections packets and bytes of "
+          "each VIP and port against real traffic",
+          "[vip][lab][metrics]") {
   lab l;
   auto& n = *l.nodes[0];
   n.start_networkd(l.endpoint());
   put_vip(l);
   REQUIRE(wait_until([&] { return l.fetch() == "n1"; }, 15s, 20ms));
-  auto counted = [&] {
-    auto text = n.networkd->get("/metrics").body;
-    auto line = "networkd_vip_connections_total{vip=\"" + vip
-                + "\",proto=\"tcp\",port=\"80\"} ";
-    auto at = text.find(line);
-    return at == std::string::npos ? int64_t{-1}
-                                   : std::stoll(text.substr(at + line.size()));
+  auto conns = [&] {
+    return vip_series(n, "networkd_vip_connections_total", "tcp", 80);
   };
+  {
+    auto text = n.networkd->get("/metrics").body;
+    auto v = promtool_check(text);
+    INFO(v.output);
+    CHECK(v.exit_code == 0);
+  }
   if (dataplane() != "nft") {
-    // Only the nft map has counters per entry.
-    CHECK(counted() == -1);
+    // Only the nft data plane counts per entry.
+    CHECK(conns() == -1);
+    CHECK(vip_series(n, "networkd_vip_packets_total", "udp", 53) == -1);
+    CHECK(n.networkd->get("/v1/vips").body.find("\"traffic\"")
+          == std::string::npos);
     return;
   }
-  auto before = counted();
+  auto before = conns();
   REQUIRE(before >= 1); // the fetch above
   for (int i = 0; i < 5; ++i)
     REQUIRE(l.fetch() == "n1");
-  CHECK(wait_until([&] { return counted() >= before + 5; }, 5s, 20ms));
+  CHECK(wait_until([&] { return conns() >= before + 5; }, 5s, 20ms));
+  // Nothing went to the udp entry yet.
+  CHECK(vip_series(n, "networkd_vip_connections_total", "udp", 53) == 0);
+  CHECK(vip_series(n, "networkd_vip_packets_total", "udp", 53) == 0);
+  CHECK(vip_series(n, "networkd_vip_bytes_total", "udp", 53) == 0);
+  // UDP with a known size: the client sends "?" (1 byte), the container
+  // answers "n1" (2 bytes); both directions are counted, each packet once.
+  const int rounds = 7;
+  for (int i = 0; i < rounds; ++i)
+    REQUIRE(udp_fetch(l.client, vip, 53) == "n1");
   INFO(n.networkd->get("/metrics").body);
-  // No traffic went to the udp entry of the same VIP.
-  CHECK(n.networkd->get("/metrics")
-          .body.find("networkd_vip_connections_total{vip=\"" + vip
-                     + "\",proto=\"udp\",port=\"53\"} 0")
-        != std::string::npos);
+  CHECK(vip_series(n, "networkd_vip_packets_total", "udp", 53) == 2 * rounds);
+  CHECK(vip_series(n, "networkd_vip_bytes_total", "udp", 53)
+        == rounds * (udp_len(1) + udp_len(2)));
+  CHECK(vip_series(n, "networkd_vip_connections_total", "udp", 53) == rounds);
+  // TCP: every packet of the handshake, the answer and the close.
+  auto tcp_packets = vip_series(n, "networkd_vip_packets_total", "tcp", 80);
+  CHECK(tcp_packets >= 5 * (before + 5));
+  CHECK(vip_series(n, "networkd_vip_bytes_total", "tcp", 80)
+        >= 40 * tcp_packets);
+  auto text = n.networkd->get("/metrics").body;
+  auto v = promtool_check(text);
+  INFO(v.output);
+  CHECK(v.exit_code == 0);
+  // The same counters in /v1/vips and /v1/vips/{ip}.
+  auto udp_entry
+    = "{\"vip\":\"" + vip + "\",\"proto\":\"udp\",\"port\":53,\"connections\":"
+      + std::to_string(rounds) + ",\"packets\":" + std::to_string(2 * rounds)
+      + ",\"bytes\":" + std::to_string(rounds * (udp_len(1) + udp_len(2)))
+      + "}";
+  auto vips = n.networkd->get("/v1/vips").body;
+  INFO(vips);
+  CHECK(vips.find("\"traffic\":[") != std::string::npos);
+  CHECK(vips.find(udp_entry) != std::string::npos);
+  auto one = n.networkd->get("/v1/vips/" + vip);
+  CHECK(one.status == 200);
+  CHECK(one.body.find(udp_entry) != std::string::npos);
 }
 
 namespace {

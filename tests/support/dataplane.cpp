@@ -46,8 +46,22 @@ std::string dnat_text(const netns& ns) {
   return out;
 }
 
+namespace {
+
+/// The DNAT entries alone: with nft the map (the table also lists the
+/// same keys in the traffic set, docs/nftables.md).
+std::string dnat_entries_text(const netns& ns) {
+  if (!nft())
+    return dnat_text(ns);
+  std::string out;
+  ns.sh("nft list map ip networkd vip_dnat 2>/dev/null", &out);
+  return out;
+}
+
+} // namespace
+
 bool has_dnat(const netns& ns, const std::string& vip, uint16_t port) {
-  auto text = dnat_text(ns);
+  auto text = dnat_entries_text(ns);
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
     if (nft()) {
@@ -76,7 +90,7 @@ bool has_target(const netns& ns, const std::string& ip, uint16_t port) {
 }
 
 size_t dnat_entries(const netns& ns, const std::string& vip) {
-  auto text = dnat_text(ns);
+  auto text = dnat_entries_text(ns);
   return nft() ? count_lines(text, vip + " . ")
                : count_lines(text, "-d " + vip + "/32");
 }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -391,6 +392,152 @@ TEST_CASE("per-element counters count real traffic", "[nft_apply]") {
       CHECK(e.bytes == 0);
     }
   }
+}
+
+namespace {
+
+/// The traffic set's counter of vip:port/proto (nullopt: no element).
+std::optional<nft_counter> traffic_of(nft_dnat_table& table,
+                                      const std::string& ip, uint16_t port,
+                                      protocol p) {
+  auto t = table.traffic();
+  REQUIRE(t.ok());
+  for (auto& e : *t)
+    if (e.vip == ip && e.port == port && e.proto == p)
+      return e;
+  return std::nullopt;
+}
+
+/// An IPv4 UDP datagram's length with `payload` bytes.
+constexpr uint64_t udp_len(uint64_t payload) {
+  return 20 + 8 + payload;
+}
+
+} // namespace
+
+TEST_CASE("the traffic set counts every packet of a DNATed connection in "
+          "both directions once",
+          "[nft_apply]") {
+  lab l;
+  // udp_fetch sends "?" and the servers answer with their two-letter name.
+  name_server u1{l.c1, name_server::kind::udp, 5353, "c1"};
+  name_server un{l.node, name_server::kind::udp, 5454, "nd"};
+  name_server t1{l.c1, name_server::kind::tcp, 8080, "c1"};
+  nft_dnat_table table{l.opts()};
+  // A server on the node itself; unconnected, it answers from the address
+  // the route to the sender gives: 10.80.0.1 towards the client, the VIP
+  // towards the node's own sockets (so one entry for each).
+  auto to_node = to_c1(54, protocol::udp);
+  to_node.container_ip = "10.80.0.1";
+  to_node.dest_port = 5454;
+  auto to_self = to_node;
+  to_self.src_port = 55;
+  to_self.container_ip = vip;
+  REQUIRE(table
+            .reconcile({to_c1(53, protocol::udp), to_c1(80), to_c1(443),
+                        to_node, to_self})
+            .ok());
+  auto list = l.list();
+  INFO(list);
+  CHECK(list.find("ct original ip daddr . meta l4proto . ct original "
+                  "proto-dst @vip_traffic")
+        != std::string::npos);
+  auto zero = traffic_of(table, vip, 443, protocol::tcp);
+  REQUIRE(zero);
+  CHECK(zero->packets == 0);
+  CHECK(zero->bytes == 0);
+  const uint64_t round = udp_len(1) + udp_len(2);
+  // Forwarded (client -> container), sent by the node (output ->
+  // container), and to a server on the node from the client and from the
+  // node itself (over lo: counted in output, not again in prerouting).
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(udp_fetch(l.client, vip, 53) == "c1");
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(udp_fetch(l.node, vip, 53) == "c1");
+  for (int i = 0; i < 2; ++i)
+    REQUIRE(udp_fetch(l.client, vip, 54) == "nd");
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(udp_fetch(l.node, vip, 55) == "nd");
+  auto u = traffic_of(table, vip, 53, protocol::udp);
+  REQUIRE(u);
+  CHECK(u->packets == 2 * 8);
+  CHECK(u->bytes == 8 * round);
+  auto n = traffic_of(table, vip, 54, protocol::udp);
+  REQUIRE(n);
+  CHECK(n->packets == 2 * 2);
+  CHECK(n->bytes == 2 * round);
+  auto self = traffic_of(table, vip, 55, protocol::udp);
+  REQUIRE(self);
+  CHECK(self->packets == 2 * 4);
+  CHECK(self->bytes == 4 * round);
+  // New connections (the map's counters) stay one per flow: a connected
+  // UDP socket per fetch.
+  auto conns = table.counters();
+  REQUIRE(conns.ok());
+  for (auto& e : *conns)
+    if (e.port == 53)
+      CHECK(e.packets == 8);
+  // TCP: a handshake, the answer, the close: more than 5 packets a
+  // connection, every one counted.
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(tcp_fetch(l.client, vip, 80) == "c1");
+  auto t = traffic_of(table, vip, 80, protocol::tcp);
+  REQUIRE(t);
+  CHECK(t->packets >= 3 * 5);
+  CHECK(t->bytes >= t->packets * 40);
+
+  SECTION("a new container for the entry keeps its traffic counter") {
+    name_server u2{l.c2, name_server::kind::udp, 5353, "c2"};
+    auto r = table.reconcile(
+      {to_c2(53, protocol::udp), to_c1(80), to_c1(443), to_node, to_self});
+    REQUIRE(r.ok());
+    CHECK(r->batches == 1);
+    REQUIRE(udp_fetch(l.client, vip, 53) == "c2");
+    auto after = traffic_of(table, vip, 53, protocol::udp);
+    REQUIRE(after);
+    CHECK(after->packets == 2 * 9);
+    CHECK(after->bytes == 9 * round);
+  }
+
+  SECTION("an entry that goes takes its counter; one put back starts at 0") {
+    REQUIRE(table.reconcile({to_c1(80), to_c1(443), to_node, to_self}).ok());
+    CHECK_FALSE(traffic_of(table, vip, 53, protocol::udp));
+    REQUIRE(table
+              .reconcile({to_c1(53, protocol::udp), to_c1(80), to_c1(443),
+                          to_node, to_self})
+              .ok());
+    auto back = traffic_of(table, vip, 53, protocol::udp);
+    REQUIRE(back);
+    CHECK(back->packets == 0);
+  }
+
+  SECTION("the audit puts back a traffic element or chain removed behind "
+          "our back") {
+    l.node.must("nft delete element ip networkd vip_traffic '{ " + vip
+                + " . udp . 53 }'");
+    REQUIRE(table.refresh().ok());
+    auto r = table.reconcile(
+      {to_c1(53, protocol::udp), to_c1(80), to_c1(443), to_node, to_self});
+    REQUIRE(r.ok());
+    CHECK(r->batches == 1);
+    CHECK_FALSE(r->rebuilt);
+    REQUIRE(traffic_of(table, vip, 53, protocol::udp));
+    l.node.must("nft delete chain ip networkd traffic_output");
+    REQUIRE(table.refresh().ok());
+    r = table.reconcile(
+      {to_c1(53, protocol::udp), to_c1(80), to_c1(443), to_node, to_self});
+    REQUIRE(r.ok());
+    CHECK(r->rebuilt);
+    REQUIRE(udp_fetch(l.node, vip, 53) == "c1");
+    auto again = traffic_of(table, vip, 53, protocol::udp);
+    REQUIRE(again);
+    CHECK(again->packets == 2);
+  }
+
+  REQUIRE(table.remove_all().ok());
+  std::string out;
+  l.node.sh("nft list tables", &out);
+  CHECK(out.find("networkd") == std::string::npos);
 }
 
 TEST_CASE("a Docker-shaped iptables nat ruleset and the nft table both "
