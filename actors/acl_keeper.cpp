@@ -30,7 +30,8 @@ bool apply(acl_keeper_state& st, bool audit = false) {
   if (!r) {
     st.last_error = r.error().to_string();
     ++st.failures;
-    NWD_LOG_ERROR(who, "apply failed: {}", st.last_error);
+    NWD_LOG_ERROR(who, "apply failed: {}{}", st.last_error,
+                  log::field("reason", st.last_error));
     post(st);
     return false;
   }
@@ -124,8 +125,10 @@ acl_keeper(acl_keeper_pointer self, std::shared_ptr<acl::filter_table> table,
         ++st.audits;
         if (apply(st, true)) {
           ++st.repairs;
-          NWD_LOG_WARN(who, "our ACL rules were changed outside "
-                            "networkd; put back");
+          NWD_LOG_WARN(who,
+                       "our ACL rules were changed outside networkd; put "
+                       "back{}",
+                       log::field("reason", "outside_change"));
         }
       }
       st.audit.arm(self);

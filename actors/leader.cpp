@@ -116,8 +116,9 @@ void apply(leader_pointer self, publish::plan part, int64_t term) {
       // Our view of the election is behind etcd's: the watch will tell.
       // Sending again now would only be refused again, so look again later.
       ++st.refused;
-      NWD_LOG_WARN(who, "write of {} refused: no longer the leader",
-                   describe(part));
+      NWD_LOG_WARN(who, "write of {} refused: no longer the leader{}{}",
+                   describe(part), log::field("key", part.begin()->first),
+                   log::field("reason", "not_leader"));
       self->delayed_send(self, std::chrono::seconds(1), atom::tick_v);
       return;
     }

@@ -60,7 +60,8 @@ void set_mode(guardian_pointer self, std::string mode, std::string error) {
     if (error.empty())
       NWD_LOG_INFO(who, "{}: {}", st.cfg.path, mode);
     else
-      NWD_LOG_WARN(who, "{}: {} ({})", st.cfg.path, mode, error);
+      NWD_LOG_WARN(who, "{}: {} ({}){}", st.cfg.path, mode, error,
+                   log::field("reason", error));
   }
   st.mode = std::move(mode);
   st.last_error = std::move(error);

@@ -366,8 +366,9 @@ void audit_diff(nat_manager_pointer self) {
   if (!rep) {
     ++st.failures;
     st.last_error = "audit: " + rep.error().to_string();
-    NWD_LOG_WARN("nat", "DNAT audit: could not restore our rules: {}",
-                 rep.error().to_string());
+    NWD_LOG_WARN("nat", "DNAT audit: could not restore our rules: {}{}",
+                 rep.error().to_string(),
+                 log::field("reason", rep.error().to_string()));
     return;
   }
   bool retried = !st.last_error.empty();
@@ -383,8 +384,8 @@ void audit_diff(nat_manager_pointer self) {
     st.last_repair = "put back " + std::to_string(rep->added)
                      + " entries, removed " + std::to_string(rep->deleted);
     NWD_LOG_WARN("nat",
-                 "DNAT audit: our rules were changed outside networkd; {}",
-                 st.last_repair);
+                 "DNAT audit: our rules were changed outside networkd; {}{}",
+                 st.last_repair, log::field("reason", "outside_change"));
   }
 }
 
