@@ -28,7 +28,11 @@ using vip_holder_actor = status_client_actor::extend<
   caf::reacts_to<keepalive_info>,
   // The health of the VIP's app.proc on this node.
   caf::reacts_to<proc_health>,
-  // The lease deadline passed without renewal (timer): fence.
+  // The lease deadline passed without renewal (the registry's one timer
+  // for every holder): fence.
+  caf::reacts_to<atom::fence>,
+  // Wake-up timer (its generation): the end of the leftover grace, or the
+  // lease deadline for a holder without a lease board.
   caf::reacts_to<atom::fence, uint64_t>,
   // Gratuitous ARP repeat (timer).
   caf::reacts_to<atom::announce, uint64_t>,
@@ -221,7 +225,65 @@ using session_worker_actor = caf::typed_actor<
   // Revokes the lease id (releases every key bound to it).
   caf::replies_to<atom::revoke, int64_t>::with<bool>>;
 
-/// Owns the etcd session and the watches; routes typed key events.
+/// The etcd session: one lease, granted once the knobs are read (its
+/// lease slice), kept alive, revoked at shutdown.
+using session_actor = config_listener_actor::extend<
+  // Why the lease keeps the node from being ready, or "".
+  caf::replies_to<atom::ready, atom::status>::with<std::string>,
+  // Prometheus text of the lease's gauges and counters.
+  caf::replies_to<atom::tick, atom::status>::with<std::string>,
+  // Keep-alive timer.
+  caf::reacts_to<atom::tick>,
+  // Shutting down: renewals go on, no new grant.
+  caf::reacts_to<atom::shutdown>,
+  // Revokes the lease (every lock and key bound to it goes at once).
+  caf::replies_to<atom::revoke>::with<bool>>;
+
+/// The VIP registry: one holder per VIP key, spawned, reconfigured,
+/// restarted and retired here; what the holders hold, for /v1/vips.
+using vip_registry_actor = config_listener_actor::extend<
+  // A valid VIP key put, or a delete: spawn, reconfigure or retire.
+  caf::reacts_to<keys::event<config::family::vip>>,
+  // A lock key: to the holder of its VIP.
+  caf::reacts_to<keys::event<config::family::vip_lock>>,
+  // A spreading key: the counts of its app.proc, to its holders.
+  caf::reacts_to<keys::event<config::family::container_vip>>,
+  // The session lease (id 0: lost): to every holder.
+  caf::reacts_to<keepalive_info>,
+  // Every holder's state, as a JSON array.
+  caf::replies_to<atom::vips>::with<std::string>,
+  // Prometheus text of the registry's counters.
+  caf::replies_to<atom::tick, atom::status>::with<std::string>,
+  // Send the spreading counts that changed (coalescing timer).
+  caf::reacts_to<atom::publish>,
+  // The lease deadline timer (its generation), one for every holder.
+  caf::reacts_to<atom::fence, uint64_t>,
+  // Restart the crashed holder of this key (backoff timer).
+  caf::reacts_to<atom::restart, std::string>,
+  // Every holder releases its address and rules; then all stop.
+  caf::replies_to<atom::shutdown>::with<bool>>;
+
+/// The watch router: one watch per watched prefix; each key is classified
+/// once and sent typed to the actors that take its family; the knobs set
+/// are resolved and told to every config listener.
+using watch_router_actor = status_client_actor::extend<
+  // Why the watches keep the node from being ready, or "".
+  caf::replies_to<atom::ready, atom::status>::with<std::string>,
+  // Prometheus text of the watches and key counters.
+  caf::replies_to<atom::tick, atom::status>::with<std::string>,
+  // The rejected VIP keys, as a JSON array.
+  caf::replies_to<atom::vips>::with<std::string>,
+  // SIGHUP: every watch reads its prefix again.
+  caf::reacts_to<atom::reload>,
+  // Raw keys from one watch (sent by the watcher threads).
+  caf::reacts_to<key_batch>,
+  // A watcher's phase changed.
+  caf::reacts_to<watch_report>,
+  // Shutting down: not ready any more.
+  caf::reacts_to<atom::shutdown>>;
+
+/// The front of the etcd side (session, watch router, VIP registry): what
+/// the node and the admin endpoint ask, answered from the three.
 using supervisor_actor = status_client_actor::extend<
   // True while ready: first full read applied, lease alive, watches up.
   caf::replies_to<atom::ready>::with<bool>,
@@ -231,21 +293,9 @@ using supervisor_actor = status_client_actor::extend<
   caf::reacts_to<atom::reload>,
   // Every VIP holder's state and the rejected VIP keys, as JSON.
   caf::replies_to<atom::vips>::with<std::string>,
-  // Prometheus text of the supervisor's counters.
+  // Prometheus text of the router's, session's and registry's counters.
   caf::replies_to<atom::tick, atom::status>::with<std::string>,
-  // Parsed keys from one watch (sent by the watcher threads).
-  caf::reacts_to<key_batch>,
-  // A watcher's phase changed.
-  caf::reacts_to<watch_report>,
-  // Keep-alive timer.
-  caf::reacts_to<atom::tick>,
-  // An ARP knob changed: tell every VIP holder.
-  caf::reacts_to<atom::announce>,
-  // Send the spreading counts that changed (coalescing timer).
-  caf::reacts_to<atom::publish>,
-  // Restart the crashed child of this key (backoff timer).
-  caf::reacts_to<atom::restart, std::string>,
-  // Release everything (revoke the lease), stop the children, quit.
+  // Release every VIP, revoke the lease, quit.
   caf::replies_to<atom::shutdown>::with<bool>>;
 
 } // namespace networkd

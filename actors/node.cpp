@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <string>
@@ -18,9 +19,12 @@
 #include "actors/leader.hpp"
 #include "actors/resolv_guardian.hpp"
 #include "actors/sd_notify.hpp"
+#include "actors/session.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/vip_engine.hpp"
 #include "actors/vip_holder.hpp"
+#include "actors/vip_registry.hpp"
+#include "actors/watch_router.hpp"
 #include "dns/server.hpp"
 #include "net/base/log.hpp"
 #include "net/etcd/etcd.hpp"
@@ -109,7 +113,7 @@ leader_config leader_cfg(const options& opts, etcd_worker_actor etcd) {
   return lc;
 }
 
-/// The prefixes the supervisor watches for these flags.
+/// The prefixes the watch router watches for these flags.
 std::vector<std::string> watched_prefixes(const options& opts) {
   auto prefixes = default_prefixes();
   // What the publishers read beyond the default prefixes.
@@ -187,7 +191,7 @@ std::shared_ptr<nat::dnat_table> make_dnat_table(const std::string& which) {
 }
 
 /// The VIP engine's effect workers, each on its own thread; the holders
-/// (one per VIP key) are spawned by the supervisor through make_vip.
+/// (one per VIP key) are spawned by the VIP registry through make_vip.
 vip_env start_vip_engine(caf::actor_system& sys, parts& p,
                          const node_config& cfg, health_hub_actor hub) {
   auto& opts = cfg.opts;
@@ -246,47 +250,72 @@ void start_components(caf::actor_system& sys, parts& p,
   auto hub = p.add("health-hub", sys.spawn(health_hub, hub_config(cfg)));
   auto venv = start_vip_engine(sys, p, cfg, hub);
 
-  supervisor_config scfg;
-  scfg.client = cfg.client;
-  scfg.hostname = opts.hostname;
-  scfg.prefixes = watched_prefixes(opts);
-  scfg.log_level = opts.verbose ? "debug" : "info";
-  scfg.link = venv.link;
-  scfg.nat = venv.nat;
-  scfg.node_ip = opts.net_address;
-  scfg.make_vip = [venv](caf::actor_system& s, const std::string& key) {
-    return s.spawn(vip_holder, key, venv);
-  };
-  scfg.dns = p.responder;
-  scfg.listeners.push_back(p.responder);
-  scfg.listeners.push_back(hub);
-  scfg.leader
+  // The etcd side: the registry of VIP holders, the session (its lease
+  // goes to the registry, the leader and the link worker), the watch
+  // router (typed keys to each family's actors, knobs to every listener)
+  // and their front.
+  vip_registry_config vcfg;
+  vcfg.board = std::make_shared<lease_board>();
+  vcfg.make_vip
+    = [venv, board = vcfg.board](caf::actor_system& s, const std::string& key) {
+        return s.spawn(vip_holder, key, venv,
+                       std::shared_ptr<const lease_board>{board});
+      };
+  vcfg.dns = p.responder;
+  vcfg.link = venv.link;
+  vcfg.nat = venv.nat;
+  vcfg.node_ip = opts.net_address;
+  auto registry = p.add("vip-registry", sys.spawn(vip_registry, vcfg));
+  auto leader
     = p.add("leader", sys.spawn(leader_duties, leader_cfg(opts, venv.etcd)));
-  scfg.listeners.push_back(scfg.leader);
+  session_config scfg;
+  scfg.client = cfg.client;
+  if (cfg.client)
+    scfg.worker = sys.spawn<caf::detached>(session_worker, cfg.client);
+  scfg.registry = registry;
+  scfg.leader = leader;
+  scfg.link = venv.link;
+  auto session = p.add("session", sys.spawn(networkd::session, scfg));
+  watch_router_config wcfg;
+  wcfg.client = cfg.client;
+  wcfg.prefixes = watched_prefixes(opts);
+  wcfg.log_level = opts.verbose ? "debug" : "info";
+  wcfg.nat = venv.nat;
+  wcfg.registry = registry;
+  wcfg.dns = p.responder;
+  wcfg.leader = leader;
+  wcfg.listeners = {p.responder, hub, leader, session};
   if (opts.acl) {
     p.acl_table = make_acl_table(opts.dataplane);
     p.acl_status = std::make_shared<acl_board>();
-    auto acl
+    wcfg.acl
       = p.add("acl-keeper",
               sys.spawn<caf::detached>(acl_keeper, p.acl_table, p.acl_status));
-    scfg.listeners.push_back(acl);
-    scfg.acl = acl;
+    wcfg.listeners.push_back(wcfg.acl);
   }
-  p.sup = p.add("supervisor", sys.spawn(supervisor, scfg));
+  auto router = p.add("watch-router", sys.spawn(watch_router, wcfg));
+  p.sup = p.add("supervisor",
+                sys.spawn(supervisor, supervisor_config{opts.hostname, session,
+                                                        router, registry}));
+  // Their states are in the supervisor's (/v1/state).
+  std::vector<caf::actor> fronted{
+    caf::actor_cast<caf::actor>(registry), caf::actor_cast<caf::actor>(session),
+    caf::actor_cast<caf::actor>(router), caf::actor_cast<caf::actor>(p.sup)};
 
   p.admin = std::make_unique<admin_server>(sys, p.sup);
   p.admin->set_identity({cfg.opts.hostname, cfg.opts.net_address});
   for (auto& c : p.table)
-    if (c.handle != p.sup && c.awaited)
+    if (c.awaited
+        && std::find(fronted.begin(), fronted.end(), c.handle) == fronted.end())
       p.admin->add_actor(caf::actor_cast<status_client_actor>(c.handle));
   p.admin->add_actor(venv.nat);
   p.admin->add_actor_route("/v1/procs", hub);
   p.admin->add_metrics(process_metrics);
   p.admin->add_status_metrics(venv.nat, nat_status_metrics());
-  p.admin->add_status_metrics(caf::actor_cast<status_client_actor>(scfg.leader),
+  p.admin->add_status_metrics(caf::actor_cast<status_client_actor>(leader),
                               leader_status_metrics());
-  if (scfg.acl)
-    p.admin->add_status_metrics(caf::actor_cast<status_client_actor>(scfg.acl),
+  if (wcfg.acl)
+    p.admin->add_status_metrics(caf::actor_cast<status_client_actor>(wcfg.acl),
                                 acl_status_metrics());
   p.admin->add_metrics(
     [board = venv.board] { return vip_metrics(board->snapshot()); });

@@ -246,11 +246,36 @@ bool perform(vip_holder_pointer self, const vip::action& a) {
   return false;
 }
 
+/// A renewal of our lease from the board: the deadline moves on.
+void observe_lease(vip_holder_pointer self) {
+  auto& st = self->state;
+  if (!st.lease)
+    return;
+  auto k = st.lease->get();
+  auto deadline = vip::seq_time(std::chrono::nanoseconds(k.sent_at_ns));
+  if (k.id != 0 && k.id == st.facts.lease_id
+      && deadline > st.facts.lease_deadline)
+    vip::lease_changed(st.facts, k.id, deadline);
+}
+
+/// When the decision changes by time alone and no other timer tells us:
+/// with a lease board the registry's one timer fences every holder at the
+/// lease deadline, and only the end of the leftover grace is ours.
+std::optional<vip::seq_time> own_wake_up(const vip_holder_state& st,
+                                         vip::seq_time t) {
+  auto& f = st.facts;
+  if (!st.lease)
+    return vip::wake_up(f, t);
+  if (f.leftover != vip::leftovers::none && t < f.leftover_until)
+    return f.leftover_until;
+  return std::nullopt;
+}
+
 /// Keeps one wake-up timer for the earliest time the decision changes by
 /// time alone; one that fires early (the deadline moved) is armed again.
 void arm_wake_up(vip_holder_pointer self, vip::seq_time t) {
   auto& st = self->state;
-  auto at = vip::wake_up(st.facts, t);
+  auto at = own_wake_up(st, t);
   if (!at || (st.wake_at && *st.wake_at <= *at))
     return;
   st.wake_at = at;
@@ -265,6 +290,7 @@ void advance(vip_holder_pointer self, vip::seq_time t) {
   auto& st = self->state;
   if (st.busy)
     return;
+  observe_lease(self);
   // The bookkeeping acts settle in a few rounds (leftovers, lock, app key,
   // two spreading writes); more would be a sequencer that loops.
   for (int round = 0; round < 16; ++round) {
@@ -277,6 +303,23 @@ void advance(vip_holder_pointer self, vip::seq_time t) {
   }
   NWD_LOG_ERROR(who, "{}: the sequencer did not settle", st.key);
   std::abort();
+}
+
+/// The lease deadline may have passed without renewal: fence, then act.
+void fence_now(vip_holder_pointer self) {
+  auto& st = self->state;
+  observe_lease(self);
+  auto t = now();
+  auto& f = st.facts;
+  bool held
+    = f.address_on || !f.rules.empty() || f.lock == vip::lock_state::ours;
+  // Only holders with something to drop say so: the session logs the
+  // lease itself once (a node with thousands of VIP keys logged a line
+  // for each).
+  if (vip::fence(f, t) && held)
+    NWD_LOG_ERROR(who, "{}: lease deadline passed without renewal: fencing",
+                  st.key);
+  advance(self, t);
 }
 
 } // namespace
@@ -387,11 +430,13 @@ std::string vip_holder_state::render(vip::seq_time now) const {
   return j.str();
 }
 
-vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
-                                           std::string key, vip_env env) {
+vip_holder_actor::behavior_type
+vip_holder(vip_holder_pointer self, std::string key, vip_env env,
+           std::shared_ptr<const lease_board> lease) {
   auto& st = self->state;
   st.key = std::move(key);
   st.env = std::move(env);
+  st.lease = std::move(lease);
   st.facts.hostname = st.env.hostname;
   st.facts.node_ip = st.env.node_ip;
   st.facts.spreading = static_cast<bool>(st.env.spread);
@@ -400,7 +445,10 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
   // Leftovers of a previous run are looked at again when the grace ends.
   st.facts.leftover_until = now() + st.env.leftover_grace;
   return {
-    [self](atom::status) { return self->state.render(now()); },
+    [self](atom::status) {
+      observe_lease(self);
+      return self->state.render(now());
+    },
     [self](config::vip_config& cfg) {
       auto& st = self->state;
       st.facts.config = std::move(cfg);
@@ -438,24 +486,13 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
       // address it added, in one go per renewal (the supervisor tells it).
       advance(self, now());
     },
+    [self](atom::fence) { fence_now(self); },
     [self](atom::fence, uint64_t gen) {
       auto& st = self->state;
       if (gen != st.wake_gen)
         return; // armed again since
       st.wake_at.reset();
-      auto t = now();
-      auto& f = st.facts;
-      bool held
-        = f.address_on || !f.rules.empty() || f.lock == vip::lock_state::ours;
-      // Only holders with something to drop say so: the supervisor logs
-      // the lease itself once (a node with thousands of VIP keys logged a
-      // line for each).
-      if (vip::fence(f, t) && held)
-        NWD_LOG_ERROR(who,
-                      "{}: lease deadline passed without renewal: "
-                      "fencing",
-                      st.key);
-      advance(self, t);
+      fence_now(self);
     },
     [self](proc_health& h) {
       auto& f = self->state.facts;
@@ -471,6 +508,7 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
       advance(self, now());
     },
     [self](atom::announce, uint64_t gen) {
+      observe_lease(self);
       // Only while we own it: timers of an earlier burst may fire late
       // (after a freeze) while the address is on its way out.
       if (gen == self->state.announce_gen
@@ -496,6 +534,7 @@ vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
       }
     },
     [self](atom::refresh, uint64_t gen) {
+      observe_lease(self);
       if (gen != self->state.refresh_gen
           || !vip::may_announce(self->state.facts, now()))
         return;

@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <deque>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -18,6 +20,27 @@
 #include "net/cluster/vip_sequencer.hpp"
 
 namespace networkd {
+
+/// The session lease as the VIP registry last heard it, shared with every
+/// holder: a renewal only moves the deadline of the same lease, so the
+/// registry writes it here instead of sending it to each holder, and a
+/// holder reads it before every decision. A new lease, a lost one, and the
+/// first renewal after a fence still come as messages.
+class lease_board {
+public:
+  void set(const keepalive_info& k) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    lease_ = k;
+  }
+  keepalive_info get() const {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return lease_;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  keepalive_info lease_;
+};
 
 /// One change of a holder's phase, as /v1/vips shows it.
 struct vip_transition {
@@ -41,6 +64,9 @@ struct vip_holder_state {
 
   std::string key;
   vip_env env;
+  /// Renewals of the lease (null: they come as messages, and the holder
+  /// keeps its own timer for the lease deadline).
+  std::shared_ptr<const lease_board> lease;
   /// What the sequencer decides from.
   vip::holder_facts facts;
   uint64_t updates = 0;
@@ -50,7 +76,8 @@ struct vip_holder_state {
   std::string spread_wait; ///< why this instance does not compete now
 
   /// The wake-up timer pending (its time), one at a time: the earliest
-  /// moment the sequencer's answer changes by time alone.
+  /// moment the sequencer's answer changes by time alone, except the lease
+  /// deadline when the registry keeps that timer for every holder.
   std::optional<vip::seq_time> wake_at;
   uint64_t wake_gen = 0;
 
@@ -83,7 +110,8 @@ struct vip_holder_state {
 
 using vip_holder_pointer = vip_holder_actor::stateful_pointer<vip_holder_state>;
 
-vip_holder_actor::behavior_type vip_holder(vip_holder_pointer self,
-                                           std::string key, vip_env env);
+vip_holder_actor::behavior_type
+vip_holder(vip_holder_pointer self, std::string key, vip_env env,
+           std::shared_ptr<const lease_board> lease);
 
 } // namespace networkd
