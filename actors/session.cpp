@@ -187,7 +187,8 @@ void on_keepalive(session_pointer self, keepalive_info& k) {
   if (st.shutting_down && (k.ttl <= 0 || st.lease.id() == 0))
     return; // revoked
   if (k.ttl <= 0) {
-    NWD_LOG_ERROR(who, "lease {:x} is gone on the server", k.id);
+    NWD_LOG_ERROR(who, "lease {:x} is gone on the server{}", k.id,
+                  log::field("reason", "lease_gone"));
     lose(self);
     return;
   }
@@ -213,8 +214,9 @@ void keepalive(session_pointer self) {
     return;
   }
   if (!st.lease.alive(clock::now())) {
-    NWD_LOG_ERROR(who, "lease {:x} passed its local deadline: treated as lost",
-                  st.lease.id());
+    NWD_LOG_ERROR(who,
+                  "lease {:x} passed its local deadline: treated as lost{}",
+                  st.lease.id(), log::field("reason", "lease_deadline"));
     lose(self);
     return;
   }

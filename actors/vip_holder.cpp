@@ -22,17 +22,23 @@ vip::seq_time now() {
   return vip::seq_clock::now();
 }
 
+/// The fields an operator greps for on a holder's line: vip= (the key's
+/// name under the VIP prefix) and reason= (a word, or the error's text).
+std::string fields(const std::string& key, std::string_view reason) {
+  std::string_view vip = key;
+  if (vip.rfind(config::vips_prefix, 0) == 0)
+    vip.remove_prefix(config::vips_prefix.size());
+  return log::field("vip", vip) + log::field("reason", reason);
+}
+
 void set_phase(vip_holder_pointer self, const std::string& phase,
                const std::string& why, vip::seq_time t) {
   auto& st = self->state;
   if (phase.empty() || st.phase == phase)
     return;
-  // Fields an operator greps for: vip= (the key's name), from=, to=.
-  std::string_view vip = st.key;
-  if (vip.rfind(config::vips_prefix, 0) == 0)
-    vip.remove_prefix(config::vips_prefix.size());
-  NWD_LOG_INFO(who, "{}: {} -> {} ({}) vip={} from={} to={}", st.key, st.phase,
-               phase, why, vip, st.phase, phase);
+  NWD_LOG_INFO(who, "{}: {} -> {} ({}){}{}{}", st.key, st.phase, phase, why,
+               fields(st.key, why), log::field("from", st.phase),
+               log::field("to", phase));
   st.record_transition(phase, why, t);
 }
 
@@ -80,8 +86,8 @@ void step(vip_holder_pointer self, const Handle& h, const vip::action& a,
         vip::failed(st.facts, a);
         auto text = self->system().render(err);
         if (text != st.last_error)
-          NWD_LOG_WARN(who, "{}: {} failed: {} (retrying)", st.key,
-                       vip::to_string(a.what), text);
+          NWD_LOG_WARN(who, "{}: {} failed: {} (retrying){}", st.key,
+                       vip::to_string(a.what), text, fields(st.key, text));
         st.last_error = text;
         retry_later(self);
       });
@@ -96,8 +102,9 @@ void announce_now(vip_holder_pointer self, int64_t count = 1) {
               st.facts.config.ip, count)
     .then([](bool) {},
           [self](caf::error& err) {
-            NWD_LOG_WARN(who, "{}: gratuitous ARP failed: {}", self->state.key,
-                         self->system().render(err));
+            auto text = self->system().render(err);
+            NWD_LOG_WARN(who, "{}: gratuitous ARP failed: {}{}",
+                         self->state.key, text, fields(self->state.key, text));
           });
 }
 
@@ -317,8 +324,8 @@ void fence_now(vip_holder_pointer self) {
   // lease itself once (a node with thousands of VIP keys logged a line
   // for each).
   if (vip::fence(f, t) && held)
-    NWD_LOG_ERROR(who, "{}: lease deadline passed without renewal: fencing",
-                  st.key);
+    NWD_LOG_ERROR(who, "{}: lease deadline passed without renewal: fencing{}",
+                  st.key, fields(st.key, "fenced"));
   advance(self, t);
 }
 
@@ -466,8 +473,9 @@ vip_holder(vip_holder_pointer self, std::string key, vip_env env,
           NWD_LOG_INFO(who, "{}: lock released by {}: competing", st.key, was);
           break;
         case vip::lock_news::stolen:
-          NWD_LOG_ERROR(who, "{}: lock now held by {}: stepping down", st.key,
-                        c.value);
+          NWD_LOG_ERROR(who, "{}: lock now held by {}: stepping down{}{}",
+                        st.key, c.value, fields(st.key, "lock_stolen"),
+                        log::field("holder", c.value));
           break;
         default:
           break;
@@ -480,8 +488,8 @@ vip_holder(vip_holder_pointer self, std::string key, vip_env env,
       if (vip::lease_changed(st.facts, k.id, deadline))
         NWD_LOG_WARN(who,
                      "{}: session lease changed: the lock must be "
-                     "taken again",
-                     st.key);
+                     "taken again{}",
+                     st.key, fields(st.key, "lease_changed"));
       // Kernel-side fencing: the link worker extends the lifetime of every
       // address it added, in one go per renewal (the supervisor tells it).
       advance(self, now());
@@ -568,13 +576,13 @@ vip_holder(vip_holder_pointer self, std::string key, vip_env env,
       if (vip::address_removed(f, t)) {
         NWD_LOG_WARN(who,
                      "{}: address {} expired (no lease renewal since "
-                     "its lifetime was set): not put back before one",
-                     st.key, ip);
+                     "its lifetime was set): not put back before one{}",
+                     st.key, ip, fields(st.key, "address_expired"));
       } else {
         NWD_LOG_WARN(who,
                      "{}: address {} was removed by someone else: "
-                     "putting it back",
-                     st.key, ip);
+                     "putting it back{}",
+                     st.key, ip, fields(st.key, "address_removed"));
         ++st.readds;
       }
       advance(self, t);
@@ -592,8 +600,9 @@ vip_holder(vip_holder_pointer self, std::string key, vip_env env,
         return;
       st.conflict_check = true;
       st.last_conflict_check = t;
-      NWD_LOG_WARN(who, "{}: {} claims {} by ARP: checking the lock", st.key,
-                   mac, ip);
+      NWD_LOG_WARN(who, "{}: {} claims {} by ARP: checking the lock{}{}",
+                   st.key, mac, ip, fields(st.key, "arp_conflict"),
+                   log::field("mac", mac));
       self
         ->request(st.env.etcd, std::chrono::seconds(5), atom::lock_v,
                   vip::lock_key(f.config), f.hostname, f.lease_id)
@@ -607,14 +616,16 @@ vip_holder(vip_holder_pointer self, std::string key, vip_env env,
             if (r.ours) {
               NWD_LOG_WARN(who,
                            "{}: the lock is ours: announcing again "
-                           "against {}",
-                           st.key, mac);
+                           "against {}{}",
+                           st.key, mac, fields(st.key, "arp_conflict_ours"));
               st.lock_revision = r.revision;
               start_announcing(self);
               return;
             }
-            NWD_LOG_ERROR(who, "{}: the lock is held by {}: stepping down",
-                          st.key, r.holder);
+            NWD_LOG_ERROR(who, "{}: the lock is held by {}: stepping down{}{}",
+                          st.key, r.holder,
+                          fields(st.key, "arp_conflict_theirs"),
+                          log::field("holder", r.holder));
             ++st.stepped_down;
             f.lock = r.holder.empty() ? lock_state::none : lock_state::theirs;
             f.holder = r.holder;

@@ -64,9 +64,18 @@ std::string watch_router_state::not_ready_reason(clock::time_point now) const {
     return {};
   if (shutting_down)
     return "stopping";
-  if (!synced_all())
+  if (!synced_all()) {
+    // The last error of a watch that has not read yet says why (a TLS or
+    // auth failure would otherwise only be in the log).
+    std::string why;
+    for (auto& [prefix, w] : watches)
+      if (synced.count(prefix) == 0 && !w.last_error.empty()) {
+        why = ": " + prefix + ": " + w.last_error;
+        break;
+      }
     return "first etcd read pending (" + std::to_string(synced.size()) + " of "
-           + std::to_string(cfg.prefixes.size()) + " watches synced)";
+           + std::to_string(cfg.prefixes.size()) + " watches synced)" + why;
+  }
   for (auto& [prefix, since] : stalled)
     if (now - since >= watch_grace) {
       auto w = watches.find(prefix);
@@ -334,9 +343,11 @@ void apply_change(watch_router_pointer self, keys::any_event& e,
     if (st.reject(c, revision)) {
       bool kept
         = c.fam == family::vip && st.good_vips.count(std::string{c.key}) > 0;
-      NWD_LOG_WARN(who, "rejected key: {}{} key={} code={} revision={}",
-                   c.error, kept ? " (its last good value stays in force)" : "",
-                   c.key, c.error_code, revision);
+      NWD_LOG_WARN(who, "rejected key: {}{}{}{}{}{}", c.error,
+                   kept ? " (its last good value stays in force)" : "",
+                   log::field("key", c.key), log::field("code", c.error_code),
+                   log::field("revision", std::to_string(revision)),
+                   log::field("reason", c.error));
     }
     return;
   }
@@ -377,7 +388,9 @@ void on_report(watch_router_pointer self, watch_report& r) {
   auto& w = st.watches[r.prefix];
   if (w.phase != r.phase) {
     if (r.phase == "retrying")
-      NWD_LOG_WARN(who, "watch {}: retrying ({})", r.prefix, r.last_error);
+      NWD_LOG_WARN(who, "watch {}: retrying ({}){}{}", r.prefix, r.last_error,
+                   log::field("prefix", r.prefix),
+                   log::field("reason", r.last_error));
     else if (w.phase == "retrying" && r.phase == "watching")
       NWD_LOG_INFO(who, "watch {}: watching again from revision {}", r.prefix,
                    r.revision);

@@ -370,6 +370,12 @@ TEST_CASE("readiness of the watches says why not: first read then a "
   auto t0 = std::chrono::steady_clock::time_point{} + 1h;
   CHECK(st.not_ready_reason(t0).rfind("first etcd read pending (0 of 2", 0)
         == 0);
+  // A read that failed says why.
+  st.watches["/a/"].last_error = "cannot connect: certificate verify failed";
+  CHECK(st.not_ready_reason(t0)
+        == "first etcd read pending (0 of 2 watches synced): /a/: cannot "
+           "connect: certificate verify failed");
+  st.watches.clear();
   st.synced = {"/a/", "/b/"};
   CHECK(st.not_ready_reason(t0).empty());
   // A watch out of "watching": ready during the grace, not after it.

@@ -174,6 +174,7 @@ TEST_CASE("with stderr on the journal every line carries its syslog "
   // Stable fields an operator greps for.
   CHECK(warning.find(" key=/lain/config/vips/10.0.0.7 code=bad_json revision=")
         != std::string::npos);
+  CHECK(warning.find(" reason=\"") != std::string::npos);
   // Every line of networkd's own has a prefix; info lines are <6>.
   std::istringstream lines{d.log()};
   int info = 0;

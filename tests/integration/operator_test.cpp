@@ -350,6 +350,13 @@ TEST_CASE("networkd ctl and the status page show a VIP failover as it "
   CHECK(wait_until([&] { return ctl_on(owner, "vip " + vip, &out) == 1; }, 10s,
                    50ms));
 
+  // Its log has the move as fields to grep for.
+  CHECK(other.networkd->log().find(
+          " vip=" + vip
+          + " reason=\"lock, rules and address in place\" from=acquiring "
+            "to=serving")
+        != std::string::npos);
+
   // The page of the new owner shows it serving, with the reason.
   auto after = rendered_page(other, profile);
   INFO(after);

@@ -78,6 +78,13 @@ TEST_CASE("networkd works over etcd TLS with a client certificate and says "
   auto r = wrong_ca.get("/readyz");
   CHECK(r.status == 503);
   CHECK(contains(r.body, "first etcd read pending"));
+  // /readyz says why, once a read failed.
+  CHECK(wait_until(
+    [&] {
+      return contains(wrong_ca.get("/readyz").body,
+                      "certificate verify failed");
+    },
+    10s, 50ms));
   // The watches show it as their last error in /v1/state once a read
   // failed.
   CHECK(wait_until(
