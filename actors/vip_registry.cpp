@@ -351,12 +351,13 @@ void prune(vip_registry_pointer self) {
 }
 
 /// Asks every child for its status (1 s each; a child that does not answer
-/// is reported as such) and calls `done` with all the answers.
+/// is reported as such) and calls `done` with all the answers, in the order
+/// of the keys (whatever order the answers came in).
 void collect_children(vip_registry_pointer self,
                       std::function<void(std::vector<std::string>)> done) {
   auto& st = self->state;
   auto pending = std::make_shared<size_t>(st.children.size());
-  auto states = std::make_shared<std::vector<std::string>>();
+  auto states = std::make_shared<std::vector<std::string>>(*pending);
   if (*pending == 0) {
     done({});
     return;
@@ -365,28 +366,30 @@ void collect_children(vip_registry_pointer self,
     if (--*pending == 0)
       done(*states);
   };
+  size_t at = 0;
   for (auto& [key, e] : st.children) {
+    auto i = at++;
     if (!e.handle) {
       json_writer j;
       j.begin_object().kv("name", "vip-holder").kv("key", key);
       j.kv("state", "restarting").end_object();
-      states->push_back(j.str());
+      (*states)[i] = j.str();
       finish();
       continue;
     }
     auto k = key;
     self->request(e.handle, std::chrono::seconds(1), atom::status_v)
       .then(
-        [states, finish](std::string& s) {
-          states->push_back(std::move(s));
+        [states, finish, i](std::string& s) {
+          (*states)[i] = std::move(s);
           finish();
         },
-        [self, states, finish, k](caf::error& err) {
+        [self, states, finish, k, i](caf::error& err) {
           json_writer j;
           j.begin_object().kv("name", "vip-holder").kv("key", k);
           j.kv("state", "unreachable");
           j.kv("last_error", self->system().render(err)).end_object();
-          states->push_back(j.str());
+          (*states)[i] = j.str();
           finish();
         });
   }

@@ -187,7 +187,7 @@ TEST_CASE("cmake --install puts every file where the installed unit "
   INFO(out);
   REQUIRE(rc == 0);
 
-  // Exactly these six files, wherever the configured prefix put them.
+  // Exactly these eight files, wherever the configured prefix put them.
   auto files = files_under(dest.path());
   INFO("installed: " << [&] {
     std::string all;
@@ -195,18 +195,20 @@ TEST_CASE("cmake --install puts every file where the installed unit "
       all += f + " ";
     return all;
   }());
-  REQUIRE(files.size() == 6);
+  REQUIRE(files.size() == 8);
   std::map<std::string, std::string> by_suffix;
   for (auto& f : files)
-    for (auto suffix : {"sbin/networkd", "systemd/system/networkd.service",
-                        "default/networkd", "man8/networkd.8.gz",
-                        "doc/networkd/README.md", "doc/networkd/LICENSE"}) {
+    for (auto suffix :
+         {"sbin/networkd", "systemd/system/networkd.service",
+          "default/networkd", "man8/networkd.8.gz", "doc/networkd/README.md",
+          "doc/networkd/LICENSE", "doc/networkd/copyright",
+          "doc/networkd/changelog.gz"}) {
       std::string s = suffix;
       if (f.size() >= s.size()
           && f.compare(f.size() - s.size(), s.size(), s) == 0)
         by_suffix[s] = dest.path() + "/" + f;
     }
-  REQUIRE(by_suffix.size() == 6);
+  REQUIRE(by_suffix.size() == 8);
 
   // The unit names the installed binary, environment file and docs.
   auto unit = read_file(by_suffix["systemd/system/networkd.service"]);
