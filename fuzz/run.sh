@@ -6,6 +6,7 @@
 #
 #   fuzz/run.sh [seconds-per-target] [target...]   default 600 s, all targets
 #   fuzz/run.sh --ci                               all targets, CI budget
+#   fuzz/run.sh --build-only [target...]           build, run nothing
 #
 # Seeds come from fuzz/corpus/<target>/ (committed, read only); what a run
 # finds goes to build-fuzz/corpus/<target>/ and crashes to
@@ -22,7 +23,11 @@ all_targets=(fuzz_query fuzz_upstream fuzz_etcd_keys fuzz_publish
              fuzz_nft)
 
 seconds=600
-if [[ ${1:-} == --ci ]]; then
+build_only=0
+if [[ ${1:-} == --build-only ]]; then
+  build_only=1
+  shift
+elif [[ ${1:-} == --ci ]]; then
   seconds=${FUZZ_CI_SECONDS:-12}
   shift
 elif [[ ${1:-} =~ ^[0-9]+$ ]]; then
@@ -66,6 +71,7 @@ fi
 cmake --build "$build" -j2 --target "${targets[@]}" >"$build/build.log" 2>&1 \
   || { tail -40 "$build/build.log"; echo "fuzz: build FAILED"; exit 1; }
 echo "fuzz: built ${#targets[@]} targets in $(($(date +%s) - start)) s"
+[[ $build_only -eq 0 ]] || exit 0
 
 # LLVMFuzzerTestOneInput returns normally or the process aborts: leaks are
 # findings too (libFuzzer checks them after each new input).
