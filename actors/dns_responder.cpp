@@ -536,8 +536,7 @@ dns_responder(dns_responder_actor::stateful_pointer<dns_responder_state> self,
     },
     [self](atom::tidy) {
       // A second after a publish (coalesced over bursts): the workers have
-      // let go of the old table by now (they look at every batch and at
-      // least every second).
+      // let go of the old table by now (a publish wakes each of them).
       auto& st = self->state;
       st.tidy_pending = false;
       if (st.cfg.server)

@@ -137,7 +137,8 @@ void link_monitor::run() {
   while (!stopping_) {
     for (auto& p : fds)
       p.revents = 0;
-    int n = ::poll(fds.data(), fds.size(), 1000);
+    // No timeout: stop() writes to the wake pipe.
+    int n = ::poll(fds.data(), fds.size(), -1);
     if (n < 0 && errno != EINTR) {
       NWD_LOG_ERROR(who, "poll: {}", std::strerror(errno));
       return;

@@ -35,6 +35,8 @@ constexpr uint64_t unknown_rtt_us = 376000;
 /// Servers not used by any query for this long are forgotten (and no
 /// longer probed).
 constexpr uint64_t forget_after_us = 600ull * 1000 * 1000;
+/// How often idle TCP channels to upstreams are looked at, while any exist.
+constexpr uint64_t reap_every_us = 10ull * 1000 * 1000;
 constexpr uint16_t rcode_servfail = 2, rcode_notimp = 4, rcode_refused = 5;
 
 uint64_t now_us() {
@@ -342,9 +344,12 @@ struct forwarder::impl {
     h.caps = c;
   }
 
-  /// Starts due probes and forgets servers nobody uses.
-  void probe_due() {
+  /// Starts due probes and forgets servers nobody uses. Returns when the
+  /// next of these is due (UINT64_MAX: nothing is), so that the loop sleeps
+  /// until then and not a moment more often.
+  uint64_t probe_due() {
     std::vector<config::upstream> due;
+    uint64_t next = UINT64_MAX;
     {
       std::lock_guard<std::mutex> guard{health_mtx};
       auto now = now_us();
@@ -358,6 +363,10 @@ struct forwarder::impl {
           h.probing = true;
           due.push_back(h.server);
         }
+        if (h.failures > 0 && !h.probing)
+          next = std::min(next, h.probe_at_us);
+        if (!h.probing)
+          next = std::min(next, h.last_used_us + forget_after_us + 1);
         ++i;
       }
     }
@@ -373,6 +382,7 @@ struct forwarder::impl {
       ex.base_timeout_ms = timeout_ms.load();
       next_try(ex);
     }
+    return next;
   }
 
   void probe_done(const config::upstream& s, bool ok, uint64_t rtt_us) {
@@ -705,16 +715,21 @@ struct forwarder::impl {
     std::vector<ares_channel> owners;
     epoll_event events[64];
     uint64_t last_reap = now_us();
+    uint64_t next_probe = UINT64_MAX;
     while (!stopping.load()) {
       auto now = now_us();
-      int wait_ms = 1000;
-      if (!deadlines.empty()) {
-        auto first = deadlines.begin()->first;
-        wait_ms
-          = first <= now ? 0 : static_cast<int>((first - now + 999) / 1000);
-      }
-      // Probes are looked at at least every 100 ms.
-      wait_ms = std::min(wait_ms, 100);
+      // Asleep until an exchange times out, a probe or a reap is due, or
+      // a socket or the mailbox wakes the loop: nothing polls.
+      uint64_t until = next_probe;
+      if (!deadlines.empty())
+        until = std::min(until, deadlines.begin()->first);
+      if (!tcp_channels.empty())
+        until = std::min(until, last_reap + reap_every_us);
+      int wait_ms = -1;
+      if (until != UINT64_MAX)
+        wait_ms = until <= now ? 0
+                               : static_cast<int>(std::min<uint64_t>(
+                                 (until - now + 999) / 1000, 60'000));
       fds.clear();
       owners.clear();
       fds.push_back(pollfd{epfd, POLLIN, 0});
@@ -733,11 +748,11 @@ struct forwarder::impl {
             owners.push_back(ch);
           }
         }
-        timeval max{wait_ms / 1000, (wait_ms % 1000) * 1000};
         timeval tv{};
-        if (ares_timeout(ch, &max, &tv) != nullptr)
-          wait_ms = std::min(
-            wait_ms, static_cast<int>(tv.tv_sec * 1000 + tv.tv_usec / 1000));
+        if (ares_timeout(ch, nullptr, &tv) != nullptr) {
+          auto ms = static_cast<int>(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+          wait_ms = wait_ms < 0 ? ms : std::min(wait_ms, ms);
+        }
       }
       if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR)
         NWD_LOG_ERROR(component, "poll: {}", std::strerror(errno));
@@ -783,8 +798,8 @@ struct forwarder::impl {
         i->second.deadline_us = 0;
         on_timeout(i->second);
       }
-      probe_due();
-      if (now - last_reap > 10ull * 1000 * 1000) {
+      next_probe = probe_due();
+      if (now - last_reap >= reap_every_us) {
         last_reap = now;
         reap_tcp_channels();
       }

@@ -33,6 +33,8 @@ namespace {
 
 constexpr const char* component = "dns-server";
 constexpr size_t batch_size = 32;
+/// How often open TCP connections are checked against their limits.
+constexpr uint64_t sweep_every_ms = 200;
 constexpr size_t udp_buffer = 4096; ///< largest query read over UDP
 /// recvmmsg scatters each datagram over a small head, which holds nearly
 /// every query, and a tail used only by larger ones: the tails' pages stay
@@ -221,6 +223,10 @@ struct server::impl {
   std::atomic<uint64_t> generation{0};
   std::atomic<bool> stopping{false};
   int stop_fd = -1;
+  /// Written on each publish; every loop watches it edge-triggered (each
+  /// write wakes each loop once; nobody reads it), so that an idle loop
+  /// lets go of a replaced table at once instead of polling for it.
+  int table_fd = -1;
 
   std::vector<std::vector<int>> udp_socks; // [worker][endpoint]
   std::vector<int> tcp_listeners;
@@ -384,6 +390,10 @@ struct server::impl {
     ev.events = EPOLLIN;
     ev.data.fd = stop_fd;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, stop_fd, &ev);
+    ev.events = EPOLLIN | EPOLLET;
+    ev.data.fd = table_fd;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, table_fd, &ev);
+    ev.events = EPOLLIN;
     for (int fd : socks) {
       ev.data.fd = fd;
       ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
@@ -503,13 +513,15 @@ struct server::impl {
       return got;
     };
     while (!stopping.load(std::memory_order_relaxed)) {
-      int n = ::epoll_wait(ep, events, 8, 1000);
-      if (n == 0)
-        refresh(); // idle: let go of a replaced table
+      int n = ::epoll_wait(ep, events, 8, -1);
       for (int e = 0; e < n; ++e) {
         int fd = events[e].data.fd;
         if (fd == stop_fd)
           continue;
+        if (fd == table_fd) {
+          refresh(); // also without queries: let go of a replaced table
+          continue;
+        }
         // A full batch means more is probably waiting: read again without
         // another epoll_wait, a few times, then give the other sockets a
         // turn (epoll is level-triggered).
@@ -542,7 +554,8 @@ struct server::impl {
   void tcp_thread() {
     auto& ctr = tcp_counters();
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
-    // data.u64: 0 = stop, 1 = mailbox, 2.. = listeners, then conn ids.
+    // data.u64: 0 = stop or a new table, 1 = mailbox, 2.. = listeners,
+    // then conn ids.
     auto add = [&](int fd, uint64_t tag, uint32_t events) {
       epoll_event ev{};
       ev.events = events;
@@ -550,6 +563,7 @@ struct server::impl {
       ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     };
     add(stop_fd, 0, EPOLLIN);
+    add(table_fd, 0, EPOLLIN | EPOLLET);
     add(tcp_wake, 1, EPOLLIN);
     const uint64_t first_conn = 2 + tcp_listeners.size();
     for (size_t i = 0; i < tcp_listeners.size(); ++i)
@@ -813,7 +827,15 @@ struct server::impl {
     epoll_event events[64];
     uint64_t last_sweep = steady_ms();
     while (!stopping.load(std::memory_order_relaxed)) {
-      int n = ::epoll_wait(ep, events, 64, 200);
+      // Without connections nothing is due: asleep until an event.
+      int wait_ms = -1;
+      if (!conns.empty()) {
+        auto since = steady_ms() - last_sweep;
+        wait_ms = since >= sweep_every_ms
+                    ? 0
+                    : static_cast<int>(sweep_every_ms - since);
+      }
+      int n = ::epoll_wait(ep, events, 64, wait_ms);
       refresh(); // also without queries: let go of a replaced table
       for (int e = 0; e < n; ++e) {
         uint64_t tag = events[e].data.u64;
@@ -861,7 +883,7 @@ struct server::impl {
       }
       enforce_total();
       auto now = steady_ms();
-      if (now - last_sweep >= 200) {
+      if (now - last_sweep >= sweep_every_ms) {
         last_sweep = now;
         sweep(now);
       }
@@ -882,11 +904,10 @@ struct server::impl {
     for (int fd : tcp_listeners)
       ::close(fd);
     tcp_listeners.clear();
-    if (stop_fd >= 0)
-      ::close(stop_fd);
-    if (tcp_wake >= 0)
-      ::close(tcp_wake);
-    stop_fd = tcp_wake = -1;
+    for (int fd : {stop_fd, table_fd, tcp_wake})
+      if (fd >= 0)
+        ::close(fd);
+    stop_fd = table_fd = tcp_wake = -1;
   }
 };
 
@@ -921,7 +942,8 @@ result<unit> server::start() {
     workers = std::max(1u, std::thread::hardware_concurrency());
   p->stop_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   p->tcp_wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (p->stop_fd < 0 || p->tcp_wake < 0) {
+  p->table_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (p->stop_fd < 0 || p->tcp_wake < 0 || p->table_fd < 0) {
     p->close_all();
     return make_failure("io", std::string("eventfd: ") + std::strerror(errno));
   }
@@ -1003,6 +1025,7 @@ void server::publish(std::shared_ptr<const table> t,
   }
   std::atomic_store(&impl_->tbl, t);
   impl_->generation.fetch_add(1, std::memory_order_acq_rel);
+  wake(impl_->table_fd);
   if (sweep)
     sweep_cache();
 }

@@ -13,7 +13,7 @@
 # build-fuzz/artifacts/<target>/. Prints the executions per target; exits
 # non-zero when a reproducer or a target crashes, hangs, leaks or trips
 # UBSan. FUZZ_BUILD_DIR overrides the build directory; FUZZ_CI_SECONDS the
-# time per target of --ci (default 12); FUZZ_JOBS how many targets run at
+# time per target of --ci (default 8); FUZZ_JOBS how many targets run at
 # once (default 2).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +28,7 @@ if [[ ${1:-} == --build-only ]]; then
   build_only=1
   shift
 elif [[ ${1:-} == --ci ]]; then
-  seconds=${FUZZ_CI_SECONDS:-12}
+  seconds=${FUZZ_CI_SECONDS:-8}
   shift
 elif [[ ${1:-} =~ ^[0-9]+$ ]]; then
   seconds=$1

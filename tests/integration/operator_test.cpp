@@ -334,15 +334,19 @@ TEST_CASE("networkd ctl and the status page show a VIP failover as it "
        << states << "in "
        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
        << " ms");
+  // Standby was seen above; the first poll may come after the move (a
+  // failover is quicker than starting ctl on a loaded machine), so only
+  // what follows is checked: no state outside the move, and serving last.
   REQUIRE_FALSE(seen.empty());
-  CHECK(seen.front() == "standby");
   CHECK(seen.back() == "serving");
   for (auto& x : seen)
     CHECK((x == "standby" || x == "acquiring" || x == "serving"));
   CHECK(has_line(out, {"owner", other.name}));
   CHECK(has_line(out, {"serving here", "yes"}));
   CHECK(has_line(out, {"last change", "lock, rules and address in place"}));
-  // The transitions table has the move, with its time.
+  // The transitions table has the move, from standby, with its time.
+  CHECK(std::regex_search(
+    out, std::regex{"\n\\d{4}-[0-9T:.-]+Z +standby +acquiring +"}));
   CHECK(std::regex_search(
     out,
     std::regex{"\n\\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z +acquiring +serving +lock, "

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The server on loopback, queried with dig and a pipelining TCP client.
 #include <catch2/catch.hpp>
+#include <dirent.h>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -106,7 +109,60 @@ struct running_server {
   }
 };
 
+/// Every thread of this process: tid -> voluntary + involuntary context
+/// switches so far (a thread that sleeps and wakes is switched out once).
+std::map<int, uint64_t> thread_switches() {
+  std::map<int, uint64_t> out;
+  DIR* d = ::opendir("/proc/self/task");
+  if (!d)
+    return out;
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] == '.')
+      continue;
+    std::istringstream in(
+      test::read_file(std::string{"/proc/self/task/"} + e->d_name + "/status"));
+    std::string line;
+    uint64_t n = 0;
+    while (std::getline(in, line))
+      if (line.find("ctxt_switches:") != std::string::npos)
+        n += std::stoull(line.substr(line.find(':') + 1));
+    out[std::atoi(e->d_name)] = n;
+  }
+  ::closedir(d);
+  return out;
+}
+
 } // namespace
+
+TEST_CASE("an idle server sleeps and lets go of a replaced table at once") {
+  auto before = thread_switches();
+  running_server s;
+  // The server's threads: the ones that were not there before.
+  std::set<int> mine;
+  for (auto& [tid, n] : thread_switches())
+    if (!before.count(tid))
+      mine.insert(tid);
+  REQUIRE(mine.size() >= 3);          // two UDP workers, TCP, the forwarder
+  std::this_thread::sleep_for(100ms); // the threads are in their loops
+  auto sum = [&] {
+    uint64_t n = 0;
+    for (auto& [tid, c] : thread_switches())
+      if (mine.count(tid))
+        n += c;
+    return n;
+  };
+  auto start = sum();
+  std::this_thread::sleep_for(1500ms);
+  // Nothing was asked, nothing timed out: no thread woke. (Polling loops
+  // woke 25 times here: every 100, 200 and 1000 ms.)
+  CHECK(sum() - start <= 2);
+
+  // A publish wakes the loops, and the table they held goes at once.
+  std::atomic<bool> freed{false};
+  s.srv->publish(table::build(sample()), [&freed] { freed = true; });
+  s.srv->publish(table::build(sample()));
+  CHECK(test::wait_until([&] { return freed.load(); }, 300ms, 5ms));
+}
 
 TEST_CASE("dig gets local answers with AA and the configured TTL") {
   running_server s;
