@@ -154,21 +154,33 @@ void notify(tracker_pointer self, bool force = false) {
     caf::anon_send(sub.first, now);
 }
 
-void start_round(tracker_pointer self) {
+/// Starts a round of probes (one per port) `after` from now; the prober
+/// waits, so that a healthy container costs no timer here. Without `after`
+/// the round is wanted at once (a new container, a new subscriber): it
+/// replaces the round in flight, whose answers are then dropped.
+void start_round(tracker_pointer self, std::chrono::milliseconds after = {}) {
   auto& st = self->state;
   auto& cur = st.machine.current();
+  if (after.count() == 0 && st.pending > 0) {
+    st.round->fetch_add(1);
+    st.pending = 0;
+  }
   if (st.pending > 0 || !cur || st.machine.probe_ports().empty())
     return;
   auto hdl = caf::actor_cast<proc_tracker_actor>(self);
+  auto round = st.round->fetch_add(1) + 1;
   for (auto port : st.machine.probe_ports()) {
     ++st.pending;
     ++st.probes_sent;
     auto ip = cur->ip;
     st.prober->probe(
-      ip, port, st.probes.timeout, [hdl, ip, port](const probe_outcome& o) {
-        caf::anon_send(hdl,
-                       probe_done{ip, port, o.ok, o.error, o.latency.count()});
-      });
+      ip, port, st.probes.timeout,
+      [hdl, ip, port, current = st.round, round](const probe_outcome& o) {
+        if (current->load() == round)
+          caf::anon_send(
+            hdl, probe_done{ip, port, o.ok, o.error, o.latency.count()});
+      },
+      after);
   }
 }
 
@@ -229,10 +241,6 @@ proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
       start_round(self);
       return true;
     },
-    [self](atom::probe) {
-      self->state.scheduled = false;
-      start_round(self);
-    },
     [self](probe_done& p) {
       auto& st = self->state;
       if (st.pending > 0)
@@ -240,12 +248,9 @@ proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
       st.last_probe = p;
       if (st.machine.probe_result(p.ip, p.port, p.ok, p.error))
         notify(self);
-      if (st.pending == 0 && !st.scheduled) {
-        st.scheduled = true;
-        // A new container is probed again at once, a known one at the
-        // probe interval.
-        self->delayed_send(self, st.probes.interval, atom::probe_v);
-      }
+      // The round is over: the next one at the probe interval.
+      if (st.pending == 0)
+        start_round(self, st.probes.interval);
     },
     [self](config::probe_knobs& k) {
       auto& st = self->state;

@@ -7,6 +7,7 @@
 
 #include <caf/stateful_actor.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -48,8 +49,11 @@ struct proc_tracker_state {
   health_machine machine;
   std::map<caf::actor_addr, std::pair<caf::actor, std::vector<uint16_t>>>
     subscribers;
-  size_t pending = 0;     ///< probes in flight
-  bool scheduled = false; ///< a probe timer is pending
+  size_t pending = 0; ///< probes of the current round not answered yet
+  /// The current round; answers of an earlier one are dropped on the
+  /// prober's thread (shared with its callbacks).
+  std::shared_ptr<std::atomic<uint64_t>> round
+    = std::make_shared<std::atomic<uint64_t>>(0);
   bool notified = false;
   proc_health last; ///< what the subscribers were told last
   probe_done last_probe;

@@ -197,9 +197,8 @@ using proc_tracker_actor = status_client_actor::extend<
   // the hub gives it to a new tracker.
   caf::replies_to<atom::subscribe, std::vector<uint16_t>,
                   caf::actor>::with<bool>,
-  // Probe timer.
-  caf::reacts_to<atom::probe>,
-  // A probe's outcome.
+  // A probe's outcome (the prober waits out the interval before the next
+  // round: no timer here).
   caf::reacts_to<probe_done>,
   // The probe knobs in force (at spawn and on every change).
   caf::reacts_to<config::probe_knobs>>;

@@ -70,6 +70,46 @@ struct rtnl_socket {
       }
     }
   }
+
+  /// Sends `len` bytes of requests (each with NLM_F_ACK, sequence numbers
+  /// first .. first + count - 1) in one datagram and reads their ACKs:
+  /// errs[i] is 0 or the kernel's errno for request i. Returns 0, or the
+  /// errno of the send or of a receive (then the requests without an ACK
+  /// keep that errno).
+  int exchange_all(const char* data, size_t len, uint32_t first, size_t count,
+                   std::vector<int>& errs) {
+    constexpr int no_answer = -1;
+    errs.assign(count, no_answer);
+    auto fail_rest = [&](int err) {
+      for (auto& e : errs)
+        if (e == no_answer)
+          e = err;
+      return err;
+    };
+    if (mnl_socket_sendto(nl, data, len) < 0)
+      return fail_rest(errno);
+    size_t left = count;
+    while (left > 0) {
+      auto n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        return fail_rest(errno);
+      }
+      auto rest = static_cast<int>(n);
+      for (auto* msg = reinterpret_cast<const nlmsghdr*>(buf.data());
+           mnl_nlmsg_ok(msg, rest); msg = mnl_nlmsg_next(msg, &rest)) {
+        uint32_t i = msg->nlmsg_seq - first;
+        if (msg->nlmsg_type != NLMSG_ERROR || i >= count
+            || errs[i] != no_answer)
+          continue; // an earlier request's late answer
+        auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(msg));
+        errs[i] = -err->error;
+        --left;
+      }
+    }
+    return 0;
+  }
 };
 
 } // namespace detail
@@ -255,6 +295,65 @@ result<unit> rtnl_address_manager::add(const std::string& ifname,
   if (err != 0)
     return errno_failure(err, "add " + ip + "/32 on " + ifname);
   return unit{};
+}
+
+std::vector<std::pair<std::string, failure>>
+rtnl_address_manager::add_all(const std::string& ifname,
+                              const std::vector<std::string>& ips,
+                              uint32_t valid_lft) {
+  std::vector<std::pair<std::string, failure>> failed;
+  if (ips.empty())
+    return failed;
+  if (valid_lft == 0) {
+    for (auto& ip : ips)
+      failed.emplace_back(ip, make_failure("invalid", "valid lifetime of " + ip
+                                                        + " must be > 0"));
+    return failed;
+  }
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto index = index_locked(ifname);
+  if (!index) {
+    for (auto& ip : ips)
+      failed.emplace_back(ip, index.error());
+    return failed;
+  }
+  // 64 requests of ~60 bytes to a datagram; their ACKs fit the receive
+  // buffer many times over.
+  constexpr size_t per_send = 64;
+  constexpr size_t room = 128; // one request, aligned, with room to spare
+  std::vector<char> out(per_send * room);
+  std::vector<const std::string*> sent;
+  std::vector<int> errs;
+  for (size_t at = 0; at < ips.size();) {
+    size_t len = 0;
+    sent.clear();
+    uint32_t first = sock_->seq + 1;
+    for (; at < ips.size() && sent.size() < per_send; ++at) {
+      auto addr = parse_ipv4(ips[at]);
+      if (!addr) {
+        failed.emplace_back(ips[at], addr.error());
+        continue;
+      }
+      auto* nlh
+        = put_address_request(out.data() + len, RTM_NEWADDR,
+                              NLM_F_CREATE | NLM_F_REPLACE, *index, *addr);
+      ifa_cacheinfo ci{};
+      ci.ifa_valid = valid_lft;
+      mnl_attr_put(nlh, IFA_CACHEINFO, sizeof(ci), &ci);
+      nlh->nlmsg_seq = ++sock_->seq;
+      len += NLMSG_ALIGN(nlh->nlmsg_len);
+      sent.push_back(&ips[at]);
+    }
+    if (sent.empty())
+      continue;
+    sock_->exchange_all(out.data(), len, first, sent.size(), errs);
+    for (size_t i = 0; i < sent.size(); ++i)
+      if (errs[i] != 0)
+        failed.emplace_back(
+          *sent[i],
+          errno_failure(errs[i], "add " + *sent[i] + "/32 on " + ifname));
+  }
+  return failed;
 }
 
 result<bool> rtnl_address_manager::remove(const std::string& ifname,

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace networkd::netlink {
@@ -46,6 +47,20 @@ public:
                            uint32_t valid_lft)
     = 0;
 
+  /// add() for each of `ips`; returns the ones that failed, each with its
+  /// failure. The rtnetlink manager sends them as batches of requests, a
+  /// few system calls for all (the lifetimes of every held VIP are renewed
+  /// together, with each lease renewal).
+  virtual std::vector<std::pair<std::string, failure>>
+  add_all(const std::string& ifname, const std::vector<std::string>& ips,
+          uint32_t valid_lft) {
+    std::vector<std::pair<std::string, failure>> failed;
+    for (auto& ip : ips)
+      if (auto r = add(ifname, ip, valid_lft); !r)
+        failed.emplace_back(ip, r.error());
+    return failed;
+  }
+
   /// Removes `ip`/32 from `ifname`: true when it was there, false when not.
   virtual result<bool> remove(const std::string& ifname, const std::string& ip)
     = 0;
@@ -64,6 +79,9 @@ public:
 
   result<unit> add(const std::string& ifname, const std::string& ip,
                    uint32_t valid_lft) override;
+  std::vector<std::pair<std::string, failure>>
+  add_all(const std::string& ifname, const std::vector<std::string>& ips,
+          uint32_t valid_lft) override;
   result<bool> remove(const std::string& ifname,
                       const std::string& ip) override;
   result<std::vector<address_info>> list(const std::string& ifname) override;

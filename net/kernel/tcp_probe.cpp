@@ -34,6 +34,7 @@ struct request {
   uint16_t port;
   std::chrono::milliseconds timeout;
   tcp_prober::callback done;
+  clock::time_point not_before;
 };
 
 } // namespace
@@ -44,7 +45,8 @@ struct tcp_prober::impl {
   std::mutex mtx;
   std::deque<request> queue;
   bool stopping = false;
-  std::map<int, pending> active; // by fd
+  std::map<int, pending> active;                   // by fd
+  std::multimap<clock::time_point, request> later; // by start time
   std::thread thread;
 
   void finish(int fd, bool ok, std::string error) {
@@ -100,17 +102,21 @@ struct tcp_prober::impl {
   void run() {
     epoll_event evs[64];
     for (;;) {
-      // The nearest deadline bounds the wait.
+      // The nearest deadline or start bounds the wait.
       int wait_ms = -1;
       auto now = clock::now();
-      for (auto& [fd, p] : active) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      p.deadline - now)
-                      .count();
+      auto bound = [&](clock::time_point at) {
+        auto left
+          = std::chrono::duration_cast<std::chrono::milliseconds>(at - now)
+              .count();
         left = std::max<int64_t>(left, 0) + 1;
         if (wait_ms < 0 || left < wait_ms)
           wait_ms = static_cast<int>(left);
-      }
+      };
+      for (auto& [fd, p] : active)
+        bound(p.deadline);
+      if (!later.empty())
+        bound(later.begin()->first);
       int n = ::epoll_wait(ep, evs, 64, wait_ms);
       if (n < 0 && errno != EINTR)
         break;
@@ -150,10 +156,21 @@ struct tcp_prober::impl {
         todo.swap(queue);
       }
       for (auto& r : todo)
+        later.emplace(r.not_before, std::move(r));
+      while (!later.empty() && later.begin()->first <= now) {
+        auto r = std::move(later.begin()->second);
+        later.erase(later.begin());
         start(r);
+      }
     }
     while (!active.empty())
       finish(active.begin()->first, false, "stopped");
+    for (auto& [at, r] : later) {
+      probe_outcome out;
+      out.error = "stopped";
+      r.done(out);
+    }
+    later.clear();
     std::lock_guard<std::mutex> g{mtx};
     for (auto& r : queue) {
       probe_outcome out;
@@ -189,7 +206,8 @@ tcp_prober::~tcp_prober() {
 }
 
 void tcp_prober::probe(const std::string& ip, uint16_t port,
-                       std::chrono::milliseconds timeout, callback done) {
+                       std::chrono::milliseconds timeout, callback done,
+                       std::chrono::milliseconds after) {
   {
     std::lock_guard<std::mutex> g{impl_->mtx};
     if (impl_->stopping) {
@@ -198,7 +216,8 @@ void tcp_prober::probe(const std::string& ip, uint16_t port,
       done(out);
       return;
     }
-    impl_->queue.push_back({ip, port, timeout, std::move(done)});
+    impl_->queue.push_back(
+      {ip, port, timeout, std::move(done), clock::now() + after});
   }
   uint64_t one = 1;
   if (::write(impl_->wake, &one, sizeof(one)) < 0) {

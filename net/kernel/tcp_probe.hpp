@@ -28,10 +28,13 @@ public:
   tcp_prober(const tcp_prober&) = delete;
   tcp_prober& operator=(const tcp_prober&) = delete;
 
-  /// Thread-safe. Connects to ip:port (IPv4); `done` runs on the prober's
-  /// thread once connected, refused or timed out.
+  /// Thread-safe. Connects to ip:port (IPv4), `after` from now; `done`
+  /// runs on the prober's thread once connected, refused or timed out. The
+  /// wait is the prober's own (no other thread wakes for it): a tracker
+  /// asks for its next round as the last one ends.
   void probe(const std::string& ip, uint16_t port,
-             std::chrono::milliseconds timeout, callback done);
+             std::chrono::milliseconds timeout, callback done,
+             std::chrono::milliseconds after = {});
 
   struct impl;
 

@@ -107,6 +107,42 @@ TEST_CASE("adding an address again replaces its lifetime", "[netlink]") {
   CHECK_FALSE(*again);
 }
 
+TEST_CASE("add_all renews many lifetimes in batches and fails the bad ones "
+          "alone",
+          "[netlink]") {
+  lab l;
+  auto mgr = l.manager();
+  // 150 addresses: three datagrams of requests.
+  std::vector<std::string> ips;
+  for (int i = 0; i < 150; ++i)
+    ips.push_back("10.78." + std::to_string(i / 100) + "."
+                  + std::to_string(i % 100 + 1));
+  auto with_bad = ips;
+  with_bad.insert(with_bad.begin() + 70, "10.78.0.300");
+  auto failed = mgr->add_all("va", with_bad, 3);
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0].first == "10.78.0.300");
+  CHECK(failed[0].second.code == "invalid");
+  auto count = [&](uint32_t min_lft, uint32_t max_lft) {
+    auto all = mgr->list("va");
+    REQUIRE(all.ok());
+    return std::count_if(all->begin(), all->end(), [&](auto& a) {
+      return a.address.rfind("10.78.", 0) == 0 && a.prefix == 32
+             && a.valid_lft >= min_lft && a.valid_lft <= max_lft
+             && a.preferred_lft == 0;
+    });
+  };
+  CHECK(count(1, 3) == 150);
+  // Again, longer: every one is renewed, none is added twice.
+  CHECK(mgr->add_all("va", ips, 100).empty());
+  CHECK(count(90, 100) == 150);
+  // A missing interface fails every address with its reason.
+  auto none = mgr->add_all("nope0", ips, 10);
+  REQUIRE(none.size() == ips.size());
+  CHECK(none.back().second.code == "no_device");
+  CHECK(mgr->add_all("va", {}, 10).empty());
+}
+
 TEST_CASE("bad interfaces and addresses are clear failures", "[netlink]") {
   lab l;
   auto mgr = l.manager();

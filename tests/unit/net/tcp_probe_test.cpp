@@ -123,3 +123,34 @@ TEST_CASE("a bad address fails at once and stopping answers the rest",
   REQUIRE(r.size() == 2);
   CHECK(r.seen[1].error == "stopped");
 }
+
+TEST_CASE("a probe asked for later starts then and stopping answers it",
+          "[tcp_probe]") {
+  listener l;
+  auto p = std::make_unique<tcp_prober>();
+  results r;
+  auto asked = std::chrono::steady_clock::now();
+  std::atomic<int64_t> took_ms{-1};
+  p->probe(
+    "127.0.0.1", l.port, 1s,
+    [&](auto& o) {
+      took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - asked)
+                  .count();
+      r.add(o);
+    },
+    300ms);
+  // One asked for now is not held up by the one waiting.
+  p->probe("127.0.0.1", l.port, 1s, [&](auto& o) { r.add(o); });
+  REQUIRE(wait_until([&] { return r.size() == 1; }, 5s));
+  CHECK(took_ms.load() == -1);
+  REQUIRE(wait_until([&] { return r.size() == 2; }, 5s));
+  CHECK(r.seen[1].ok);
+  CHECK(took_ms.load() >= 300);
+  // A waiting probe is answered "stopped" when the prober goes.
+  p->probe(
+    "127.0.0.1", l.port, 1s, [&](auto& o) { r.add(o); }, 60s);
+  p.reset();
+  REQUIRE(r.size() == 3);
+  CHECK(r.seen[2].error == "stopped");
+}
