@@ -56,6 +56,11 @@ struct tcp_prober::impl {
     auto p = std::move(i->second);
     active.erase(i);
     ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+    // Closed with a reset, as load balancers close their health checks:
+    // no FIN exchange with the container and no TIME_WAIT socket left for
+    // each probe (ten a second per container at the default interval).
+    linger reset{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
     ::close(fd);
     probe_outcome out;
     out.ok = ok;

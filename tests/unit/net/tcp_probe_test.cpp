@@ -154,3 +154,22 @@ TEST_CASE("a probe asked for later starts then and stopping answers it",
   REQUIRE(r.size() == 3);
   CHECK(r.seen[2].error == "stopped");
 }
+
+TEST_CASE("a probe closes with a reset and leaves no socket behind",
+          "[tcp_probe]") {
+  // The listener never accepts: after a FIN close the prober's side would
+  // wait in FIN-WAIT-2 for a close that never comes (TIME_WAIT with a peer
+  // that closes); after a reset nothing of it is left.
+  listener l;
+  tcp_prober p;
+  results r;
+  for (int i = 0; i < 5; ++i)
+    p.probe("127.0.0.1", l.port, 1s, [&](auto& o) { r.add(o); });
+  REQUIRE(wait_until([&] { return r.size() == 5; }, 5s));
+  for (auto& o : r.seen)
+    CHECK(o.ok);
+  std::string out;
+  sh("ss -tanH 'dport = :" + std::to_string(l.port) + "'", &out);
+  INFO(out);
+  CHECK(out.empty());
+}
