@@ -6,6 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   lld  # links the suite's ~75 executables in a third of ld's time
+  llvm  # llvm-profdata and llvm-cov: deploy/coverage.sh
   libcaf-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc rapidjson-dev libc-ares-dev catch2 libmnl-dev libnftnl-dev
   libcpp-httplib-dev libspdlog-dev libfmt-dev libknot-dev

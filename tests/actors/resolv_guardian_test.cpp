@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <stdexcept>
 
 #include "actors/errors.hpp"
 #include "actors/resolv_guardian.hpp"
@@ -71,6 +72,26 @@ std::vector<std::string> ips(const std::vector<config::upstream>& ups) {
     out.push_back(u.ip);
   return out;
 }
+
+/// A tmpfs mounted at `dir` that can be made read-only (a read-only /etc:
+/// root cannot write there either); unmounted with the object.
+class tmpfs_dir {
+public:
+  explicit tmpfs_dir(std::string dir) : dir_(std::move(dir)) {
+    std::filesystem::create_directory(dir_);
+    if (sh("mount -t tmpfs -o size=1m tmpfs '" + dir_ + "'") != 0)
+      throw std::runtime_error("cannot mount a tmpfs on " + dir_);
+  }
+  ~tmpfs_dir() { sh("umount -l '" + dir_ + "'"); }
+  tmpfs_dir(const tmpfs_dir&) = delete;
+  tmpfs_dir& operator=(const tmpfs_dir&) = delete;
+  bool remount(const std::string& mode) {
+    return sh("mount -o remount," + mode + " '" + dir_ + "'") == 0;
+  }
+
+private:
+  std::string dir_;
+};
 
 struct fixture {
   threaded_config cfg;
@@ -255,4 +276,30 @@ TEST_CASE_METHOD(fixture,
   CHECK(std::string{doc["last_error"].GetString()}.find("File too large")
         != std::string::npos);
   CHECK(read_file(path) == big);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a resolv.conf that cannot be written is an error in the "
+                 "state and is fixed on its next change",
+                 "[resolv]") {
+  tmpfs_dir etc{dir.file("etc")};
+  path = dir.file("etc") + "/resolv.conf";
+  write_file(path, "nameserver 10.0.0.2\n");
+  REQUIRE(etc.remount("ro"));
+  start();
+  REQUIRE(wait_until([&] { return state() == "error"; }, 5s));
+  auto doc = status();
+  CHECK(std::string{doc["last_error"].GetString()}.find(
+          "cannot create a temp file next to " + path)
+        != std::string::npos);
+  CHECK(read_file(path) == "nameserver 10.0.0.2\n");
+  // The upstreams it read still reach the responder.
+  CHECK(wait_until(
+    [&] { return ips(h->last()) == std::vector<std::string>{"10.0.0.2"}; },
+    5s));
+  // Writable again: the next change is fixed as usual.
+  REQUIRE(etc.remount("rw"));
+  write_file(path, "nameserver 10.0.0.3\n");
+  CHECK(file_becomes("nameserver 127.0.0.1\nnameserver 10.0.0.3\n"));
+  CHECK(wait_until([&] { return state() == "managed"; }, 5s));
 }

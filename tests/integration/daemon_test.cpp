@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -46,6 +49,30 @@ const rapidjson::Value* supervisor_of(const rapidjson::Document& doc) {
 int run_networkd(const std::string& args, std::string* out = nullptr) {
   return sh(std::string{NETWORKD_BINARY} + " " + args + " 2>&1", out);
 }
+
+/// A socket of `type` bound to 127.0.0.1:port (listening for TCP), closed
+/// with the object: another program holding a port.
+class held_port {
+public:
+  held_port(int type, uint16_t port) : fd_(::socket(AF_INET, type, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0
+        || (type == SOCK_STREAM && ::listen(fd_, 1) != 0))
+      throw std::runtime_error("cannot hold port " + std::to_string(port));
+  }
+  ~held_port() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+  held_port(const held_port&) = delete;
+  held_port& operator=(const held_port&) = delete;
+
+private:
+  int fd_;
+};
 
 } // namespace
 
@@ -216,6 +243,48 @@ TEST_CASE("a second instance with the same lock file refuses to start",
   CHECK(run_networkd(args, &out) == 1);
   CHECK(out.find("lock file") != std::string::npos);
   CHECK(d.proc().running());
+}
+
+TEST_CASE("networkd exits 1 naming the cause when its DNS port is taken or "
+          "its lock file cannot be opened",
+          "[daemon]") {
+  // Both stop networkd before it asks etcd (nothing listens on the etcd
+  // port). `timeout`: a networkd that starts anyway is stopped and fails
+  // the exit code check instead of hanging the test.
+  temp_dir dir{"networkd-start"};
+  write_file(dir.file("resolv.conf"), "nameserver 127.0.0.53\n");
+  write_file(dir.file("hosts"), "127.0.0.1 localhost\n");
+  auto flags = [&](uint16_t dns_port, const std::string& lock) {
+    return "-etcd.endpoint=127.0.0.1:" + std::to_string(free_port())
+           + " -hostname=t -net.interface=lo -net.address=127.0.0.1"
+           + " -godns.addr=127.0.0.1:" + std::to_string(dns_port)
+           + " -api.addr=127.0.0.1:" + std::to_string(free_port())
+           + " -lock.filename=" + lock + " --resolv-conf="
+           + dir.file("resolv.conf") + " --hosts-file=" + dir.file("hosts")
+           + " -docker.endpoint=unix://" + dir.file("no-docker.sock");
+  };
+  auto run = [](const std::string& args, std::string* out) {
+    return sh("timeout -s KILL 20 " + std::string{NETWORKD_BINARY} + " " + args
+                + " 2>&1",
+              out);
+  };
+  std::string out;
+  // Another resolver on the DNS port (TCP and UDP, as dnsmasq holds it).
+  auto port = free_port();
+  {
+    held_port tcp{SOCK_STREAM, port};
+    held_port udp{SOCK_DGRAM, port};
+    CHECK(run(flags(port, dir.file("a.lock")), &out) == 1);
+    INFO(out);
+    CHECK(out.find("DNS server: ") != std::string::npos);
+    CHECK(out.find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
+  }
+  // A lock file in a directory that does not exist.
+  CHECK(run(flags(free_port(), dir.file("no-such-dir/networkd.lock")), &out)
+        == 1);
+  INFO(out);
+  CHECK(out.find("cannot open lock file " + dir.file("no-such-dir"))
+        != std::string::npos);
 }
 
 TEST_CASE("SIGTERM SIGINT and SIGQUIT revoke the lease and exit cleanly",

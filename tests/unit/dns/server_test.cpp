@@ -61,9 +61,10 @@ std::string squeeze(const std::string& line) {
   return out;
 }
 
-dig_result dig(uint16_t port, const std::string& args) {
+dig_result dig(uint16_t port, const std::string& args,
+               const std::string& at = "127.0.0.1") {
   dig_result r;
-  r.exit = test::sh("dig @127.0.0.1 -p " + std::to_string(port)
+  r.exit = test::sh("dig @" + at + " -p " + std::to_string(port)
                       + " +tries=1 +time=2 +nocookie " + args + " 2>&1",
                     &r.raw);
   std::istringstream in(r.raw);
@@ -272,6 +273,42 @@ TEST_CASE("clients outside the allowed networks get REFUSED") {
   // Over TCP too.
   r = dig(s.port, "-b 127.0.0.2 exact.lain A +tcp");
   CHECK(r.status == "REFUSED");
+}
+
+TEST_CASE("clients over IPv6 are checked by the source ACL") {
+  // A listen address of [::1]: the client's address is IPv6, and loopback
+  // and the allowed networks hold for it as they do for IPv4 clients.
+  auto ask = [](server_options opts) {
+    auto port = test::free_port();
+    opts.listen = {"[::1]:" + std::to_string(port)};
+    opts.workers = 1;
+    server srv{opts};
+    srv.publish(table::build(sample()));
+    auto started = srv.start();
+    INFO((started ? "" : started.error().to_string()));
+    REQUIRE(started.ok());
+    auto r = dig(port, "exact.lain A", "::1");
+    r.raw += "\nrefused " + std::to_string(srv.stats().refused);
+    return r;
+  };
+  server_options loopback;
+  auto r = ask(loopback);
+  INFO(r.raw);
+  CHECK(r.status == "NOERROR");
+  CHECK(r.answer.size() == 1);
+  server_options no_loopback;
+  no_loopback.allow_loopback = false;
+  no_loopback.allowed_networks = {"127.0.0.1/32"};
+  r = ask(no_loopback);
+  INFO(r.raw);
+  CHECK(r.status == "REFUSED");
+  CHECK(r.raw.find("\nrefused 1") != std::string::npos);
+  server_options v6_network;
+  v6_network.allow_loopback = false;
+  v6_network.allowed_networks = {"::1/128"};
+  r = ask(v6_network);
+  INFO(r.raw);
+  CHECK(r.status == "NOERROR");
 }
 
 TEST_CASE("the ACL matcher allows loopback and configured networks") {
