@@ -184,12 +184,27 @@ void start_round(tracker_pointer self, std::chrono::milliseconds after = {}) {
   }
 }
 
-void recompute_ports(tracker_pointer self) {
-  auto& st = self->state;
-  std::vector<uint16_t> ports;
-  for (auto& [addr, sub] : st.subscribers)
-    ports.insert(ports.end(), sub.second.begin(), sub.second.end());
-  st.machine.set_probe_ports(ports);
+/// Counts `ports` in (`delta` 1) or out (-1) of the probed ports; returns
+/// true when a port started or stopped being probed.
+bool count_ports(tracker_pointer self, const std::vector<uint16_t>& ports,
+                 int delta) {
+  auto& refs = self->state.port_refs;
+  bool changed = false;
+  for (auto port : ports) {
+    if (delta > 0) {
+      changed |= refs[port]++ == 0;
+    } else if (auto i = refs.find(port); i != refs.end() && --i->second == 0) {
+      refs.erase(i);
+      changed = true;
+    }
+  }
+  if (changed) {
+    std::vector<uint16_t> probed;
+    for (auto& [port, n] : refs)
+      probed.push_back(port);
+    self->state.machine.set_probe_ports(std::move(probed));
+  }
+  return changed;
 }
 
 } // namespace
@@ -206,12 +221,16 @@ proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
   st.machine.set_threshold(static_cast<int>(probes.failures));
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
-    st.subscribers.erase(dm.source);
+    auto i = st.subscribers.find(dm.source);
+    if (i == st.subscribers.end())
+      return;
+    auto ports = std::move(i->second.second);
+    st.subscribers.erase(i);
     if (st.subscribers.empty()) {
       self->quit();
       return;
     }
-    recompute_ports(self);
+    count_ports(self, ports, -1);
   });
   return {
     [self](atom::status) { return self->state.render(); },
@@ -228,17 +247,21 @@ proc_tracker(proc_tracker_actor::stateful_pointer<proc_tracker_state> self,
       auto& st = self->state;
       if (!who)
         return false;
-      bool fresh = st.subscribers.count(who.address()) == 0;
-      if (fresh)
+      auto& sub = st.subscribers[who.address()];
+      if (!sub.first)
         self->monitor(who);
-      st.subscribers[who.address()] = {who, std::move(ports)};
       auto before = st.machine.healthy();
-      recompute_ports(self);
+      // In before out: a subscriber that asks again keeps its counts.
+      bool added = count_ports(self, ports, 1);
+      bool removed = count_ports(self, sub.second, -1);
+      sub = {who, std::move(ports)};
       if (st.machine.healthy() != before)
         notify(self);
-      // The newcomer hears the current state at once.
+      // The newcomer hears the current state at once; a round at once only
+      // when a port is new to the probes (the others' results stand).
       caf::anon_send(who, st.snapshot());
-      start_round(self);
+      if (added || removed)
+        start_round(self);
       return true;
     },
     [self](probe_done& p) {

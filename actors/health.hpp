@@ -49,6 +49,10 @@ struct proc_tracker_state {
   health_machine machine;
   std::map<caf::actor_addr, std::pair<caf::actor, std::vector<uint16_t>>>
     subscribers;
+  /// How many subscribers want each port probed: a subscriber that comes or
+  /// goes changes the probed ports only when a count starts or ends (2000
+  /// VIPs of one proc subscribe in a cold start).
+  std::map<uint16_t, size_t> port_refs;
   size_t pending = 0; ///< probes of the current round not answered yet
   /// The current round; answers of an earlier one are dropped on the
   /// prober's thread (shared with its callbacks).

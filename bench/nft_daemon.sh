@@ -4,7 +4,7 @@
 # namespaces (numbers only): --dataplane=nft against --dataplane=iptables.
 #
 # usage: bench/nft_daemon.sh [-r ROUNDS] [-V VIPS] [-P PORTS] [-k CHANGES]
-#                            [-c CONNS] [-B]
+#                            [-c CONNS] [-B] [-K DIR] [-v]
 #   -r  alternating rounds (default 3; each runs both data planes, the
 #       order swapped every round)
 #   -V  VIPs on the scale node (default 2000)   -P  tcp ports each (default
@@ -14,6 +14,9 @@
 #   -c  connections timed per VIP and round (default 200)
 #   -B  do not build; use $NETWORKD_BIN or $BUILD_DIR/networkd (and
 #       $BUILD_DIR/bench/nft_bench)
+#   -K  copy the lab's logs (networkd, etcd, monitors) to DIR at exit
+#   -v  networkd logs at debug level (-verbose): every holder's steps, to
+#       see where a cold start or a SIGTERM spends its time
 #   BUILD_DIR: build directory (default build-release in the repo)
 #
 # Lab: a bridge; etcd (10.88.0.2); a client (10.88.0.100); node n1
@@ -47,7 +50,9 @@ ports=4
 changes=5
 conns=200
 build=1
-while getopts "r:V:P:k:c:Bh" opt; do
+keep_dir=""
+verbose=()
+while getopts "r:V:P:k:c:BK:vh" opt; do
   case "$opt" in
     r) rounds=$OPTARG ;;
     V) vips=$OPTARG ;;
@@ -55,7 +60,9 @@ while getopts "r:V:P:k:c:Bh" opt; do
     k) changes=$OPTARG ;;
     c) conns=$OPTARG ;;
     B) build=0 ;;
-    *) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    K) keep_dir=$OPTARG ;;
+    v) verbose=(-verbose) ;;
+    *) sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 [ "$vips" -ge 2 ] && [ "$vips" -le 62500 ] || { echo "nft_daemon.sh: -V 2..62500" >&2; exit 2; }
@@ -89,11 +96,12 @@ namespaces=()
 declare -A pid=()
 results=$tmp/results
 
-waitpid() { # PID TENTHS: wait for PID to be gone
+waitpid() { # PID TENTHS: wait for PID to be gone (looks every 2 ms: the
+  # SIGTERM figure's resolution)
   local k
-  for ((k = 0; k < $2; k++)); do
+  for ((k = 0; k < $2 * 50; k++)); do
     kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.1
+    sleep 0.002
   done
   return 1
 }
@@ -118,6 +126,10 @@ cleanup() {
   for ((n = ${#namespaces[@]} - 1; n >= 0; n--)); do
     ip netns del "${namespaces[$n]}" 2>/dev/null
   done
+  if [ -n "$keep_dir" ]; then
+    mkdir -p "$keep_dir" && cp -a "$tmp"/. "$keep_dir"/ && rm -rf "$keep_dir/etcd"
+    echo "logs kept in $keep_dir" >&2
+  fi
   rm -rf "$tmp"
   exit "$rc"
 }
@@ -246,7 +258,7 @@ networkd_up() { # NODE DATAPLANE
     -net.interface=eth0 -net.address="10.88.0.1$i" \
     -lainlet.endpoint=127.0.0.1:9300 -godns.addr=127.0.0.1:9153 \
     -api.addr="$api" -lock.filename="$tmp/$n.lock" --dataplane="$2" \
-    --resolv-conf="$tmp/$n.resolv" --hosts-file="$tmp/$n.hosts" \
+    --resolv-conf="$tmp/$n.resolv" --hosts-file="$tmp/$n.hosts" "${verbose[@]}" \
     >>"$tmp/$n.networkd.log" 2>&1 &
   pid[$n.networkd]=$!
 }

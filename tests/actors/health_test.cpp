@@ -127,6 +127,24 @@ struct fixture {
     caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
                    std::string{"web"}, std::vector<uint16_t>{port}, subscriber);
   }
+
+  /// The hub's admin state (every tracker's with it).
+  std::string status() {
+    caf::scoped_actor self{sys};
+    std::string s;
+    self->request(hub, std::chrono::seconds(2), atom::status_v)
+      .receive([&](std::string& r) { s = r; }, [](caf::error&) {});
+    return s;
+  }
+
+  /// The probes shop.web's tracker has sent (-1: none in the state).
+  int probes_sent() {
+    std::smatch m;
+    auto s = status();
+    if (!std::regex_search(s, m, std::regex{"\"probes\":([0-9]+)"}))
+      return -1;
+    return std::stoi(m[1]);
+  }
 };
 
 } // namespace
@@ -321,13 +339,6 @@ TEST_CASE_METHOD(fixture,
             {"probe_failures", config::knob{"probe_failures", 7, ""}}}));
   subscribe(); // spawns the tracker of shop.web now
   REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
-  caf::scoped_actor self{sys};
-  auto status = [&] {
-    std::string s;
-    self->request(hub, std::chrono::seconds(2), atom::status_v)
-      .receive([&](std::string& r) { s = r; }, [](caf::error&) {});
-    return s;
-  };
   auto s = status();
   INFO(s);
   CHECK(s.find("\"interval_ms\":1700") != std::string::npos);
@@ -366,4 +377,46 @@ TEST_CASE_METHOD(fixture,
     REQUIRE(wait_until([&] { return next->last_is(true, "127.0.0.5"); }, 5s));
   }
   caf::anon_send_exit(current, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "subscribers of a proc whose ports are probed "
+                 "already start no probe round",
+                 "[health]") {
+  // A cold start with 2000 VIPs of one proc: each subscription used to
+  // start a round at once (and count every subscriber's ports again), so
+  // the last VIPs waited seconds for their proc's state.
+  container_server srv{"127.0.0.5", port};
+  lainlet.set_containers({web("127.0.0.5", port)});
+  caf::anon_send(hub, config::resolve_knobs(
+                        {{"probe_interval_ms",
+                          config::knob{"probe_interval_ms", 60000, ""}}}));
+  subscribe();
+  REQUIRE(wait_until([&] { return h->last_is(true, "127.0.0.5"); }, 5s));
+  std::vector<std::shared_ptr<heard>> sinks;
+  std::vector<caf::actor> subs;
+  for (int i = 0; i < 200; ++i) {
+    sinks.push_back(std::make_shared<heard>());
+    subs.push_back(sys.spawn(recorder, sinks.back()));
+    caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
+                   std::string{"web"}, std::vector<uint16_t>{port},
+                   subs.back());
+  }
+  for (auto& s : sinks)
+    REQUIRE(wait_until([&] { return s->last_is(true, "127.0.0.5"); }, 5s));
+  INFO(status());
+  // The first subscriber's round (and the container's); the interval is a
+  // minute, so no other round comes on its own.
+  auto before = probes_sent();
+  CHECK(before >= 1);
+  CHECK(before <= 3);
+  // A new port is probed at once.
+  auto port2 = free_port();
+  container_server other{"127.0.0.5", port2};
+  caf::anon_send(hub, atom::subscribe_v, std::string{"shop"},
+                 std::string{"web"}, std::vector<uint16_t>{port2},
+                 subs.front());
+  REQUIRE(wait_until([&] { return probes_sent() > before; }, 5s));
+  for (auto& s : subs)
+    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
 }
