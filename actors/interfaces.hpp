@@ -99,7 +99,9 @@ using link_worker_actor = caf::typed_actor<
   caf::reacts_to<atom::keepalive, int64_t>,
   // Removes the VIP-shaped addresses (/32, preferred lifetime 0, finite
   // valid lifetime) not in the list: leftovers of a previous run.
-  caf::replies_to<atom::prune, std::vector<std::string>>::with<bool>>;
+  caf::replies_to<atom::prune, std::vector<std::string>>::with<bool>,
+  // Applies the adds and removals asked so far (sent to itself).
+  caf::reacts_to<atom::tick>>;
 
 /// The DNAT rules of every VIP (detached). Requests that arrive together
 /// are applied as one iptables-restore batch.

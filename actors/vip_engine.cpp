@@ -2,6 +2,7 @@
 #include "actors/vip_engine.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include <caf/all.hpp>
@@ -200,31 +201,115 @@ spread_writer(spread_writer_actor::stateful_pointer<spread_writer_state> self,
   };
 }
 
-link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
-                                             link_config cfg) {
-  // The addresses this worker added (its own thread only).
-  auto added = std::make_shared<std::set<std::string>>();
+void link_worker_state::flush() {
+  flush_scheduled = false;
+  auto all = std::move(queued);
+  queued.clear();
+  for (size_t at = 0; at < all.size();) {
+    // One run: changes of the same kind (adds of the same lifetime).
+    size_t end = at + 1;
+    while (end < all.size() && all[end].add == all[at].add
+           && (!all[at].add || all[end].valid_s == all[at].valid_s))
+      ++end;
+    std::vector<std::string> ips;
+    for (size_t i = at; i < end; ++i)
+      ips.push_back(all[i].ip);
+    ++batches;
+    if (!cfg.addresses) {
+      for (size_t i = at; i < end; ++i)
+        all[i].rp.deliver(
+          caf::make_error(errc::link_failure, "netlink unavailable"));
+    } else if (all[at].add) {
+      auto failed = cfg.addresses->add_all(
+        cfg.interface, ips,
+        static_cast<uint32_t>(std::max<int64_t>(all[at].valid_s, 1)));
+      std::map<std::string, std::string> why;
+      for (auto& [ip, f] : failed)
+        why.emplace(ip, f.to_string());
+      for (size_t i = at; i < end; ++i) {
+        if (auto w = why.find(all[i].ip); w != why.end()) {
+          all[i].rp.deliver(caf::make_error(errc::link_failure, w->second));
+        } else {
+          added.insert(all[i].ip);
+          all[i].rp.deliver(true);
+        }
+      }
+    } else {
+      for (auto& ip : ips)
+        added.erase(ip);
+      auto done = cfg.addresses->remove_all(cfg.interface, ips);
+      for (size_t i = at; i < end; ++i) {
+        auto& r = done[i - at];
+        if (r)
+          all[i].rp.deliver(*r);
+        else
+          all[i].rp.deliver(
+            caf::make_error(errc::link_failure, r.error().to_string()));
+      }
+    }
+    at = end;
+  }
+}
+
+namespace {
+
+/// Sends the gratuitous ARP bursts on a thread of its own: thousands of
+/// VIPs taken at once (a cold start) announce each, and the addresses of
+/// the next ones must not wait behind those packets.
+arp_sender_actor::behavior_type arp_sender(arp_sender_actor::pointer,
+                                           link_config cfg) {
   return {
-    [cfg, added](atom::add, const std::string& ip,
-                 int64_t valid_s) -> caf::result<bool> {
-      if (!cfg.addresses)
-        return caf::make_error(errc::link_failure, "netlink unavailable");
-      auto r = cfg.addresses->add(
-        cfg.interface, ip,
-        static_cast<uint32_t>(std::max<int64_t>(valid_s, 1)));
+    [cfg](atom::announce, const std::string& ip,
+          int64_t count) -> caf::result<bool> {
+      auto r
+        = cfg.announcer->announce(cfg.interface, ip, static_cast<int>(count));
       if (!r)
         return caf::make_error(errc::link_failure, r.error().to_string());
-      added->insert(ip);
       return true;
     },
-    [cfg, added](atom::keepalive, int64_t valid_s) {
-      if (!cfg.addresses || added->empty())
+  };
+}
+
+} // namespace
+
+link_worker_actor::behavior_type
+link_worker(link_worker_actor::stateful_pointer<link_worker_state> self,
+            link_config cfg) {
+  self->state.cfg = std::move(cfg);
+  if (self->state.cfg.announcer)
+    self->state.arp
+      = self->spawn<caf::detached + caf::linked>(arp_sender, self->state.cfg);
+  // Adds and removals wait for the tick queued behind the requests already
+  // in the mailbox, so that those asked together share system calls. Every
+  // other request applies the waiting ones first: effects stay in the order
+  // they were asked.
+  auto ask = [self](bool add, const std::string& ip, int64_t valid_s) {
+    auto& st = self->state;
+    st.queued.push_back(
+      {add, ip, valid_s, self->make_response_promise<bool>()});
+    if (!st.flush_scheduled) {
+      st.flush_scheduled = true;
+      self->send(self, atom::tick_v);
+    }
+    return st.queued.back().rp;
+  };
+  return {
+    [ask](atom::add, const std::string& ip, int64_t valid_s)
+      -> caf::result<bool> { return ask(true, ip, valid_s); },
+    [ask](atom::erase, const std::string& ip) -> caf::result<bool> {
+      return ask(false, ip, 0);
+    },
+    [self](atom::tick) { self->state.flush(); },
+    [self](atom::keepalive, int64_t valid_s) {
+      auto& st = self->state;
+      st.flush();
+      if (!st.cfg.addresses || st.added.empty())
         return;
       // Only addresses still on the interface are extended: one the kernel
       // expired (a frozen node) or someone removed must never come back
       // from here, since adding an IPv4 address creates it when absent. Its
       // holder decides whether it returns.
-      auto now = cfg.addresses->list(cfg.interface);
+      auto now = st.cfg.addresses->list(st.cfg.interface);
       if (!now) {
         NWD_LOG_WARN("vip-engine", "lifetimes not extended: {}",
                      now.error().to_string());
@@ -234,43 +319,34 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
       for (auto& a : *now)
         if (a.prefix == 32)
           present.insert(a.address);
-      for (auto i = added->begin(); i != added->end();)
+      for (auto i = st.added.begin(); i != st.added.end();)
         if (present.count(*i) == 0)
-          i = added->erase(i);
+          i = st.added.erase(i);
         else
           ++i;
       // All in one batch: a few system calls for every held VIP.
-      std::vector<std::string> ips(added->begin(), added->end());
-      for (auto& [ip, why] : cfg.addresses->add_all(
-             cfg.interface, ips,
+      std::vector<std::string> ips(st.added.begin(), st.added.end());
+      for (auto& [ip, why] : st.cfg.addresses->add_all(
+             st.cfg.interface, ips,
              static_cast<uint32_t>(std::max<int64_t>(valid_s, 1))))
         NWD_LOG_WARN("vip-engine", "lifetime of {} not extended: {}", ip,
                      why.to_string());
     },
-    [cfg, added](atom::erase, const std::string& ip) -> caf::result<bool> {
-      if (!cfg.addresses)
-        return caf::make_error(errc::link_failure, "netlink unavailable");
-      added->erase(ip);
-      auto r = cfg.addresses->remove(cfg.interface, ip);
-      if (!r)
-        return caf::make_error(errc::link_failure, r.error().to_string());
-      return *r;
-    },
-    [cfg](atom::announce, const std::string& ip,
-          int64_t count) -> caf::result<bool> {
-      if (!cfg.announcer)
+    [self](atom::announce, const std::string& ip,
+           int64_t count) -> caf::result<bool> {
+      auto& st = self->state;
+      st.flush(); // the address first
+      if (!st.arp)
         return false;
-      auto r
-        = cfg.announcer->announce(cfg.interface, ip, static_cast<int>(count));
-      if (!r)
-        return caf::make_error(errc::link_failure, r.error().to_string());
-      return true;
+      return self->delegate(st.arp, atom::announce_v, ip, count);
     },
-    [cfg](atom::prune,
-          const std::vector<std::string>& keep) -> caf::result<bool> {
-      if (!cfg.addresses)
+    [self](atom::prune,
+           const std::vector<std::string>& keep) -> caf::result<bool> {
+      auto& st = self->state;
+      st.flush();
+      if (!st.cfg.addresses)
         return caf::make_error(errc::link_failure, "netlink unavailable");
-      auto list = cfg.addresses->list(cfg.interface);
+      auto list = st.cfg.addresses->list(st.cfg.interface);
       if (!list)
         return caf::make_error(errc::link_failure, list.error().to_string());
       for (auto& a : *list) {
@@ -278,8 +354,8 @@ link_worker_actor::behavior_type link_worker(link_worker_actor::pointer,
             || std::find(keep.begin(), keep.end(), a.address) != keep.end())
           continue;
         NWD_LOG_INFO("vip-engine", "removing leftover address {}/32 from {}",
-                     a.address, cfg.interface);
-        if (auto r = cfg.addresses->remove(cfg.interface, a.address); !r)
+                     a.address, st.cfg.interface);
+        if (auto r = st.cfg.addresses->remove(st.cfg.interface, a.address); !r)
           return caf::make_error(errc::link_failure, r.error().to_string());
       }
       return true;

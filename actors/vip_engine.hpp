@@ -51,8 +51,36 @@ struct link_config {
   std::shared_ptr<arp::announcer> announcer;
 };
 
-link_worker_actor::behavior_type link_worker(link_worker_actor::pointer self,
-                                             link_config cfg);
+/// Gratuitous ARP bursts (a link worker's helper, detached).
+using arp_sender_actor = caf::typed_actor<
+  caf::replies_to<atom::announce, std::string, int64_t>::with<bool>>;
+
+struct link_worker_state {
+  static inline const char* name = "link-worker";
+  link_config cfg;
+  arp_sender_actor arp; ///< none without an announcer
+  /// The addresses this worker added and did not remove since.
+  std::set<std::string> added;
+  /// An add (with its valid lifetime) or a removal waiting for the tick.
+  struct change {
+    bool add;
+    std::string ip;
+    int64_t valid_s;
+    caf::typed_response_promise<bool> rp;
+  };
+  /// Changes asked together, in their order: the holders of a cold start
+  /// or a SIGTERM ask for thousands at once.
+  std::vector<change> queued;
+  bool flush_scheduled = false;
+  uint64_t batches = 0;
+  /// Applies the queued changes, each run of adds (of one lifetime) or of
+  /// removals as one batch of requests, and answers each.
+  void flush();
+};
+
+link_worker_actor::behavior_type
+link_worker(link_worker_actor::stateful_pointer<link_worker_state> self,
+            link_config cfg);
 
 struct nat_manager_state {
   static inline const char* name = "nat-manager";

@@ -297,32 +297,24 @@ result<unit> rtnl_address_manager::add(const std::string& ifname,
   return unit{};
 }
 
-std::vector<std::pair<std::string, failure>>
-rtnl_address_manager::add_all(const std::string& ifname,
-                              const std::vector<std::string>& ips,
-                              uint32_t valid_lft) {
-  std::vector<std::pair<std::string, failure>> failed;
-  if (ips.empty())
-    return failed;
-  if (valid_lft == 0) {
-    for (auto& ip : ips)
-      failed.emplace_back(ip, make_failure("invalid", "valid lifetime of " + ip
-                                                        + " must be > 0"));
-    return failed;
-  }
+std::vector<result<bool>>
+rtnl_address_manager::each(const std::string& ifname,
+                           const std::vector<std::string>& ips, bool add,
+                           uint32_t valid_lft) {
+  std::vector<result<bool>> out;
+  out.reserve(ips.size());
   std::lock_guard<std::mutex> guard{mtx_};
   auto index = index_locked(ifname);
   if (!index) {
-    for (auto& ip : ips)
-      failed.emplace_back(ip, index.error());
-    return failed;
+    out.assign(ips.size(), index.error());
+    return out;
   }
   // 64 requests of ~60 bytes to a datagram; their ACKs fit the receive
   // buffer many times over.
   constexpr size_t per_send = 64;
   constexpr size_t room = 128; // one request, aligned, with room to spare
-  std::vector<char> out(per_send * room);
-  std::vector<const std::string*> sent;
+  std::vector<char> buf(per_send * room);
+  std::vector<size_t> sent; // positions in ips
   std::vector<int> errs;
   for (size_t at = 0; at < ips.size();) {
     size_t len = 0;
@@ -330,30 +322,63 @@ rtnl_address_manager::add_all(const std::string& ifname,
     uint32_t first = sock_->seq + 1;
     for (; at < ips.size() && sent.size() < per_send; ++at) {
       auto addr = parse_ipv4(ips[at]);
+      out.emplace_back(true);
       if (!addr) {
-        failed.emplace_back(ips[at], addr.error());
+        out.back() = addr.error();
         continue;
       }
-      auto* nlh
-        = put_address_request(out.data() + len, RTM_NEWADDR,
-                              NLM_F_CREATE | NLM_F_REPLACE, *index, *addr);
-      ifa_cacheinfo ci{};
-      ci.ifa_valid = valid_lft;
-      mnl_attr_put(nlh, IFA_CACHEINFO, sizeof(ci), &ci);
+      // CREATE|REPLACE: adding a /32 that is there replaces its lifetimes.
+      auto* nlh = put_address_request(
+        buf.data() + len, add ? RTM_NEWADDR : RTM_DELADDR,
+        add ? NLM_F_CREATE | NLM_F_REPLACE : 0, *index, *addr);
+      if (add) {
+        ifa_cacheinfo ci{};
+        ci.ifa_valid = valid_lft;
+        mnl_attr_put(nlh, IFA_CACHEINFO, sizeof(ci), &ci);
+      }
       nlh->nlmsg_seq = ++sock_->seq;
       len += NLMSG_ALIGN(nlh->nlmsg_len);
-      sent.push_back(&ips[at]);
+      sent.push_back(at);
     }
     if (sent.empty())
       continue;
-    sock_->exchange_all(out.data(), len, first, sent.size(), errs);
-    for (size_t i = 0; i < sent.size(); ++i)
-      if (errs[i] != 0)
-        failed.emplace_back(
-          *sent[i],
-          errno_failure(errs[i], "add " + *sent[i] + "/32 on " + ifname));
+    sock_->exchange_all(buf.data(), len, first, sent.size(), errs);
+    for (size_t i = 0; i < sent.size(); ++i) {
+      auto& ip = ips[sent[i]];
+      int err = errs[i];
+      if (!add && (err == EADDRNOTAVAIL || err == ENOENT))
+        out[sent[i]] = false;
+      else if (err != 0)
+        out[sent[i]]
+          = errno_failure(err, add ? "add " + ip + "/32 on " + ifname
+                                   : "remove " + ip + "/32 from " + ifname);
+    }
   }
+  return out;
+}
+
+std::vector<std::pair<std::string, failure>>
+rtnl_address_manager::add_all(const std::string& ifname,
+                              const std::vector<std::string>& ips,
+                              uint32_t valid_lft) {
+  std::vector<std::pair<std::string, failure>> failed;
+  if (valid_lft == 0) {
+    for (auto& ip : ips)
+      failed.emplace_back(ip, make_failure("invalid", "valid lifetime of " + ip
+                                                        + " must be > 0"));
+    return failed;
+  }
+  auto done = each(ifname, ips, true, valid_lft);
+  for (size_t i = 0; i < ips.size(); ++i)
+    if (!done[i])
+      failed.emplace_back(ips[i], done[i].error());
   return failed;
+}
+
+std::vector<result<bool>>
+rtnl_address_manager::remove_all(const std::string& ifname,
+                                 const std::vector<std::string>& ips) {
+  return each(ifname, ips, false, 0);
 }
 
 result<bool> rtnl_address_manager::remove(const std::string& ifname,

@@ -65,6 +65,18 @@ public:
   virtual result<bool> remove(const std::string& ifname, const std::string& ip)
     = 0;
 
+  /// remove() for each of `ips`, the results in their order; batched like
+  /// add_all (a SIGTERM with thousands of VIPs, or as many released at
+  /// once, costs a few system calls).
+  virtual std::vector<result<bool>>
+  remove_all(const std::string& ifname, const std::vector<std::string>& ips) {
+    std::vector<result<bool>> out;
+    out.reserve(ips.size());
+    for (auto& ip : ips)
+      out.push_back(remove(ifname, ip));
+    return out;
+  }
+
   /// Every IPv4 address of `ifname`.
   virtual result<std::vector<address_info>> list(const std::string& ifname) = 0;
 };
@@ -84,6 +96,9 @@ public:
           uint32_t valid_lft) override;
   result<bool> remove(const std::string& ifname,
                       const std::string& ip) override;
+  std::vector<result<bool>>
+  remove_all(const std::string& ifname,
+             const std::vector<std::string>& ips) override;
   result<std::vector<address_info>> list(const std::string& ifname) override;
 
   /// The index of `ifname` (failure "no_device" when there is none).
@@ -92,6 +107,11 @@ public:
 private:
   explicit rtnl_address_manager(std::unique_ptr<detail::rtnl_socket> sock);
   result<int> index_locked(const std::string& ifname);
+  /// add_all (`add`, with `valid_lft`) or remove_all: one request per
+  /// address, 64 to a datagram; each address's outcome in its place.
+  std::vector<result<bool>> each(const std::string& ifname,
+                                 const std::vector<std::string>& ips, bool add,
+                                 uint32_t valid_lft);
   std::mutex mtx_;
   std::unique_ptr<detail::rtnl_socket> sock_;
 };

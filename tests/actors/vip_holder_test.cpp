@@ -80,6 +80,7 @@ link_worker_actor::behavior_type fake_link(journal log) {
     },
     [](atom::keepalive, int64_t) {},
     [](atom::prune, std::vector<std::string>&) { return true; },
+    [](atom::tick) {},
   };
 }
 

@@ -143,6 +143,40 @@ TEST_CASE("add_all renews many lifetimes in batches and fails the bad ones "
   CHECK(mgr->add_all("va", {}, 10).empty());
 }
 
+TEST_CASE("remove_all removes many in batches and tells each outcome",
+          "[netlink]") {
+  lab l;
+  auto mgr = l.manager();
+  std::vector<std::string> ips;
+  for (int i = 0; i < 150; ++i)
+    ips.push_back("10.79." + std::to_string(i / 100) + "."
+                  + std::to_string(i % 100 + 1));
+  REQUIRE(mgr->add_all("va", ips, 100).empty());
+  auto asked = ips;
+  asked.insert(asked.begin() + 70, "10.79.0.300"); // not an address
+  asked.push_back("10.79.9.9");                    // not there
+  auto done = mgr->remove_all("va", asked);
+  REQUIRE(done.size() == asked.size());
+  CHECK(done[70].error().code == "invalid");
+  REQUIRE(done.back().ok());
+  CHECK_FALSE(*done.back());
+  size_t removed = 0;
+  for (size_t i = 0; i + 1 < done.size(); ++i)
+    if (i != 70 && done[i].ok() && *done[i])
+      ++removed;
+  CHECK(removed == ips.size());
+  auto all = mgr->list("va");
+  REQUIRE(all.ok());
+  CHECK(std::none_of(all->begin(), all->end(), [](auto& a) {
+    return a.address.rfind("10.79.", 0) == 0;
+  }));
+  // A missing interface fails every address with its reason.
+  auto none = mgr->remove_all("nope0", ips);
+  REQUIRE(none.size() == ips.size());
+  CHECK(none.front().error().code == "no_device");
+  CHECK(mgr->remove_all("va", {}).empty());
+}
+
 TEST_CASE("bad interfaces and addresses are clear failures", "[netlink]") {
   lab l;
   auto mgr = l.manager();
