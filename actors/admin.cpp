@@ -279,7 +279,9 @@ private:
       ids.clear();
       fds.push_back({listen_fd_, POLLIN, 0});
       fds.push_back({wake_fd_, POLLIN, 0});
-      auto next = now + std::chrono::seconds(1);
+      // Asleep until a connection's deadline, a socket or the wake fd
+      // (replies, stop): without connections, until something happens.
+      auto next = clock_type::time_point::max();
       for (auto& [id, c] : conns_) {
         short events = 0;
         if (c.at == phase::reading || c.at == phase::draining)
@@ -292,9 +294,12 @@ private:
         ids.push_back(id);
         next = std::min(next, c.deadline);
       }
-      auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - now);
-      ::poll(fds.data(), fds.size(),
-             static_cast<int>(std::max<int64_t>(wait.count(), 0)));
+      int wait_ms = -1;
+      if (next != clock_type::time_point::max())
+        wait_ms = static_cast<int>(std::clamp<int64_t>(
+          std::chrono::ceil<std::chrono::milliseconds>(next - now).count(), 0,
+          60'000));
+      ::poll(fds.data(), fds.size(), wait_ms);
       now = clock_type::now();
       if (fds[1].revents != 0) {
         uint64_t n = 0;

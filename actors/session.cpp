@@ -117,8 +117,10 @@ void broadcast(session_pointer self) {
   }
   if (st.cfg.registry)
     self->send(st.cfg.registry, k);
-  if (st.cfg.leader)
+  if (st.cfg.leader && k.id != st.leader_heard) {
+    st.leader_heard = k.id;
     self->send(st.cfg.leader, k);
+  }
 }
 
 void grant_lease(session_pointer self);
@@ -221,8 +223,10 @@ void keepalive(session_pointer self) {
     return;
   }
   st.keepalive_in_flight = true;
-  auto ttl = std::chrono::seconds(std::max<int64_t>(st.lease.ttl(), 1));
-  self->request(st.cfg.worker, ttl, atom::keepalive_v, st.lease.id())
+  // No timeout of our own: the worker's keep-alive ends by the etcd
+  // client's call deadline (2 s), and a timer here would wake the clock
+  // twice per renewal for nothing (bench/idle.sh).
+  self->request(st.cfg.worker, caf::infinite, atom::keepalive_v, st.lease.id())
     .then([self](keepalive_info& k) { on_keepalive(self, k); },
           [self](caf::error& err) {
             auto& st = self->state;

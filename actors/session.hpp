@@ -42,6 +42,8 @@ struct session_state {
   std::string lease_error;
   uint64_t keepalive_failures = 0;
   bool keepalive_in_flight = false;
+  /// The lease id the leader heard last (it needs only a new one).
+  int64_t leader_heard = -1;
   bool shutting_down = false;
 
   /// Why the lease does not let this node be counted on, or "". Pure in

@@ -648,6 +648,11 @@ client::impl::impl(client_config config) : cfg(std::move(config)) {
   // than every 5 s.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  // No bandwidth-delay probes: they ping after received data to size the
+  // flow-control window, which a connection carrying a keep-alive a second
+  // and watch events never needs, and each ping and its answer re-arm
+  // gRPC's timers (bench/idle.sh: wake-ups of an idle node).
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetMaxReceiveMessageSize(-1);
   for (auto& p : parts) {
     member m;
