@@ -35,12 +35,17 @@ TEST_CASE("keep-alives go well inside the TTL, sooner after a failure",
           "[lease]") {
   lease_tracker t{1s};
   t.renewed(1, 30, lease_tracker::time_point{});
-  CHECK(t.next_keepalive(false) == 7250ms); // (30 s - 1 s) / 4
+  CHECK(t.next_keepalive(false) == 10s); // TTL / 3
   t.renewed(1, 6, lease_tracker::time_point{});
-  CHECK(t.next_keepalive(false) == 1250ms);
+  // The address lives >= 6 - 1 - 1 = 4 s: renewed while half is left.
+  CHECK(t.next_keepalive(false) == 2s);
+  t.set_margin(2s);
+  t.renewed(1, 6, lease_tracker::time_point{});
+  CHECK(t.next_keepalive(false) == 1500ms); // (6 - 2 - 1 s) / 2
   CHECK(t.next_keepalive(true) == 600ms);
+  t.set_margin(1s);
   t.renewed(1, 3, lease_tracker::time_point{});
-  CHECK(t.next_keepalive(false) == 500ms);
+  CHECK(t.next_keepalive(false) == 500ms); // (3 - 1 - 1 s) / 2
   t.renewed(1, 2, lease_tracker::time_point{});
   CHECK(t.next_keepalive(false) == 250ms);
   t.renewed(1, 1, lease_tracker::time_point{});
